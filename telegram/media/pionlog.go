@@ -1,0 +1,51 @@
+package media
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	"github.com/pion/logging"
+)
+
+// pionLoggerFactory routes pion's leveled logs into slog. pion's Info level is
+// chatty about per-pair send failures that are normal during ICE checks, so it
+// is logged at Debug; Trace is dropped.
+type pionLoggerFactory struct{ log *slog.Logger }
+
+func (f pionLoggerFactory) NewLogger(scope string) logging.LeveledLogger {
+	return pionLogger{log: f.log.With("pion", scope)}
+}
+
+type pionLogger struct{ log *slog.Logger }
+
+func (l pionLogger) emit(level slog.Level, msg string) {
+	l.log.Log(context.Background(), level, msg)
+}
+
+func (l pionLogger) emitf(level slog.Level, format string, args ...any) {
+	// Format only when the level is on: pion logs inside hot loops.
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, args...))
+}
+
+func (pionLogger) Trace(string)          {}
+func (pionLogger) Tracef(string, ...any) {}
+func (l pionLogger) Debug(msg string)    { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Debugf(format string, args ...any) {
+	l.emitf(slog.LevelDebug, format, args...)
+}
+func (l pionLogger) Info(msg string) { l.emit(slog.LevelDebug, msg) }
+func (l pionLogger) Infof(format string, args ...any) {
+	l.emitf(slog.LevelDebug, format, args...)
+}
+func (l pionLogger) Warn(msg string) { l.emit(slog.LevelWarn, msg) }
+func (l pionLogger) Warnf(format string, args ...any) {
+	l.emitf(slog.LevelWarn, format, args...)
+}
+func (l pionLogger) Error(msg string) { l.emit(slog.LevelError, msg) }
+func (l pionLogger) Errorf(format string, args ...any) {
+	l.emitf(slog.LevelError, format, args...)
+}

@@ -1,0 +1,303 @@
+package media
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/ice/v4"
+)
+
+// Reflector is one Telegram reflector of the call, from the phoneConnection
+// list. ServerID is computed by the engine (index of the connection id in the
+// sorted id list, plus one; tgcalls.md §5.1); PeerTag is the connection's
+// 16-byte peer_tag.
+type Reflector struct {
+	ServerID uint8
+	Addr     netip.AddrPort
+	PeerTag  [16]byte
+	// TCP reflectors are not supported yet and are skipped (tgcalls@dev
+	// NativeNetworkingImpl skips them too).
+	TCP bool
+}
+
+// Reflector datagram layout (tgcalls v2/ReflectorPort.cpp, tgcalls.md §5.2).
+//
+// TODO(wire): move the codec to telegram/wire (AppendHello,
+// AppendReflectorData, ParseFromReflector) once it lands; this private copy
+// exists so the transport does not wait for it.
+const (
+	reflectorTagLen    = 16
+	reflectorHeaderLen = reflectorTagLen + 4 + 4 // tag, sender tag, length
+	reflectorHelloLen  = reflectorTagLen + 12 + 4 + 8
+
+	helloIntervalConnecting = 500 * time.Millisecond
+	helloIntervalReady      = 10 * time.Second
+)
+
+// appendReflectorHello appends the hello/ping datagram:
+// ownTag(16) || 0xFF×12 || FE FF FF FF || uint64 BE 123 (40 bytes, already
+// 4-aligned).
+func appendReflectorHello(dst []byte, peerTag [16]byte, ownTag uint32) []byte {
+	dst = append(dst, peerTag[:12]...)
+	dst = binary.LittleEndian.AppendUint32(dst, ownTag)
+	for range 12 {
+		dst = append(dst, 0xff)
+	}
+	dst = append(dst, 0xfe, 0xff, 0xff, 0xff)
+	return binary.BigEndian.AppendUint64(dst, 123)
+}
+
+// appendReflectorData appends a data datagram to remoteTag:
+// peer_tag[0:12] || remoteTag (LE) || ownTag (LE) || len (BE) || data || pad4.
+func appendReflectorData(dst []byte, peerTag [16]byte, remoteTag, ownTag uint32, data []byte) []byte {
+	dst = append(dst, peerTag[:12]...)
+	dst = binary.LittleEndian.AppendUint32(dst, remoteTag)
+	dst = binary.LittleEndian.AppendUint32(dst, ownTag)
+	dst = binary.BigEndian.AppendUint32(dst, uint32(len(data)))
+	dst = append(dst, data...)
+	for len(dst)%4 != 0 {
+		dst = append(dst, 0)
+	}
+	return dst
+}
+
+// reflectorPacket classifies a datagram received from a reflector.
+type reflectorPacket int
+
+const (
+	reflectorInvalid reflectorPacket = iota // wrong tag or too short: ignore
+	reflectorService                        // hello reply / ping: proves the reflector answers
+	reflectorData                           // data from a peer
+)
+
+// parseFromReflector checks b against our peer tag and, for data packets,
+// returns the sender's random tag and the payload bounds in b. A packet with
+// the right tag prefix is valid even when it carries nothing
+// (ReflectorPort::HandleIncomingPacket marks the port ready on it).
+func parseFromReflector(b []byte, peerTag [16]byte) (kind reflectorPacket, sender uint32, off, n int) {
+	if len(b) < reflectorTagLen || [12]byte(b[:12]) != [12]byte(peerTag[:12]) {
+		return reflectorInvalid, 0, 0, 0
+	}
+	if len(b) <= reflectorHeaderLen {
+		return reflectorService, 0, 0, 0
+	}
+	if len(b) >= reflectorTagLen+12 {
+		special := true
+		for _, x := range b[reflectorTagLen : reflectorTagLen+12] {
+			if x != 0xff {
+				special = false
+				break
+			}
+		}
+		if special {
+			return reflectorService, 0, 0, 0
+		}
+	}
+	sender = binary.LittleEndian.Uint32(b[16:20])
+	size := binary.BigEndian.Uint32(b[20:24])
+	if uint64(size) > uint64(len(b)-reflectorHeaderLen) {
+		return reflectorInvalid, 0, 0, 0
+	}
+	return reflectorData, sender, reflectorHeaderLen, int(size)
+}
+
+var (
+	errNotReflector   = errors.New("media: destination is not this reflector")
+	errNoRemoteTag    = errors.New("media: no remote reflector tag known yet")
+	errReflectorTrunc = errors.New("media: datagram too large for reflector")
+)
+
+// reflectorPort is the socket of one reflector. Until the reflector answers
+// a hello it is read by its hello loop; afterwards it is a virtual relay
+// candidate of the ICE agent, which reads it through ReadFromAddrPort.
+//
+// It implements net.PacketConn and pion's AddrPortReaderWriter; the only
+// address it can reach is the reflector's, which stands for the one remote
+// peer tag learnt from signaling.
+type reflectorPort struct {
+	Reflector
+	addr    netip.AddrPort // reflector address, unmapped
+	udpAddr *net.UDPAddr
+	ownTag  uint32
+	conn    *net.UDPConn
+
+	remoteTag atomic.Uint32
+	cand      atomic.Pointer[ice.CandidateRelay] // set before the candidate reaches the agent
+
+	wmu  sync.Mutex
+	wbuf []byte
+
+	closeOnce sync.Once
+	closeErr  error
+
+	helloSent, packetsIn, packetsOut, dropped atomic.Uint64
+}
+
+func newReflectorPort(r Reflector, conn *net.UDPConn) *reflectorPort {
+	p := &reflectorPort{
+		Reflector: r,
+		addr:      netip.AddrPortFrom(r.Addr.Addr().Unmap(), r.Addr.Port()),
+		conn:      conn,
+		ownTag:    randomNonZero32(),
+		wbuf:      make([]byte, 0, receiveMTU+reflectorHeaderLen+4),
+	}
+	p.udpAddr = net.UDPAddrFromAddrPort(p.addr)
+	return p
+}
+
+// randomNonZero32 returns a random non-zero uint32 (tgcalls picks the own
+// random tag the same way).
+func randomNonZero32() uint32 {
+	var b [4]byte
+	for {
+		_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+		if v := binary.LittleEndian.Uint32(b[:]); v != 0 {
+			return v
+		}
+	}
+}
+
+// hostname is our relay candidate's announced address.
+func (p *reflectorPort) hostname() string { return reflectorHost(p.ServerID, p.ownTag) }
+
+func (p *reflectorPort) sendHello() error {
+	var buf [reflectorHelloLen]byte
+	_, err := p.conn.WriteToUDPAddrPort(appendReflectorHello(buf[:0], p.PeerTag, p.ownTag), p.addr)
+	if err == nil {
+		p.helloSent.Add(1)
+	}
+	return err
+}
+
+// awaitReady sends hellos every 500 ms and reads until the reflector answers
+// with our tag (tgcalls SendReflectorHello / HandleIncomingPacket). It
+// returns false when the socket was closed first.
+func (p *reflectorPort) awaitReady(buf []byte) bool {
+	for {
+		if err := p.sendHello(); err != nil && isClosed(err) {
+			return false
+		}
+		deadline := time.Now().Add(helloIntervalConnecting)
+		if err := p.conn.SetReadDeadline(deadline); err != nil {
+			return false
+		}
+		for {
+			n, from, err := p.conn.ReadFromUDPAddrPort(buf)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() {
+					break
+				}
+				return false
+			}
+			if unmapAP(from) != p.addr {
+				continue
+			}
+			if kind, _, _, _ := parseFromReflector(buf[:n], p.PeerTag); kind != reflectorInvalid {
+				_ = p.conn.SetReadDeadline(time.Time{}) // a failure here surfaces on the next read
+				return true
+			}
+		}
+	}
+}
+
+func unmapAP(a netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
+func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
+
+// ReadFromAddrPort returns the next data packet relayed from the peer,
+// unwrapped in place. Service packets (hello replies) are consumed here.
+func (p *reflectorPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	for {
+		n, from, err := p.conn.ReadFromUDPAddrPort(b)
+		if err != nil {
+			return 0, netip.AddrPort{}, err
+		}
+		if unmapAP(from) != p.addr {
+			p.dropped.Add(1)
+			continue
+		}
+		kind, sender, off, size := parseFromReflector(b[:n], p.PeerTag)
+		if kind != reflectorData {
+			if kind == reflectorInvalid {
+				p.dropped.Add(1)
+			}
+			continue
+		}
+		// A peer that reaches us before its candidate arrived is learnt, so
+		// that ICE can answer its checks (the peer-reflexive case).
+		p.remoteTag.CompareAndSwap(0, sender)
+		p.packetsIn.Add(1)
+		copy(b, b[off:off+size])
+		return size, p.addr, nil
+	}
+}
+
+// WriteToAddrPort wraps b for the remote peer tag. Only the reflector's own
+// address is reachable: anything else fails, so no UDP is ever sent to a
+// synthetic address.
+func (p *reflectorPort) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
+	if unmapAP(addr) != p.addr {
+		return 0, errNotReflector
+	}
+	remote := p.remoteTag.Load()
+	if remote == 0 {
+		return 0, errNoRemoteTag
+	}
+	if len(b) > receiveMTU {
+		return 0, errReflectorTrunc
+	}
+	p.wmu.Lock()
+	p.wbuf = appendReflectorData(p.wbuf[:0], p.PeerTag, remote, p.ownTag, b)
+	_, err := p.conn.WriteToUDPAddrPort(p.wbuf, p.addr)
+	p.wmu.Unlock()
+	if err != nil {
+		return 0, err
+	}
+	p.packetsOut.Add(1)
+	return len(b), nil
+}
+
+// ReadFrom implements net.PacketConn.
+func (p *reflectorPort) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, _, err := p.ReadFromAddrPort(b)
+	if err != nil {
+		return 0, nil, err
+	}
+	return n, p.udpAddr, nil
+}
+
+// WriteTo implements net.PacketConn.
+func (p *reflectorPort) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, errNotReflector
+	}
+	return p.WriteToAddrPort(b, ua.AddrPort())
+}
+
+// Close closes the socket; safe to call more than once (the agent and the
+// session both do).
+func (p *reflectorPort) Close() error {
+	p.closeOnce.Do(func() { p.closeErr = p.conn.Close() })
+	return p.closeErr
+}
+
+// LocalAddr implements net.PacketConn.
+func (p *reflectorPort) LocalAddr() net.Addr { return p.conn.LocalAddr() }
+
+// SetDeadline implements net.PacketConn.
+func (p *reflectorPort) SetDeadline(t time.Time) error { return p.conn.SetDeadline(t) }
+
+// SetReadDeadline implements net.PacketConn.
+func (p *reflectorPort) SetReadDeadline(t time.Time) error { return p.conn.SetReadDeadline(t) }
+
+// SetWriteDeadline implements net.PacketConn.
+func (p *reflectorPort) SetWriteDeadline(t time.Time) error { return p.conn.SetWriteDeadline(t) }

@@ -1,0 +1,543 @@
+package media
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/dtls/v3"
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+	"github.com/pion/srtp/v3"
+	"github.com/pion/transport/v5/packetio"
+)
+
+const (
+	defaultConnectTimeout      = 20 * time.Second // tgcalls NativeNetworkingImpl maxTimeout
+	defaultDisconnectedTimeout = 5 * time.Second
+	defaultRTCPInterval        = time.Second
+	twccInterval               = 100 * time.Millisecond
+	receiveMTU                 = 8192 // pion/ice's receive buffer
+	dtlsQueueBytes             = 256 << 10
+)
+
+// Errors a Session ends with (Err). The engine maps them to a discard reason
+// and SIP status in one place.
+var (
+	ErrClosed         = errors.New("media: session closed")
+	ErrConnectTimeout = errors.New("media: not connected within the connect timeout")
+	ErrDTLS           = errors.New("media: DTLS handshake failed")
+	ErrICEFailed      = errors.New("media: ICE connection failed")
+	ErrNotConnected   = errors.New("media: not connected yet")
+)
+
+// Config is the per-call part of the media transport.
+type Config struct {
+	// Transport is the process-wide network policy; required.
+	Transport *Transport
+	// Outgoing is true for the caller: ICE controlling, DTLS client unless
+	// the remote setup attribute says otherwise.
+	Outgoing bool
+	// P2PAllowed false gathers and announces only relay candidates
+	// (reflectors, TURN), as tgcalls does for p2p_allowed=false.
+	P2PAllowed bool
+	// Reflectors are the call's Telegram reflectors (phoneConnection).
+	Reflectors []Reflector
+	// ICEServers are STUN/TURN servers of the call (phoneConnectionWebrtc).
+	ICEServers []ICEServer
+	// ConnectTimeout bounds the time from Start to Connected, and how long
+	// the connection may stay broken afterwards. Default 20 s.
+	ConnectTimeout time.Duration
+	// RTCPInterval is the receiver/sender report interval. Default 1 s.
+	RTCPInterval time.Duration
+	// Logger is the per-call logger; nil uses Transport.Logger.
+	Logger *slog.Logger
+}
+
+// srtpKeys are the SRTP contexts of a connected session; in is used only by
+// the reader, out only under txMu.
+type srtpKeys struct {
+	in, out *srtp.Context
+	profile dtls.SRTPProtectionProfile
+}
+
+// Session is the media transport of one call. Its methods are safe for
+// concurrent use; ReadRTP and WriteRTP are meant for one reader and one
+// writer goroutine.
+type Session struct {
+	cfg   Config
+	t     *Transport
+	log   *slog.Logger
+	agent *ice.Agent
+	ports []*reflectorPort
+
+	cert        tls.Certificate
+	fingerprint string
+	ufrag, pwd  string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	onCand    func(string)
+	started   bool
+	remoteSet bool
+	isClient  bool
+	remote    RemoteParameters
+	err       error
+	dtlsConn  *dtls.Conn
+	conn      *ice.Conn
+
+	startCh      chan struct{}
+	iceConnected chan struct{}
+	iceOnce      sync.Once
+	connected    chan struct{}
+	handoff      chan struct{}
+	done         chan struct{}
+	closeOnce    sync.Once
+	wg           sync.WaitGroup // every goroutine but the supervisor
+
+	dtlsEP *dtlsEndpoint
+	keys   atomic.Pointer[srtpKeys]
+
+	extAbsSendTime, extTransportCC atomic.Uint32
+
+	// Receive path, owned by the bootstrap reader until handoff, then by
+	// ReadRTP under rxMu.
+	rxMu     sync.Mutex
+	rxBuf    []byte
+	pendingN int
+	rxHdr    rtp.Header
+	rtcpIn   []byte
+
+	// Send path.
+	txMu    sync.Mutex
+	txHdr   rtp.Header
+	txPlain []byte
+	txOut   []byte
+	rtcpOut []byte
+	twccSeq uint16
+
+	st rtcpState
+}
+
+// New prepares the transport of one call: ICE agent, certificate and the
+// reflector sockets. Nothing is sent before Start.
+func New(cfg Config) (*Session, error) {
+	if cfg.Transport == nil {
+		return nil, errors.New("media: Config.Transport is required")
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = defaultConnectTimeout
+	}
+	if cfg.RTCPInterval <= 0 {
+		cfg.RTCPInterval = defaultRTCPInterval
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = cfg.Transport.Logger
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Session{
+		cfg:          cfg,
+		t:            cfg.Transport,
+		log:          log,
+		startCh:      make(chan struct{}),
+		iceConnected: make(chan struct{}),
+		connected:    make(chan struct{}),
+		handoff:      make(chan struct{}),
+		done:         make(chan struct{}),
+		rxBuf:        make([]byte, receiveMTU),
+		rtcpIn:       make([]byte, receiveMTU),
+		txPlain:      make([]byte, receiveMTU),
+		txOut:        make([]byte, receiveMTU+64),
+		rtcpOut:      make([]byte, receiveMTU+64),
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.st.init()
+
+	var err error
+	if s.cert, s.fingerprint, err = newCertificate(); err != nil {
+		return nil, fmt.Errorf("media: certificate: %w", err)
+	}
+	if s.agent, err = ice.NewAgentWithOptions(agentOptions(s.t, &s.cfg, log)...); err != nil {
+		return nil, fmt.Errorf("media: ICE agent: %w", err)
+	}
+	if s.ufrag, s.pwd, err = s.agent.GetLocalUserCredentials(); err != nil {
+		_ = s.agent.Close() // already failing; the first error is the one reported
+		return nil, fmt.Errorf("media: ICE credentials: %w", err)
+	}
+	for _, r := range cfg.Reflectors {
+		if r.TCP || r.ServerID == 0 || !r.Addr.IsValid() {
+			log.Debug("skipping reflector", "server_id", r.ServerID, "addr", r.Addr, "tcp", r.TCP)
+			continue
+		}
+		if r.Addr.Addr().Unmap().Is6() && !s.t.IPv6 {
+			continue
+		}
+		conn, err := listenUDP(s.t, r.Addr)
+		if err != nil {
+			s.closeResources()
+			return nil, fmt.Errorf("media: reflector %d socket: %w", r.ServerID, err)
+		}
+		s.ports = append(s.ports, newReflectorPort(r, conn))
+	}
+	if err := s.agent.OnCandidate(s.handleLocalCandidate); err != nil {
+		s.closeResources()
+		return nil, err
+	}
+	if err := s.agent.OnConnectionStateChange(s.handleICEState); err != nil {
+		s.closeResources()
+		return nil, err
+	}
+	go s.supervise()
+	return s, nil
+}
+
+// LocalParameters returns our ICE credentials and DTLS fingerprint for
+// InitialSetup.
+func (s *Session) LocalParameters() Parameters {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	setup := "passive"
+	switch {
+	case s.remoteSet && s.isClient:
+		setup = "active"
+	case s.remoteSet:
+		setup = "passive"
+	case s.cfg.Outgoing:
+		setup = "actpass"
+	}
+	return Parameters{Ufrag: s.ufrag, Pwd: s.pwd, Fingerprint: s.fingerprint, Setup: setup}
+}
+
+// OnCandidate sets the function that receives our candidates as candidate
+// attribute strings, in the order they are gathered. Set it before Start.
+// It is called from transport goroutines and must not block for long.
+func (s *Session) OnCandidate(f func(sdp string)) {
+	s.mu.Lock()
+	s.onCand = f
+	s.mu.Unlock()
+}
+
+// Start begins gathering: host and server-reflexive candidates when P2P is
+// allowed, TURN allocations, and reflector hellos. The connect timeout runs
+// from here.
+func (s *Session) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return nil
+	}
+	if s.ctx.Err() != nil {
+		return s.errLocked()
+	}
+	if err := s.agent.GatherCandidates(); err != nil {
+		return fmt.Errorf("media: gather: %w", err)
+	}
+	s.started = true
+	close(s.startCh)
+	for _, p := range s.ports {
+		s.wg.Add(1)
+		go s.runReflector(p)
+	}
+	return nil
+}
+
+// SetRemote applies the peer's InitialSetup: it fixes the DTLS role, starts
+// ICE connectivity checks and, once ICE connects, the DTLS handshake with the
+// peer certificate checked against its fingerprints.
+func (s *Session) SetRemote(p RemoteParameters) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ctx.Err() != nil {
+		return s.errLocked()
+	}
+	if s.remoteSet {
+		return errors.New("media: remote parameters already set (ICE restart is not supported)")
+	}
+	if p.Ufrag == "" || p.Pwd == "" || len(p.Fingerprints) == 0 {
+		return errors.New("media: remote parameters need ufrag, pwd and a fingerprint")
+	}
+	s.remote = p
+	s.remote.Fingerprints = append([]Fingerprint(nil), p.Fingerprints...)
+	s.isClient = dtlsClientRole(s.cfg.Outgoing, p.Fingerprints)
+	var err error
+	if s.cfg.Outgoing {
+		s.conn, err = s.agent.StartDial(p.Ufrag, p.Pwd)
+	} else {
+		s.conn, err = s.agent.StartAccept(p.Ufrag, p.Pwd)
+	}
+	if err != nil {
+		return fmt.Errorf("media: start ICE: %w", err)
+	}
+	s.remoteSet = true
+	s.wg.Add(1)
+	go s.run(s.conn, s.isClient, s.remote.Fingerprints)
+	return nil
+}
+
+// Connected is closed when ICE is connected and the DTLS-SRTP keys exist.
+func (s *Session) Connected() <-chan struct{} { return s.connected }
+
+// Done is closed when the session has ended (failure or Close) and all its
+// resources are released.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// Err returns why the session ended: ErrConnectTimeout, an error wrapping
+// ErrDTLS, ErrICEFailed, or ErrClosed after Close; nil while it runs.
+func (s *Session) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+func (s *Session) errLocked() error {
+	if s.err != nil {
+		return s.err
+	}
+	return ErrClosed
+}
+
+// fail records the first terminal error and starts teardown. It never blocks,
+// so pion callbacks may call it.
+func (s *Session) fail(err error) {
+	s.mu.Lock()
+	if s.err == nil {
+		s.err = err
+		if !errors.Is(err, ErrClosed) {
+			s.log.Warn("media transport failed", "err", err)
+		}
+	}
+	s.mu.Unlock()
+	s.cancel()
+}
+
+// Close ends the session, closes every socket and waits for every goroutine
+// the session started. It is idempotent and safe concurrently with ReadRTP
+// and WriteRTP, which then return an error.
+func (s *Session) Close() error {
+	s.fail(ErrClosed)
+	<-s.done
+	return nil
+}
+
+// supervise enforces the connect timeout and tears everything down once the
+// session ends.
+func (s *Session) supervise() {
+	defer close(s.done)
+	select {
+	case <-s.startCh:
+		timer := time.NewTimer(s.cfg.ConnectTimeout)
+		select {
+		case <-timer.C:
+			s.fail(ErrConnectTimeout)
+		case <-s.connected:
+		case <-s.ctx.Done():
+		}
+		timer.Stop()
+	case <-s.ctx.Done():
+	}
+	<-s.ctx.Done()
+	s.closeResources()
+	s.wg.Wait()
+}
+
+// closeResources closes DTLS, the agent (which closes its candidates'
+// sockets, including registered reflector ports) and the reflector sockets.
+func (s *Session) closeResources() {
+	s.mu.Lock()
+	dc := s.dtlsConn
+	s.mu.Unlock()
+	if dc != nil {
+		_ = dc.Close() // best effort close_notify; the transport is going away
+	}
+	s.mu.Lock()
+	ep := s.dtlsEP
+	s.mu.Unlock()
+	if ep != nil {
+		_ = ep.Close() // only wakes a blocked DTLS read
+	}
+	if err := s.agent.Close(); err != nil && !errors.Is(err, ice.ErrClosed) {
+		s.log.Debug("closing ICE agent", "err", err)
+	}
+	for _, p := range s.ports {
+		_ = p.Close() // idempotent; the agent may have closed it already
+	}
+}
+
+func (s *Session) handleICEState(st ice.ConnectionState) {
+	s.log.Debug("ICE state", "state", st.String())
+	switch st {
+	case ice.ConnectionStateConnected:
+		s.iceOnce.Do(func() { close(s.iceConnected) })
+	case ice.ConnectionStateFailed:
+		// Before the first connection tgcalls waits for its connect timeout
+		// (candidates may still trickle in); afterwards Failed means the
+		// path has been silent for the whole timeout.
+		select {
+		case <-s.iceConnected:
+			s.fail(ErrICEFailed)
+		default:
+		}
+	}
+}
+
+// run waits for ICE, runs the DTLS handshake, derives the SRTP keys and then
+// serves as the RTCP sender until the session ends.
+func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
+	defer s.wg.Done()
+	select {
+	case <-s.iceConnected:
+	case <-s.ctx.Done():
+		return
+	}
+	ep := newDTLSEndpoint(conn)
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return
+	}
+	s.dtlsEP = ep
+	s.mu.Unlock()
+
+	s.wg.Add(1)
+	go s.bootstrapRead(conn)
+
+	dcfg := &dtls.Config{
+		Certificates:           []tls.Certificate{s.cert},
+		SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80},
+		ExtendedMasterSecret:   dtls.RequestExtendedMasterSecret,
+		ClientAuth:             dtls.RequireAnyClientCert,
+		// Self-signed certificates: trust comes from the fingerprint that
+		// arrived over the encrypted signaling channel.
+		InsecureSkipVerify: true,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			return verifyFingerprint(raw, fps)
+		},
+		LoggerFactory: pionLoggerFactory{log: s.log},
+	}
+	var dc *dtls.Conn
+	var err error
+	if isClient {
+		dc, err = dtls.Client(ep, ep.RemoteAddr(), dcfg)
+	} else {
+		dc, err = dtls.Server(ep, ep.RemoteAddr(), dcfg)
+	}
+	if err != nil {
+		s.fail(fmt.Errorf("%w: %w", ErrDTLS, err))
+		return
+	}
+	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		_ = dc.Close() // teardown already ran without seeing it
+		return
+	}
+	s.dtlsConn = dc
+	s.mu.Unlock()
+
+	if err := dc.HandshakeContext(s.ctx); err != nil {
+		if s.ctx.Err() == nil {
+			s.fail(fmt.Errorf("%w: %w", ErrDTLS, err))
+		}
+		return
+	}
+	keys, err := srtpFromDTLS(dc, isClient)
+	if err != nil {
+		s.fail(fmt.Errorf("%w: %w", ErrDTLS, err))
+		return
+	}
+	s.keys.Store(keys)
+	close(s.connected)
+	s.log.Debug("media connected", "srtp_profile", profileName(keys.profile), "dtls_client", isClient)
+	s.rtcpLoop()
+}
+
+// srtpFromDTLS exports the SRTP master keys (RFC 5764 §4.2) and builds the
+// two directional contexts.
+func srtpFromDTLS(dc *dtls.Conn, isClient bool) (*srtpKeys, error) {
+	dp, ok := dc.SelectedSRTPProtectionProfile()
+	if !ok {
+		return nil, errors.New("no SRTP profile negotiated")
+	}
+	var profile srtp.ProtectionProfile
+	switch dp {
+	case dtls.SRTP_AEAD_AES_128_GCM:
+		profile = srtp.ProtectionProfileAeadAes128Gcm
+	case dtls.SRTP_AES128_CM_HMAC_SHA1_80:
+		profile = srtp.ProtectionProfileAes128CmHmacSha1_80
+	default:
+		return nil, fmt.Errorf("unexpected SRTP profile %v", dp)
+	}
+	state, ok := dc.ConnectionState()
+	if !ok {
+		return nil, errors.New("no DTLS connection state")
+	}
+	cfg := srtp.Config{Profile: profile}
+	if err := cfg.ExtractSessionKeysFromDTLS(&state, isClient); err != nil {
+		return nil, err
+	}
+	out, err := srtp.CreateContext(cfg.Keys.LocalMasterKey, cfg.Keys.LocalMasterSalt, profile)
+	if err != nil {
+		return nil, err
+	}
+	in, err := srtp.CreateContext(cfg.Keys.RemoteMasterKey, cfg.Keys.RemoteMasterSalt, profile,
+		srtp.SRTPReplayProtection(256), srtp.SRTCPReplayProtection(256))
+	if err != nil {
+		return nil, err
+	}
+	return &srtpKeys{in: in, out: out, profile: dp}, nil
+}
+
+// dtlsEndpoint is the net.PacketConn the DTLS stack sees: reads come from
+// the demultiplexer through a bounded buffer, writes go straight to ICE.
+type dtlsEndpoint struct {
+	conn *ice.Conn
+	buf  *packetio.Buffer
+}
+
+func newDTLSEndpoint(conn *ice.Conn) *dtlsEndpoint {
+	b := packetio.NewBuffer()
+	b.SetLimitSize(dtlsQueueBytes)
+	return &dtlsEndpoint{conn: conn, buf: b}
+}
+
+var dtlsPeerAddr = &net.UDPAddr{IP: net.IPv4zero, Port: 9} // DTLS needs an address; ICE knows the real one
+
+func (e *dtlsEndpoint) RemoteAddr() net.Addr { return dtlsPeerAddr }
+
+// deliver queues one DTLS record from the demultiplexer.
+func (e *dtlsEndpoint) deliver(b []byte) { _, _ = e.buf.Write(b, nil) } // full or closed: drop, DTLS retransmits
+
+func (e *dtlsEndpoint) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, _, err := e.buf.Read(b, nil)
+	return n, dtlsPeerAddr, err
+}
+
+func (e *dtlsEndpoint) WriteTo(b []byte, _ net.Addr) (int, error) { return e.conn.Write(b) }
+func (e *dtlsEndpoint) Close() error                              { return e.buf.Close() }
+func (e *dtlsEndpoint) LocalAddr() net.Addr                       { return dtlsPeerAddr }
+func (e *dtlsEndpoint) SetDeadline(t time.Time) error             { return e.buf.SetReadDeadline(t) }
+func (e *dtlsEndpoint) SetReadDeadline(t time.Time) error         { return e.buf.SetReadDeadline(t) }
+func (e *dtlsEndpoint) SetWriteDeadline(time.Time) error          { return nil }
+
+// profileName names a DTLS-SRTP profile for logs and stats.
+func profileName(p dtls.SRTPProtectionProfile) string {
+	switch p {
+	case dtls.SRTP_AEAD_AES_128_GCM:
+		return "SRTP_AEAD_AES_128_GCM"
+	case dtls.SRTP_AES128_CM_HMAC_SHA1_80:
+		return "SRTP_AES128_CM_HMAC_SHA1_80"
+	}
+	return fmt.Sprintf("0x%04x", uint16(p))
+}

@@ -1,0 +1,188 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"syscall"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/stun/v4"
+)
+
+// Transport is the process-wide network policy shared by all calls, built
+// from the configuration once. A Transport is read-only after the first call
+// starts; the same value is passed to every Config.
+type Transport struct {
+	// PortMin and PortMax bound the UDP ports of per-call sockets (host
+	// candidates when UDPMux is nil, srflx gathering, reflector sockets).
+	// Zero means any ephemeral port.
+	PortMin, PortMax uint16
+	// UDPMux, when set, carries the host candidates of every call on one
+	// shared UDP port (see NewSharedPort). The remote side must then use
+	// distinct addresses per call, which Telegram peers do.
+	UDPMux ice.UDPMux
+	// PublicIPs are announced instead of the host addresses (NAT 1:1).
+	PublicIPs []string
+	// InterfaceFilter and IPFilter restrict which local interfaces and
+	// addresses become host candidates (nil: all).
+	InterfaceFilter func(string) bool
+	IPFilter        func(net.IP) bool
+	// IncludeLoopback gathers loopback host candidates (tests, demo).
+	IncludeLoopback bool
+	// IPv6 gathers IPv6 candidates and uses IPv6 reflectors too.
+	IPv6 bool
+	// ICEServers are extra STUN/TURN servers from the configuration, used by
+	// every call in addition to those Telegram sends. Nothing is built in.
+	ICEServers []ICEServer
+	// Logger is the parent logger; nil discards.
+	Logger *slog.Logger
+}
+
+// ICEServer is one STUN or TURN server: URL in RFC 7064/7065 form
+// ("stun:host:port", "turn:host:port?transport=udp"), with credentials for
+// TURN.
+type ICEServer struct {
+	URL                string
+	Username, Password string
+}
+
+// NewSharedPort opens one UDP socket at addr (for example "0.0.0.0:4000") and
+// returns an ICE mux that lets every call's agent use it for host candidates.
+// Close the returned Closer after the last call using it has closed.
+func NewSharedPort(addr string) (ice.UDPMux, io.Closer, error) {
+	ua, err := net.ResolveUDPAddr("udp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
+	}
+	conn, err := net.ListenUDP("udp", ua)
+	if err != nil {
+		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
+	}
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
+	return mux, mux, nil
+}
+
+// iceURIs converts configured servers into pion URIs. When turnOnly is set
+// (P2P not allowed) STUN servers are skipped: tgcalls then gathers no
+// server-reflexive candidates (PORTALLOCATOR_DISABLE_STUN).
+func iceURIs(servers []ICEServer, turnOnly bool, log *slog.Logger) []*stun.URI {
+	var out []*stun.URI
+	for _, srv := range servers {
+		u, err := stun.ParseURI(srv.URL)
+		if err != nil {
+			log.Warn("ignoring ICE server with a bad URL", "url", srv.URL, "err", err)
+			continue
+		}
+		isTURN := u.Scheme == stun.SchemeTypeTURN || u.Scheme == stun.SchemeTypeTURNS
+		if turnOnly && !isTURN {
+			continue
+		}
+		if isTURN {
+			u.Username, u.Password = srv.Username, srv.Password
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// agentOptions builds the pion agent options of one call.
+func agentOptions(t *Transport, cfg *Config, log *slog.Logger) []ice.AgentOption {
+	netTypes := []ice.NetworkType{ice.NetworkTypeUDP4}
+	if t.IPv6 {
+		netTypes = append(netTypes, ice.NetworkTypeUDP6)
+	}
+	servers := append(append([]ICEServer(nil), t.ICEServers...), cfg.ICEServers...)
+	urls := iceURIs(servers, !cfg.P2PAllowed, log)
+
+	// Without P2P only relayed candidates exist (tgcalls
+	// PORTALLOCATOR_DISABLE_UDP|DISABLE_STUN); reflectors are added as
+	// virtual relay candidates regardless of this list.
+	types := []ice.CandidateType{ice.CandidateTypeRelay}
+	if cfg.P2PAllowed {
+		types = []ice.CandidateType{ice.CandidateTypeHost, ice.CandidateTypeServerReflexive, ice.CandidateTypeRelay}
+	}
+
+	disconnected := defaultDisconnectedTimeout
+	if disconnected > cfg.ConnectTimeout/2 {
+		disconnected = cfg.ConnectTimeout / 2
+	}
+	failed := cfg.ConnectTimeout - disconnected
+
+	opts := []ice.AgentOption{
+		ice.WithNetworkTypes(netTypes),
+		ice.WithCandidateTypes(types),
+		ice.WithUrls(urls),
+		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
+		ice.WithLoggerFactory(pionLoggerFactory{log: log}),
+		ice.WithDisconnectedTimeout(disconnected),
+		ice.WithFailedTimeout(failed),
+	}
+	if t.PortMin != 0 || t.PortMax != 0 {
+		opts = append(opts, ice.WithPortRange(t.PortMin, t.PortMax))
+	}
+	if t.UDPMux != nil && cfg.P2PAllowed {
+		opts = append(opts, ice.WithUDPMux(t.UDPMux))
+	}
+	if len(t.PublicIPs) > 0 {
+		opts = append(opts, ice.WithAddressRewriteRules(ice.AddressRewriteRule{
+			External:        t.PublicIPs,
+			AsCandidateType: ice.CandidateTypeHost,
+		}))
+	}
+	if t.InterfaceFilter != nil {
+		opts = append(opts, ice.WithInterfaceFilter(t.InterfaceFilter))
+	}
+	if t.IPFilter != nil {
+		opts = append(opts, ice.WithIPFilter(t.IPFilter))
+	}
+	if t.IncludeLoopback {
+		opts = append(opts, ice.WithIncludeLoopback())
+	}
+	return opts
+}
+
+var errNoFreePort = errors.New("media: no free UDP port in the configured range")
+
+// listenUDP opens a UDP socket of the family of remote, inside the
+// configured port range when there is one.
+func listenUDP(t *Transport, remote netip.AddrPort) (*net.UDPConn, error) {
+	network, ip := "udp4", net.IPv4zero
+	if remote.Addr().Is6() && !remote.Addr().Is4In6() {
+		network, ip = "udp6", net.IPv6unspecified
+	}
+	if remote.Addr().IsLoopback() {
+		// Stay on loopback for loopback servers (tests, demo).
+		ip = net.IP(remote.Addr().Unmap().AsSlice())
+	}
+	if t.PortMin == 0 && t.PortMax == 0 {
+		return net.ListenUDP(network, &net.UDPAddr{IP: ip})
+	}
+	lo, hi := int(t.PortMin), int(t.PortMax)
+	if lo == 0 {
+		lo = 1024
+	}
+	if hi == 0 {
+		hi = 65535
+	}
+	if hi < lo {
+		return nil, errNoFreePort
+	}
+	n := hi - lo + 1
+	start := rand.IntN(n)
+	for i := range n {
+		port := lo + (start+i)%n
+		c, err := net.ListenUDP(network, &net.UDPAddr{IP: ip, Port: port})
+		if err == nil {
+			return c, nil
+		}
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return nil, err
+		}
+	}
+	return nil, errNoFreePort
+}
