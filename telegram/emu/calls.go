@@ -1,0 +1,601 @@
+package emu
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"io"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gotd/td/bin"
+	"github.com/gotd/td/tg"
+	"github.com/gotd/td/tgerr"
+	"github.com/gotd/td/tgtest"
+)
+
+// connectionMaxLayer is the call protocol layer every current tgcalls
+// implementation reports (tgcalls Instance.cpp GetConnectionMaxLayer).
+const connectionMaxLayer = 92
+
+// CallState is the switch's view of a call.
+type CallState int
+
+// Call states, in the order a successful call passes them.
+const (
+	// CallWaiting: phone.requestCall done, no device of the callee has
+	// acknowledged it yet.
+	CallWaiting CallState = iota
+	// CallRinging: the callee called phone.receivedCall.
+	CallRinging
+	// CallAccepted: the callee called phone.acceptCall (g_b sent to the
+	// caller), confirmation pending.
+	CallAccepted
+	// CallActive: the caller called phone.confirmCall; both have the key.
+	CallActive
+	// CallDiscarded: the call is over.
+	CallDiscarded
+)
+
+func (s CallState) String() string {
+	switch s {
+	case CallWaiting:
+		return "waiting"
+	case CallRinging:
+		return "ringing"
+	case CallAccepted:
+		return "accepted"
+	case CallActive:
+		return "active"
+	case CallDiscarded:
+		return "discarded"
+	}
+	return "CallState(" + strconv.Itoa(int(s)) + ")"
+}
+
+// CallInfo is a snapshot of one call for test assertions.
+type CallInfo struct {
+	ID, AccessHash int64
+	// AdminID is the caller, ParticipantID the callee.
+	AdminID, ParticipantID int64
+	State                  CallState
+	Video                  bool
+	// Reason is the discard reason (nil until discarded, or when the
+	// discarding party gave none).
+	Reason tg.PhoneCallDiscardReasonClass
+	// DiscardedBy is the user who discarded the call; 0 means the switch
+	// did (a timeout).
+	DiscardedBy int64
+	// Duration is the duration in seconds the discarding party reported.
+	Duration int
+	// P2PAllowed is phoneCall.p2p_allowed.
+	P2PAllowed bool
+	// LibraryVersions is the intersection computed at acceptCall; Version
+	// the one chosen at confirmCall.
+	LibraryVersions []string
+	Version         string
+	KeyFingerprint  int64
+	// Connections are the reflector endpoints given to both parties.
+	Connections []tg.PhoneConnection
+	// Date is the requestCall time; ReceiveDate, AcceptDate, StartDate
+	// (confirmCall) and EndDate are zero until they happen.
+	Date, ReceiveDate, AcceptDate, StartDate, EndDate time.Time
+}
+
+// call is the switch's record of a call. Guarded by Network.mu.
+type call struct {
+	info     CallInfo
+	adminDev *device // the caller's device that requested it
+	partDev  *device // the callee's device that accepted it
+	gaHash   []byte
+	ga, gb   []byte
+	protoA   tg.PhoneCallProtocol // the caller's offer
+	merged   tg.PhoneCallProtocol // intersection at acceptCall
+	timer    *timer
+}
+
+func (c *call) snapshot() CallInfo {
+	i := c.info
+	i.LibraryVersions = slices.Clone(i.LibraryVersions)
+	i.Connections = slices.Clone(i.Connections)
+	return i
+}
+
+// Call returns a snapshot of the call with the given id.
+func (n *Network) Call(id int64) (CallInfo, bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.calls[id]
+	if c == nil {
+		return CallInfo{}, false
+	}
+	return c.snapshot(), true
+}
+
+// Calls returns snapshots of all calls in the order they were requested.
+func (n *Network) Calls() []CallInfo {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make([]CallInfo, 0, len(n.callOrder))
+	for _, id := range n.callOrder {
+		out = append(out, n.calls[id].snapshot())
+	}
+	return out
+}
+
+func unix(t time.Time) int {
+	if t.IsZero() {
+		return 0
+	}
+	return int(t.Unix())
+}
+
+func (c *call) waiting(p tg.PhoneCallProtocol) *tg.PhoneCallWaiting {
+	w := &tg.PhoneCallWaiting{
+		Video:         c.info.Video,
+		ID:            c.info.ID,
+		AccessHash:    c.info.AccessHash,
+		Date:          unix(c.info.Date),
+		AdminID:       c.info.AdminID,
+		ParticipantID: c.info.ParticipantID,
+		Protocol:      p,
+		ReceiveDate:   unix(c.info.ReceiveDate),
+	}
+	w.SetFlags()
+	return w
+}
+
+func (c *call) requested() *tg.PhoneCallRequested {
+	r := &tg.PhoneCallRequested{
+		Video:         c.info.Video,
+		ID:            c.info.ID,
+		AccessHash:    c.info.AccessHash,
+		Date:          unix(c.info.Date),
+		AdminID:       c.info.AdminID,
+		ParticipantID: c.info.ParticipantID,
+		GAHash:        c.gaHash,
+		Protocol:      c.protoA,
+	}
+	r.SetFlags()
+	return r
+}
+
+func (c *call) accepted() *tg.PhoneCallAccepted {
+	a := &tg.PhoneCallAccepted{
+		Video:         c.info.Video,
+		ID:            c.info.ID,
+		AccessHash:    c.info.AccessHash,
+		Date:          unix(c.info.Date),
+		AdminID:       c.info.AdminID,
+		ParticipantID: c.info.ParticipantID,
+		GB:            c.gb,
+		Protocol:      c.merged,
+	}
+	a.SetFlags()
+	return a
+}
+
+func (c *call) active(gaOrB []byte) *tg.PhoneCall {
+	p := c.merged
+	p.LibraryVersions = []string{c.info.Version}
+	conns := make([]tg.PhoneConnectionClass, 0, len(c.info.Connections))
+	for _, pc := range c.info.Connections {
+		pc := pc
+		pc.PeerTag = slices.Clone(pc.PeerTag)
+		conns = append(conns, &pc)
+	}
+	a := &tg.PhoneCall{
+		P2PAllowed:     c.info.P2PAllowed,
+		Video:          c.info.Video,
+		ID:             c.info.ID,
+		AccessHash:     c.info.AccessHash,
+		Date:           unix(c.info.Date),
+		AdminID:        c.info.AdminID,
+		ParticipantID:  c.info.ParticipantID,
+		GAOrB:          gaOrB,
+		KeyFingerprint: c.info.KeyFingerprint,
+		Protocol:       p,
+		Connections:    conns,
+		StartDate:      unix(c.info.StartDate),
+	}
+	a.SetFlags()
+	return a
+}
+
+func (c *call) discarded() *tg.PhoneCallDiscarded {
+	d := &tg.PhoneCallDiscarded{
+		Video:    c.info.Video,
+		ID:       c.info.ID,
+		Reason:   c.info.Reason,
+		Duration: c.info.Duration,
+	}
+	d.SetFlags()
+	return d
+}
+
+// pushCallLocked sends updatePhoneCall{pc} to device d.
+func (n *Network) pushCallLocked(d *device, c *call, pc tg.PhoneCallClass) {
+	n.pushLocked(d, &tg.UpdatePhoneCall{PhoneCall: pc}, c.info.AdminID, c.info.ParticipantID)
+}
+
+func validateProtocol(p tg.PhoneCallProtocol) error {
+	if !p.UDPP2P && !p.UDPReflector {
+		return tgerr.New(400, "CALL_PROTOCOL_FLAGS_INVALID")
+	}
+	if p.MinLayer > p.MaxLayer || p.MinLayer > connectionMaxLayer || p.MaxLayer < connectionMaxLayer {
+		return tgerr.New(400, "CALL_PROTOCOL_LAYER_INVALID")
+	}
+	return nil
+}
+
+// versionLess compares library versions numerically ("10.0.0" > "9.0.0").
+func versionLess(a, b string) bool {
+	pa, pb := strings.Split(a, "."), strings.Split(b, ".")
+	for i := 0; i < max(len(pa), len(pb)); i++ {
+		var x, y int
+		if i < len(pa) {
+			x, _ = strconv.Atoi(pa[i]) // a non-number part counts as 0
+		}
+		if i < len(pb) {
+			y, _ = strconv.Atoi(pb[i])
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return a < b
+}
+
+// callForLocked finds the call an InputPhoneCall names, for one of its
+// parties.
+func (n *Network) callForLocked(self *account, in tg.InputPhoneCall) (*call, error) {
+	c := n.calls[in.ID]
+	if c == nil || c.info.AccessHash != in.AccessHash ||
+		(self.ID != c.info.AdminID && self.ID != c.info.ParticipantID) {
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	}
+	return c, nil
+}
+
+// armLocked (re)starts the call's timer: when it fires while the call is
+// still in state want, the switch discards the call with reason.
+func (n *Network) armLocked(c *call, d time.Duration, want CallState, reason tg.PhoneCallDiscardReasonClass) {
+	n.stopLocked(c.timer)
+	c.timer = n.afterLocked(d, func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		if n.closed || c.info.State != want {
+			return
+		}
+		n.log.Info("call timed out", "call", c.info.ID, "state", want.String())
+		n.discardLocked(c, nil, nil, reason, 0)
+	})
+}
+
+func (n *Network) stopTimerLocked(c *call) {
+	n.stopLocked(c.timer)
+	c.timer = nil
+}
+
+// discardLocked ends call c and tells every device of both parties that
+// still cares, except the discarding device by.
+func (n *Network) discardLocked(c *call, who *account, by *device, reason tg.PhoneCallDiscardReasonClass, duration int) {
+	n.stopTimerLocked(c)
+	c.info.State = CallDiscarded
+	c.info.Reason = reason
+	c.info.Duration = duration
+	c.info.EndDate = time.Now()
+	if who != nil {
+		c.info.DiscardedBy = who.ID
+	}
+	targets := []*device{c.adminDev}
+	if c.partDev != nil {
+		targets = append(targets, c.partDev)
+	} else {
+		targets = append(targets, n.devicesOfLocked(c.info.ParticipantID)...)
+	}
+	for _, d := range targets {
+		if d != by && d.userID != 0 {
+			n.pushCallLocked(d, c, c.discarded())
+		}
+	}
+}
+
+// peerTag draws the 16-byte tag both parties use with the reflectors.
+func (n *Network) peerTag() ([]byte, error) {
+	t := make([]byte, 16)
+	if _, err := io.ReadFull(n.opts.Random, t); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// registerPhone serves the phone.* call switch (tgcalls.md §1 and §7.2).
+func (n *Network) registerPhone(d *tgtest.Dispatcher) {
+	on(n, d, tg.PhoneGetCallConfigRequestTypeID, func(c *rpc, r *tg.PhoneGetCallConfigRequest) (bin.Encoder, error) {
+		if _, err := c.selfLocked(); err != nil {
+			return nil, err
+		}
+		return &tg.DataJSON{Data: "{}"}, nil
+	})
+	on(n, d, tg.PhoneRequestCallRequestTypeID, n.requestCall)
+	on(n, d, tg.PhoneReceivedCallRequestTypeID, n.receivedCall)
+	on(n, d, tg.PhoneAcceptCallRequestTypeID, n.acceptCall)
+	on(n, d, tg.PhoneConfirmCallRequestTypeID, n.confirmCall)
+	on(n, d, tg.PhoneSendSignalingDataRequestTypeID, n.sendSignalingData)
+	on(n, d, tg.PhoneDiscardCallRequestTypeID, n.discardCall)
+	on(n, d, tg.PhoneSetCallRatingRequestTypeID, func(c *rpc, r *tg.PhoneSetCallRatingRequest) (bin.Encoder, error) {
+		self, err := c.selfLocked()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := n.callForLocked(self, r.Peer); err != nil {
+			return nil, err
+		}
+		return &tg.Updates{Updates: []tg.UpdateClass{}, Users: []tg.UserClass{}, Chats: []tg.ChatClass{}, Date: int(time.Now().Unix())}, nil
+	})
+	on(n, d, tg.PhoneSaveCallDebugRequestTypeID, func(c *rpc, r *tg.PhoneSaveCallDebugRequest) (bin.Encoder, error) {
+		if _, err := c.selfLocked(); err != nil {
+			return nil, err
+		}
+		return &tg.BoolTrue{}, nil
+	})
+}
+
+func (n *Network) requestCall(c *rpc, r *tg.PhoneRequestCallRequest) (bin.Encoder, error) {
+	self, err := c.selfLocked()
+	if err != nil {
+		return nil, err
+	}
+	if err := validateProtocol(r.Protocol); err != nil {
+		return nil, err
+	}
+	if len(r.GAHash) != sha256.Size {
+		return nil, tgerr.New(400, "G_A_HASH_INVALID")
+	}
+	callee, err := n.inputUserLocked(self, r.UserID)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case callee.ID == self.ID:
+		return nil, tgerr.New(400, "USER_ID_INVALID")
+	case self.blocks(callee.ID):
+		return nil, tgerr.New(400, "YOU_BLOCKED_USER")
+	case callee.blocks(self.ID):
+		return nil, tgerr.New(403, "USER_IS_BLOCKED")
+	case !callee.allows(callee.CallPrivacy, self.ID):
+		return nil, tgerr.New(403, "USER_PRIVACY_RESTRICTED")
+	case self.Outdated || callee.Outdated:
+		return nil, tgerr.New(400, "PARTICIPANT_VERSION_OUTDATED")
+	}
+	id, err := randomInt63(n.opts.Random)
+	if err != nil {
+		return nil, tgerr.New(500, "INTERNAL")
+	}
+	hash, err := randomInt63(n.opts.Random)
+	if err != nil {
+		return nil, tgerr.New(500, "INTERNAL")
+	}
+	cl := &call{
+		info: CallInfo{
+			ID: id, AccessHash: hash,
+			AdminID: self.ID, ParticipantID: callee.ID,
+			State: CallWaiting, Video: r.Video, Date: time.Now(),
+		},
+		adminDev: c.dev,
+		gaHash:   slices.Clone(r.GAHash),
+		protoA:   r.Protocol,
+	}
+	cl.protoA.LibraryVersions = slices.Clone(r.Protocol.LibraryVersions)
+	n.calls[id] = cl
+	n.callOrder = append(n.callOrder, id)
+	for _, d := range n.devicesOfLocked(callee.ID) {
+		n.pushCallLocked(d, cl, cl.requested())
+	}
+	n.armLocked(cl, n.opts.CallReceiveTimeout, CallWaiting, &tg.PhoneCallDiscardReasonMissed{})
+	n.log.Info("call requested", "call", id, "from", self.ID, "to", callee.ID)
+	return &tg.PhonePhoneCall{
+		PhoneCall: cl.waiting(cl.protoA),
+		Users:     n.viewsLocked(self.ID, self.ID, callee.ID),
+	}, nil
+}
+
+func (n *Network) receivedCall(c *rpc, r *tg.PhoneReceivedCallRequest) (bin.Encoder, error) {
+	self, err := c.selfLocked()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := n.callForLocked(self, r.Peer)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case self.ID != cl.info.ParticipantID:
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	case cl.info.State == CallDiscarded:
+		return nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
+	case cl.info.State != CallWaiting:
+		return &tg.BoolTrue{}, nil // another device got there first
+	}
+	cl.info.State = CallRinging
+	cl.info.ReceiveDate = time.Now()
+	n.pushCallLocked(cl.adminDev, cl, cl.waiting(cl.protoA))
+	n.armLocked(cl, n.opts.CallRingTimeout, CallRinging, &tg.PhoneCallDiscardReasonMissed{})
+	return &tg.BoolTrue{}, nil
+}
+
+func (n *Network) acceptCall(c *rpc, r *tg.PhoneAcceptCallRequest) (bin.Encoder, error) {
+	self, err := c.selfLocked()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := n.callForLocked(self, r.Peer)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case self.ID != cl.info.ParticipantID:
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	case cl.info.State == CallDiscarded:
+		return nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
+	case cl.info.State >= CallAccepted:
+		return nil, tgerr.New(400, "CALL_ALREADY_ACCEPTED")
+	}
+	if !r.Protocol.UDPP2P && !r.Protocol.UDPReflector {
+		return nil, tgerr.New(400, "CALL_PROTOCOL_FLAGS_INVALID")
+	}
+	if len(r.GB) == 0 || len(r.GB) > 256 {
+		return nil, tgerr.New(400, "G_B_INVALID")
+	}
+	a, b := cl.protoA, r.Protocol
+	merged := tg.PhoneCallProtocol{
+		UDPP2P:       a.UDPP2P && b.UDPP2P,
+		UDPReflector: a.UDPReflector && b.UDPReflector,
+		MinLayer:     max(a.MinLayer, b.MinLayer),
+		MaxLayer:     min(a.MaxLayer, b.MaxLayer),
+	}
+	for _, v := range a.LibraryVersions {
+		if slices.Contains(b.LibraryVersions, v) && !slices.Contains(merged.LibraryVersions, v) {
+			merged.LibraryVersions = append(merged.LibraryVersions, v)
+		}
+	}
+	if len(merged.LibraryVersions) == 0 || merged.MinLayer > merged.MaxLayer {
+		return nil, tgerr.New(406, "CALL_PROTOCOL_COMPAT_LAYER_INVALID")
+	}
+	cl.merged = merged
+	cl.gb = slices.Clone(r.GB)
+	cl.partDev = c.dev
+	cl.info.State = CallAccepted
+	cl.info.AcceptDate = time.Now()
+	cl.info.LibraryVersions = slices.Clone(merged.LibraryVersions)
+	n.pushCallLocked(cl.adminDev, cl, cl.accepted())
+	for _, d := range n.devicesOfLocked(self.ID) {
+		if d != c.dev {
+			// Another device answered: stop ringing here (no reason given,
+			// which tdesktop shows as "ended on another device").
+			other := cl.discarded()
+			other.Reason = nil
+			other.SetFlags()
+			n.pushCallLocked(d, cl, other)
+		}
+	}
+	n.armLocked(cl, n.opts.CallConnectTimeout, CallAccepted, &tg.PhoneCallDiscardReasonDisconnect{})
+	return &tg.PhonePhoneCall{
+		PhoneCall: cl.waiting(cl.merged),
+		Users:     n.viewsLocked(self.ID, cl.info.AdminID, cl.info.ParticipantID),
+	}, nil
+}
+
+func (n *Network) confirmCall(c *rpc, r *tg.PhoneConfirmCallRequest) (bin.Encoder, error) {
+	self, err := c.selfLocked()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := n.callForLocked(self, r.Peer)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case self.ID != cl.info.AdminID || c.dev != cl.adminDev:
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	case cl.info.State == CallDiscarded:
+		return nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
+	case cl.info.State == CallActive:
+		return nil, tgerr.New(400, "CALL_ALREADY_ACCEPTED")
+	case cl.info.State != CallAccepted:
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	}
+	sum := sha256.Sum256(r.GA)
+	if !bytes.Equal(sum[:], cl.gaHash) {
+		return nil, tgerr.New(400, "G_A_HASH_INVALID")
+	}
+	version := cl.merged.LibraryVersions[0]
+	for _, v := range cl.merged.LibraryVersions[1:] {
+		if versionLess(version, v) {
+			version = v
+		}
+	}
+	tag, err := n.peerTag()
+	if err != nil {
+		return nil, tgerr.New(500, "INTERNAL")
+	}
+	conns := make([]tg.PhoneConnection, 0, len(n.reflectors))
+	for _, rf := range n.reflectors {
+		conns = append(conns, tg.PhoneConnection{
+			ID: rf.id, IP: rf.addr.Addr().String(), Port: int(rf.addr.Port()), PeerTag: tag,
+		})
+	}
+	admin, part := n.users[cl.info.AdminID], n.users[cl.info.ParticipantID]
+	cl.ga = slices.Clone(r.GA)
+	cl.info.State = CallActive
+	cl.info.StartDate = time.Now()
+	cl.info.KeyFingerprint = r.KeyFingerprint
+	cl.info.Version = version
+	cl.info.Connections = conns
+	cl.info.P2PAllowed = admin.allows(admin.P2P, part.ID) && part.allows(part.P2P, admin.ID)
+	n.stopTimerLocked(cl)
+	n.pushCallLocked(cl.partDev, cl, cl.active(cl.ga))
+	n.log.Info("call active", "call", cl.info.ID, "version", version, "p2p", cl.info.P2PAllowed)
+	return &tg.PhonePhoneCall{
+		PhoneCall: cl.active(cl.gb),
+		Users:     n.viewsLocked(self.ID, cl.info.AdminID, cl.info.ParticipantID),
+	}, nil
+}
+
+func (n *Network) sendSignalingData(c *rpc, r *tg.PhoneSendSignalingDataRequest) (bin.Encoder, error) {
+	self, err := c.selfLocked()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := n.callForLocked(self, r.Peer)
+	if err != nil {
+		return nil, err
+	}
+	var to *device
+	switch {
+	case self.ID == cl.info.AdminID && c.dev == cl.adminDev:
+		to = cl.partDev
+	case self.ID == cl.info.ParticipantID && c.dev == cl.partDev:
+		to = cl.adminDev
+	default:
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	}
+	if cl.info.State != CallActive {
+		return nil, tgerr.New(400, "CALL_NOT_ACTIVE")
+	}
+	n.pushSignalingLocked(to, &tg.UpdatePhoneCallSignalingData{
+		PhoneCallID: cl.info.ID,
+		Data:        slices.Clone(r.Data),
+	}, cl.info.AdminID, cl.info.ParticipantID)
+	return &tg.BoolTrue{}, nil
+}
+
+func (n *Network) discardCall(c *rpc, r *tg.PhoneDiscardCallRequest) (bin.Encoder, error) {
+	self, err := c.selfLocked()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := n.callForLocked(self, r.Peer)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case cl.info.State == CallDiscarded:
+		// Idempotent: a retry after a lost answer gets the same result.
+	case self.ID == cl.info.AdminID && c.dev != cl.adminDev:
+		return nil, tgerr.New(400, "CALL_PEER_INVALID")
+	case self.ID == cl.info.ParticipantID && cl.partDev != nil && c.dev != cl.partDev:
+		return nil, tgerr.New(400, "CALL_ALREADY_ACCEPTED")
+	default:
+		n.discardLocked(cl, self, c.dev, r.Reason, r.Duration)
+		n.log.Info("call discarded", "call", cl.info.ID, "by", self.ID, "duration", r.Duration)
+	}
+	return &tg.Updates{
+		Updates: []tg.UpdateClass{&tg.UpdatePhoneCall{PhoneCall: cl.discarded()}},
+		Users:   n.viewsLocked(self.ID, cl.info.AdminID, cl.info.ParticipantID),
+		Chats:   []tg.ChatClass{},
+		Date:    int(time.Now().Unix()),
+	}, nil
+}
