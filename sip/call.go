@@ -1,0 +1,119 @@
+package sip
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// Cause names why a call ended.
+type Cause string
+
+// End causes.
+const (
+	CauseNormal         Cause = "normal"          // BYE, either side
+	CauseCancelled      Cause = "cancelled"       // CANCEL before answer
+	CauseRejected       Cause = "rejected"        // a final non-2xx answer
+	CauseACKTimeout     Cause = "ack timeout"     // 2xx never acknowledged
+	CauseSessionExpired Cause = "session expired" // RFC 4028 refresh missing
+	CauseTransport      Cause = "transport error"
+	CauseShutdown       Cause = "shutdown"
+	CauseTimeout        Cause = "timeout" // no answer in time (outbound)
+)
+
+// CallError says how a call ended: the SIP status that ended it (487 for a
+// cancelled INVITE, 486 busy, 200 for an answered call ended by BYE …), a
+// Cause, the Reason header that came with it, and who ended it.
+type CallError struct {
+	Status int
+	Cause  Cause
+	Reason Reason
+	Remote bool
+	Err    error
+}
+
+func (e *CallError) Error() string {
+	who := "local"
+	if e.Remote {
+		who = "remote"
+	}
+	s := fmt.Sprintf("sip: call ended (%s, %s, status %d)", e.Cause, who, e.Status)
+	if !e.Reason.IsZero() {
+		s += " reason " + e.Reason.String()
+	}
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *CallError) Unwrap() error { return e.Err }
+
+// Errors returned by call methods used at the wrong moment.
+var (
+	ErrCallEnded    = errors.New("sip: call has ended")
+	ErrAnswered     = errors.New("sip: call already answered")
+	ErrCancelled    = errors.New("sip: call was cancelled")
+	ErrNotConfirmed = errors.New("sip: call is not established")
+)
+
+// ending is the part every call shares: one end, once, observable.
+type ending struct {
+	once sync.Once
+	done chan struct{}
+	mu   sync.Mutex
+	err  *CallError
+}
+
+func newEnding() ending { return ending{done: make(chan struct{})} }
+
+// end records e and closes done; only the first call counts. It reports
+// whether this call was the one that ended the call.
+func (n *ending) end(e *CallError) bool {
+	first := false
+	n.once.Do(func() {
+		n.mu.Lock()
+		n.err = e
+		n.mu.Unlock()
+		close(n.done)
+		first = true
+	})
+	return first
+}
+
+func (n *ending) ended() bool {
+	select {
+	case <-n.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// Done is closed when the call has ended.
+func (n *ending) Done() <-chan struct{} { return n.done }
+
+// Err is the call's end (a *CallError) once Done is closed, else nil.
+func (n *ending) Err() error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.err == nil {
+		return nil
+	}
+	return n.err
+}
+
+// newCallID returns a short random id for logs.
+func newCallID() string {
+	var b [6]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// callLogger is the per-call logger: our id and the SIP Call-ID.
+func callLogger(base *slog.Logger, id, sipCallID string, dir string) *slog.Logger {
+	return base.With("call", id, "sip_call_id", sipCallID, "dir", dir)
+}

@@ -1,0 +1,218 @@
+package sip
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// sipgo keeps one process-wide goroutine pool of idle UDP
+		// connection readers only for client-created sockets; none of the
+		// tests here create those, so nothing is ignored yet.
+		goleak.IgnoreCurrent(),
+	)
+}
+
+// testLog collects the server's log for the failure output of a test.
+type testLog struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *testLog) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *testLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+var rtpRange struct {
+	mu   sync.Mutex
+	next uint16
+}
+
+// nextRTPRange hands each server its own slice of ports.
+func nextRTPRange() PortRange {
+	rtpRange.mu.Lock()
+	defer rtpRange.mu.Unlock()
+	if rtpRange.next == 0 || rtpRange.next > 38000 {
+		rtpRange.next = 31000
+	}
+	r := PortRange{Min: rtpRange.next, Max: rtpRange.next + 199}
+	rtpRange.next += 200
+	return r
+}
+
+// newTestServer starts a server on 127.0.0.1 (UDP and TCP, free ports)
+// that trusts 127.0.0.0/8 unless mutate says otherwise.
+func newTestServer(t testing.TB, mutate func(*Config)) *Server {
+	t.Helper()
+	lo := netip.MustParseAddr("127.0.0.1")
+	cfg := Config{
+		Listen: []ListenConfig{
+			{Transport: UDP, Addr: netip.AddrPortFrom(lo, 0)},
+			{Transport: TCP, Addr: netip.AddrPortFrom(lo, 0)},
+		},
+		Domain:   "tgsip.test",
+		RTPPorts: nextRTPRange(),
+		Trunks:   []TrunkConfig{{Name: "local", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
+		T1:       100 * time.Millisecond,
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	lg := &testLog{}
+	s, err := NewServer(cfg, slog.New(slog.NewTextHandler(lg, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		s.Close()
+		if t.Failed() {
+			t.Logf("server log:\n%s", lg.String())
+		}
+	})
+	return s
+}
+
+// start binds the server after the test installed its handlers.
+func start(t testing.TB, s *Server) {
+	t.Helper()
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeUDPPort returns a port that was free a moment ago.
+func freeUDPPort(t testing.TB) int {
+	t.Helper()
+	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.LocalAddr().(*net.UDPAddr).Port
+}
+
+// sipp runs a committed scenario once against (or for) the server. It
+// returns sipp's error output and whether it succeeded.
+type sippRun struct {
+	Scenario string
+	Remote   netip.AddrPort // empty for a UAS scenario
+	Port     int            // local port; 0 picks one
+	Args     []string
+	Timeout  time.Duration
+}
+
+func sippPath(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Skip("sipp not installed")
+	}
+	return p
+}
+
+// startSipp launches sipp and returns a wait function.
+func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
+	t.Helper()
+	bin := sippPath(t)
+	if r.Port == 0 {
+		r.Port = freeUDPPort(t)
+	}
+	if r.Timeout == 0 {
+		r.Timeout = 20 * time.Second
+	}
+	dir := t.TempDir()
+	args := []string{
+		"-sf", filepath.Join("testdata", "sipp", r.Scenario),
+		"-i", "127.0.0.1", "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(freeUDPPort(t)),
+		"-m", "1", "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
+		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
+		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
+		"-nostdin", "-s", "1000",
+	}
+	args = append(args, r.Args...)
+	if r.Remote.IsValid() {
+		args = append(args, r.Remote.String())
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout+10*time.Second)
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Dir = "."
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait(); cancel() }()
+	return r.Port, func() error {
+		err := <-done
+		if err != nil {
+			msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
+			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+			return fmt.Errorf("sipp %s: %v\nerrors:\n%s\nmessages:\n%s\noutput tail:\n%s", r.Scenario, err, errs, msgs, tail(out.Bytes(), 2000))
+		}
+		return nil
+	}
+}
+
+func runSipp(t testing.TB, r sippRun) error {
+	t.Helper()
+	_, wait := startSipp(t, r)
+	return wait()
+}
+
+func tail(b []byte, n int) []byte {
+	if len(b) > n {
+		return b[len(b)-n:]
+	}
+	return b
+}
+
+// waitFor waits on ch with a deadline.
+func waitFor[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(15 * time.Second):
+		t.Fatalf("timed out waiting for %s", what)
+	}
+	var zero T
+	return zero
+}
+
+// waitNoCalls waits until the registry is empty.
+func waitNoCalls(t testing.TB, s *Server) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.Calls() != 0 || s.ports.InUse() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d dialogs and %d RTP ports left behind", s.Calls(), s.ports.InUse())
+		}
+		time.Sleep(10 * time.Millisecond) // polling a counter, not waiting for a protocol event
+	}
+}
+
+var _ = io.Discard

@@ -1,0 +1,741 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/icholy/digest"
+)
+
+// DialRequest is a call from Telegram to the PBX.
+type DialRequest struct {
+	// To is the user part dialled at the PBX (or a full sip: URI).
+	To string
+	// FromUser and FromName are the caller id we present; empty uses the
+	// configured from_user.
+	FromUser, FromName string
+	// Headers are extra headers for the INVITE (X-…).
+	Headers map[string]string
+}
+
+// ProgressEvent is a provisional response to our INVITE.
+type ProgressEvent struct {
+	Status int // 100, 180, 183 …
+	// EarlyMedia is set when the response carried SDP we accepted.
+	EarlyMedia bool
+}
+
+// OutboundCall is an INVITE we sent to the PBX and its dialog.
+type OutboundCall struct {
+	ending
+
+	ID     string
+	CallID string
+
+	s    *Server
+	d    *dialog
+	key  dialogKey
+	log  *slog.Logger
+	port *RTPPort
+	eng  mediaEngine
+
+	progress chan ProgressEvent
+	answered chan struct{}
+	cancel   chan Reason
+	dtmf     chan DTMF
+
+	mu          sync.Mutex
+	invite      *sip.Request
+	ack         *sip.Request
+	confirmed   bool
+	cancelled   bool
+	inviteBusy  bool
+	timer       *sessionTimer
+	onOffer     func([]byte) ([]byte, error)
+	onMedia     func(Media)
+	provisional bool // a provisional arrived: CANCEL may be sent (RFC 3261 §9.1)
+}
+
+// Progress delivers provisional responses (buffered; late readers may
+// miss some).
+func (c *OutboundCall) Progress() <-chan ProgressEvent { return c.progress }
+
+// Answered is closed when the PBX answered and we sent the ACK.
+func (c *OutboundCall) Answered() <-chan struct{} { return c.answered }
+
+// Media is the RTP endpoint as last negotiated.
+func (c *OutboundCall) Media() Media { return c.eng.media() }
+
+// Logger is the call's logger.
+func (c *OutboundCall) Logger() *slog.Logger { return c.log }
+
+// DTMF delivers key presses received in SIP INFO.
+func (c *OutboundCall) DTMF() <-chan DTMF { return c.dtmf }
+
+// OnMedia installs a function called after each renegotiation.
+func (c *OutboundCall) OnMedia(f func(Media)) {
+	c.mu.Lock()
+	c.onMedia = f
+	c.mu.Unlock()
+}
+
+// OnOffer installs the answerer for re-INVITE/UPDATE offers.
+func (c *OutboundCall) OnOffer(f func([]byte) ([]byte, error)) {
+	c.mu.Lock()
+	c.onOffer = f
+	c.mu.Unlock()
+}
+
+// Dial sends an INVITE to the configured PBX. It returns at once; watch
+// Progress, Answered and Done. Cancelling ctx before the answer sends
+// CANCEL.
+func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error) {
+	select {
+	case <-s.closing:
+		return nil, errors.New("sip: server closing")
+	default:
+	}
+	if s.cfg.Outbound.URI == "" {
+		return nil, errors.New("sip: no outbound PBX configured")
+	}
+	var target sip.Uri
+	if err := sip.ParseUri(s.cfg.Outbound.URI, &target); err != nil {
+		return nil, fmt.Errorf("sip: outbound uri: %w", err)
+	}
+	if strings.HasPrefix(dr.To, "sip:") || strings.HasPrefix(dr.To, "sips:") {
+		if err := sip.ParseUri(dr.To, &target); err != nil {
+			return nil, fmt.Errorf("sip: dial uri: %w", err)
+		}
+	} else {
+		target.User = dr.To
+	}
+	port, err := s.ports.Allocate()
+	if err != nil {
+		return nil, err
+	}
+	eng := s.newEngine(port)
+	callID := sip.GenerateTagN(24) + "@" + s.hostForURIs()
+	tag := LocalTag(sip.GenerateTagN(16))
+	fromUser := dr.FromUser
+	if fromUser == "" {
+		fromUser = s.cfg.Outbound.FromUser
+	}
+	if fromUser == "" {
+		fromUser = "tgsip"
+	}
+	fromHost := s.cfg.Outbound.FromDomain
+	if fromHost == "" {
+		fromHost = s.hostForURIs()
+	}
+	tp := "UDP"
+	if v, ok := target.UriParams.Get("transport"); ok && v != "" {
+		tp = strings.ToUpper(v)
+	} else if target.IsEncrypted() {
+		tp = "TLS"
+	}
+	c := &OutboundCall{
+		ending:   newEnding(),
+		ID:       newCallID(),
+		CallID:   callID,
+		s:        s,
+		port:     port,
+		eng:      eng,
+		progress: make(chan ProgressEvent, 8),
+		answered: make(chan struct{}),
+		cancel:   make(chan Reason, 1),
+		dtmf:     make(chan DTMF, 16),
+	}
+	c.log = callLogger(s.log, c.ID, callID, "out")
+	c.d = &dialog{
+		callID:       callID,
+		localTag:     tag,
+		local:        sip.Uri{Scheme: "sip", User: fromUser, Host: fromHost},
+		remote:       sip.Uri{Scheme: target.Scheme, User: target.User, Host: target.Host, Port: target.Port},
+		transport:    tp,
+		remoteTarget: target,
+		localCSeq:    1 + uint32(time.Now().UnixNano()%1000),
+	}
+	c.key = dialogKey{callID: callID, localTag: tag}
+	if s.cfg.Outbound.RingTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.Outbound.RingTimeout)
+		go func() { <-c.done; cancel() }()
+	}
+
+	inv := c.d.newRequest(sip.INVITE, c.d.localCSeq)
+	if from := inv.From(); from != nil {
+		from.DisplayName = sanitizeHeaderText(dr.FromName)
+	}
+	inv.AppendHeader(s.contact(tp, fromUser))
+	inv.AppendHeader(sip.NewHeader("Allow", allowMethods))
+	inv.AppendHeader(sip.NewHeader("Supported", "timer, 100rel"))
+	if se := s.cfg.SessionTimers.Expires; se > 0 {
+		inv.AppendHeader(sip.NewHeader("Session-Expires", itoa(int(se/time.Second))))
+		inv.AppendHeader(sip.NewHeader("Min-SE", itoa(int(s.cfg.SessionTimers.MinSE/time.Second))))
+	}
+	for k, v := range dr.Headers {
+		inv.AppendHeader(sip.NewHeader(sanitizeHeaderText(k), sanitizeHeaderText(v)))
+	}
+	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	inv.SetBody(eng.offer(false))
+	c.invite = inv
+	s.dialogs.add(c.key, c)
+	c.log.Info("outbound call", "to", target.User, "from", fromUser)
+	s.goTracked(func() { c.run(ctx) })
+	return c, nil
+}
+
+// Hangup ends the call: CANCEL before the answer, BYE after.
+func (c *OutboundCall) Hangup(reason Reason) {
+	c.mu.Lock()
+	confirmed := c.confirmed
+	c.mu.Unlock()
+	if confirmed {
+		c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
+		return
+	}
+	select {
+	case c.cancel <- reason:
+	default:
+	}
+}
+
+func (c *OutboundCall) shutdown() {
+	c.Hangup(Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"})
+}
+
+// run drives the INVITE client transaction to its end.
+func (c *OutboundCall) run(ctx context.Context) {
+	authTries := 0
+	var cancelReason *Reason
+	for {
+		c.mu.Lock()
+		inv := c.invite
+		c.mu.Unlock()
+		tx, err := c.s.request(context.WithoutCancel(ctx), inv)
+		if err != nil {
+			c.finish(&CallError{Status: 503, Cause: CauseTransport, Err: err})
+			return
+		}
+		res, again := c.awaitFinal(ctx, tx, &cancelReason)
+		if again {
+			continue
+		}
+		if res == nil {
+			tx.Terminate()
+			return
+		}
+		if (res.StatusCode == 401 || res.StatusCode == 407) && authTries < 2 && cancelReason == nil {
+			authTries++
+			if err := c.authorize(res); err != nil {
+				c.log.Warn("cannot answer challenge", "err", err)
+			} else {
+				tx.Terminate()
+				continue
+			}
+		}
+		tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
+		c.final(res, cancelReason)
+		return
+	}
+}
+
+// awaitFinal reads responses until a final one, sending CANCEL when asked.
+func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction, cancelReason **Reason) (*sip.Response, bool) {
+	cancelCh := c.cancel
+	ctxDone := ctx.Done()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				c.onProvisional(res)
+				if *cancelReason != nil && c.canCancel() {
+					c.sendCancel(**cancelReason)
+				}
+				continue
+			}
+			return res, false
+		case <-tx.Done():
+			status := 408
+			c.finish(&CallError{Status: status, Cause: CauseTimeout, Err: tx.Err()})
+			return nil, false
+		case r := <-cancelCh:
+			cancelCh = nil
+			ctxDone = nil
+			c.markCancelled(r, cancelReason)
+		case <-ctxDone:
+			ctxDone = nil
+			cancelCh = nil
+			c.markCancelled(Reason{Protocol: "SIP", Cause: 487, Text: "Cancelled"}, cancelReason)
+		}
+		if *cancelReason != nil && c.canCancel() {
+			c.sendCancel(**cancelReason)
+		}
+	}
+}
+
+func (c *OutboundCall) markCancelled(r Reason, cancelReason **Reason) {
+	c.mu.Lock()
+	c.cancelled = true
+	c.mu.Unlock()
+	*cancelReason = &r
+}
+
+// canCancel reports whether CANCEL may go now: only after a provisional
+// response (RFC 3261 §9.1), and once.
+func (c *OutboundCall) canCancel() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.provisional {
+		return false
+	}
+	c.provisional = false // send once
+	return true
+}
+
+// sendCancel sends CANCEL for the INVITE: same Request-URI, Call-ID, From,
+// To, CSeq number and top Via as the INVITE (RFC 3261 §9.1).
+func (c *OutboundCall) sendCancel(r Reason) {
+	c.mu.Lock()
+	inv := c.invite
+	c.mu.Unlock()
+	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+	req.AppendHeader(inv.Via().Clone())
+	sip.CopyHeaders("Route", inv, req)
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	req.AppendHeader(sip.HeaderClone(inv.From()))
+	req.AppendHeader(sip.HeaderClone(inv.To()))
+	req.AppendHeader(sip.HeaderClone(inv.CallID()))
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: inv.CSeq().SeqNo, MethodName: sip.CANCEL})
+	if !r.IsZero() {
+		req.AppendHeader(sip.NewHeader("Reason", r.String()))
+	}
+	req.SetTransport(inv.Transport())
+	req.SetDestination(inv.Destination())
+	req.Laddr = inv.Laddr
+	req.SetBody(nil)
+	c.s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
+		defer cancel()
+		tx, err := c.s.cli.TransactionRequest(ctx, req, noBuild)
+		if err != nil {
+			c.log.Warn("CANCEL not sent", "err", err)
+			return
+		}
+		defer tx.Terminate()
+		select {
+		case <-tx.Responses():
+		case <-tx.Done():
+		case <-ctx.Done():
+		}
+	})
+}
+
+func (c *OutboundCall) onProvisional(res *sip.Response) {
+	ev := ProgressEvent{Status: res.StatusCode}
+	c.mu.Lock()
+	c.provisional = true // any provisional, 100 included, allows CANCEL (§9.1)
+	c.mu.Unlock()
+	if len(res.Body()) > 0 {
+		if err := c.eng.acceptAnswer(res.Body()); err == nil {
+			ev.EarlyMedia = true
+			c.mediaChanged()
+		} else {
+			c.log.Info("early media SDP not usable", "err", err)
+		}
+	}
+	if res.StatusCode > 100 && hasOption(res, "Require", "100rel") {
+		c.sendPRACK(res)
+	}
+	select {
+	case c.progress <- ev:
+	default:
+	}
+}
+
+// sendPRACK acknowledges a reliable provisional (RFC 3262 §7.2) within
+// the early dialog it created.
+func (c *OutboundCall) sendPRACK(res *sip.Response) {
+	h := res.GetHeaders("RSeq")
+	if len(h) == 0 {
+		return
+	}
+	rseq, err := parseRSeq(h[0].Value())
+	if err != nil {
+		return
+	}
+	c.mu.Lock()
+	inv := c.invite
+	c.mu.Unlock()
+	c.d.mu.Lock()
+	c.d.remoteTag = RemoteTag(toTag(res))
+	c.d.mu.Unlock()
+	c.learnRoute(res)
+	req := c.d.newRequest(sip.PRACK, c.d.nextCSeq())
+	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, inv.CSeq().SeqNo)))
+	c.s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
+		defer cancel()
+		if _, err := c.s.do(ctx, req); err != nil {
+			c.log.Debug("PRACK failed", "err", err)
+		}
+	})
+}
+
+// learnRoute takes the route set and target from a response that creates
+// the dialog (RFC 3261 §12.1.2: Record-Route in reverse order).
+func (c *OutboundCall) learnRoute(res *sip.Response) {
+	rr := res.GetHeaders("Record-Route")
+	c.d.mu.Lock()
+	c.d.routeSet = c.d.routeSet[:0]
+	for i := len(rr) - 1; i >= 0; i-- {
+		if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
+			c.d.routeSet = append(c.d.routeSet, *h.Address.Clone())
+		}
+	}
+	c.d.mu.Unlock()
+	c.d.setTarget(res.Contact())
+}
+
+// authorize answers a 401/407 with credentials for the strongest
+// challenge we support and a fresh CSeq.
+func (c *OutboundCall) authorize(res *sip.Response) error {
+	cfg := c.s.cfg.Outbound
+	if cfg.Username == "" {
+		return errors.New("no credentials configured")
+	}
+	name, authName := "WWW-Authenticate", "Authorization"
+	if res.StatusCode == 407 {
+		name, authName = "Proxy-Authenticate", "Proxy-Authorization"
+	}
+	var best *digest.Challenge
+	for _, h := range res.GetHeaders(name) {
+		ch, err := digest.ParseChallenge(h.Value())
+		if err != nil {
+			continue
+		}
+		ch.Algorithm = strings.ToUpper(ch.Algorithm)
+		if _, _, ok := hashFor(ch.Algorithm); !ok {
+			continue
+		}
+		if best == nil || (ch.Algorithm == "SHA-256" && best.Algorithm != "SHA-256") {
+			best = ch
+		}
+	}
+	if best == nil {
+		return errors.New("no usable digest challenge")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	inv := c.invite.Clone()
+	inv.SetBody(c.invite.Body())
+	cred, err := digest.Digest(best, digest.Options{
+		Method: "INVITE", URI: inv.Recipient.Addr(), Username: cfg.Username, Password: cfg.Password,
+	})
+	if err != nil {
+		return err
+	}
+	inv.RemoveHeader("Authorization")
+	inv.RemoveHeader("Proxy-Authorization")
+	inv.AppendHeader(sip.NewHeader(authName, cred.String()))
+	inv.CSeq().SeqNo = c.d.nextCSeq()
+	c.invite = inv
+	return nil
+}
+
+// final handles the final response to our INVITE.
+func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
+	if !res.IsSuccess() {
+		var r Reason
+		if h := res.GetHeaders("Reason"); len(h) > 0 {
+			r, _ = parseReason(h[0].Value()) // informative only
+		}
+		cause := CauseRejected
+		if cancelReason != nil && res.StatusCode == 487 {
+			cause = CauseCancelled
+		}
+		c.finish(&CallError{Status: res.StatusCode, Cause: cause, Reason: r, Remote: cancelReason == nil})
+		return
+	}
+	c.d.mu.Lock()
+	c.d.remoteTag = RemoteTag(toTag(res))
+	c.d.mu.Unlock()
+	c.learnRoute(res)
+	ack := c.d.newRequest(sip.ACK, res.CSeq().SeqNo)
+	c.mu.Lock()
+	c.ack = ack
+	c.mu.Unlock()
+	if err := c.s.writeStateless(ack); err != nil {
+		c.log.Warn("ACK not sent", "err", err)
+	}
+	if cancelReason != nil {
+		// The 2xx crossed our CANCEL (RFC 3261 §9.1): the call exists at
+		// the PBX, so ACK it and end it at once.
+		c.bye(*cancelReason, &CallError{Status: 487, Cause: CauseCancelled, Reason: *cancelReason})
+		return
+	}
+	if len(res.Body()) > 0 {
+		if err := c.eng.acceptAnswer(res.Body()); err != nil {
+			c.log.Warn("SDP answer not acceptable", "err", err)
+			me := asMediaError(err)
+			c.bye(Reason{Protocol: "SIP", Cause: me.Status, Text: "Incompatible media"}, &CallError{Status: me.Status, Cause: CauseRejected, Err: err})
+			return
+		}
+		c.mediaChanged()
+	}
+	c.mu.Lock()
+	c.confirmed = true
+	c.mu.Unlock()
+	c.startUACTimer(res)
+	close(c.answered)
+	c.log.Info("answered")
+}
+
+// handleRetransmitted2xx ACKs every copy of the 2xx (RFC 3261 §13.2.2.4);
+// a 2xx from another fork gets ACK and BYE.
+func (c *OutboundCall) handleRetransmitted2xx(res *sip.Response) {
+	c.mu.Lock()
+	ack := c.ack
+	c.mu.Unlock()
+	if ack != nil && RemoteTag(toTag(res)) == c.d.remoteTag {
+		if err := c.s.writeStateless(ack.Clone()); err != nil {
+			c.log.Debug("re-ACK failed", "err", err)
+		}
+		return
+	}
+	c.log.Info("2xx from another fork, ending it")
+	fork := &dialog{
+		callID: c.d.callID, localTag: c.d.localTag, remoteTag: RemoteTag(toTag(res)),
+		local: c.d.local, remote: c.d.remote, transport: c.d.transport, laddr: c.d.laddr,
+		remoteTarget: *c.d.remoteTarget.Clone(),
+	}
+	fork.setTarget(res.Contact())
+	fa := fork.newRequest(sip.ACK, res.CSeq().SeqNo)
+	_ = c.s.writeStateless(fa) // best effort; the BYE below ends the fork either way
+	bye := fork.newRequest(sip.BYE, res.CSeq().SeqNo+1)
+	c.s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
+		defer cancel()
+		_, _ = c.s.do(ctx, bye) // the fork's fate does not change ours
+	})
+}
+
+// bye ends the dialog from our side.
+func (c *OutboundCall) bye(reason Reason, e *CallError) {
+	if !c.finish(e) {
+		return
+	}
+	req := c.d.newRequest(sip.BYE, c.d.nextCSeq())
+	if !reason.IsZero() {
+		req.AppendHeader(sip.NewHeader("Reason", reason.String()))
+	}
+	c.s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
+		defer cancel()
+		if _, err := c.s.do(ctx, req); err != nil {
+			c.log.Debug("BYE failed", "err", err)
+		}
+	})
+}
+
+func (c *OutboundCall) finish(e *CallError) bool {
+	if !c.end(e) {
+		return false
+	}
+	c.mu.Lock()
+	if c.timer != nil {
+		c.timer.stop()
+	}
+	ack := c.ack
+	c.mu.Unlock()
+	if ack != nil {
+		// 2xx copies may still come for 64*T1 and each needs its ACK.
+		c.s.rememberAck(c.key, ack)
+	}
+	c.s.dialogs.remove(c.key)
+	c.port.Release()
+	c.log.Info("call ended", "cause", e.Cause, "status", e.Status, "remote", e.Remote)
+	return true
+}
+
+func (c *OutboundCall) handleAck(*sip.Request) {}
+
+// handleInDialog serves BYE, re-INVITE, UPDATE and INFO from the PBX.
+func (c *OutboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	c.d.mu.Lock()
+	remote := c.d.remoteTag
+	c.d.mu.Unlock()
+	if remote == "" || RemoteTag(fromTag(req)) != remote {
+		c.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	if !c.d.checkRemoteCSeq(req.CSeq().SeqNo, req.Method) {
+		c.s.reply(tx, req, 500, "CSeq Out of Order", nil)
+		return
+	}
+	switch req.Method {
+	case sip.BYE:
+		c.s.reply(tx, req, 200, "OK", nil)
+		var r Reason
+		if h := req.GetHeader("Reason"); h != nil {
+			r, _ = parseReason(h.Value()) // informative only
+		}
+		c.finish(&CallError{Status: 200, Cause: CauseNormal, Reason: r, Remote: true})
+	case sip.INFO:
+		ct := ""
+		if h := req.ContentType(); h != nil {
+			ct = h.Value()
+		}
+		d, err := parseDTMFInfo(ct, req.Body())
+		if err != nil && len(req.Body()) > 0 {
+			c.s.reply(tx, req, 415, "Unsupported Media Type", nil)
+			return
+		}
+		c.s.reply(tx, req, 200, "OK", nil)
+		if err == nil {
+			select {
+			case c.dtmf <- d:
+			default:
+			}
+		}
+	case sip.INVITE, sip.UPDATE:
+		c.handleModify(req, tx)
+	default:
+		c.s.reply(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowMethods))
+	}
+}
+
+// handleModify answers a re-INVITE or UPDATE from the PBX.
+func (c *OutboundCall) handleModify(req *sip.Request, tx sip.ServerTransaction) {
+	c.mu.Lock()
+	if c.inviteBusy {
+		c.mu.Unlock()
+		c.s.reply(tx, req, 491, "Request Pending", nil)
+		return
+	}
+	c.inviteBusy = true
+	f := c.onOffer
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		c.inviteBusy = false
+		c.mu.Unlock()
+	}()
+	var body []byte
+	var err error
+	if len(req.Body()) > 0 {
+		if f != nil {
+			body, err = f(req.Body())
+		} else {
+			body, err = c.eng.answer(req.Body())
+		}
+		if err != nil {
+			me := asMediaError(err)
+			c.s.reply(tx, req, me.Status, statusText(me.Status), nil, sip.NewHeader("Warning", me.Warning))
+			return
+		}
+	} else if req.Method == sip.INVITE {
+		body = c.eng.offer(false)
+	}
+	c.d.setTarget(req.Contact())
+	timer, _, _ := c.s.negotiateTimerUAS(req)
+	res := sip.NewResponseFromRequest(req, 200, "OK", body)
+	res.AppendHeader(c.s.contact(c.d.transport, c.d.local.User))
+	if len(body) > 0 {
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	}
+	if timer != nil {
+		timer.addHeaders(res, req)
+		c.mu.Lock()
+		if c.timer != nil {
+			c.timer.update(timer)
+			timer = c.timer
+		} else {
+			c.timer = timer
+		}
+		c.mu.Unlock()
+		timer.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
+	}
+	if err := tx.Respond(res); err != nil {
+		c.log.Warn("2xx not sent", "err", err)
+		return
+	}
+	if len(req.Body()) > 0 {
+		c.mediaChanged()
+	}
+	if req.Method == sip.INVITE {
+		// Our 2xx is retransmitted by nobody on reliable transports and by
+		// sipgo's tx on none: wait for the ACK briefly via the tx.
+		c.s.goTracked(func() {
+			t := time.NewTimer(64 * c.s.cfg.T1)
+			defer t.Stop()
+			select {
+			case ack := <-tx.Acks():
+				if len(req.Body()) == 0 && len(ack.Body()) > 0 {
+					if err := c.eng.acceptAnswer(ack.Body()); err == nil {
+						c.mediaChanged()
+					}
+				}
+			case <-tx.Done():
+			case <-t.C:
+			case <-c.done:
+			}
+		})
+	}
+}
+
+// startUACTimer applies the Session-Expires of the 2xx (RFC 4028 §7.2).
+func (c *OutboundCall) startUACTimer(res *sip.Response) {
+	se, ok, err := sessionExpiresHeader(res)
+	if !ok || err != nil {
+		return
+	}
+	t := &sessionTimer{interval: se.Interval, refresher: se.Refresher, weRefresh: se.Refresher != RefresherUAS}
+	c.mu.Lock()
+	c.timer = t
+	c.mu.Unlock()
+	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
+}
+
+func (c *OutboundCall) sessionExpired() {
+	c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Session expired"}, &CallError{Status: 408, Cause: CauseSessionExpired})
+}
+
+// refreshSession sends UPDATE as the refresher.
+func (c *OutboundCall) refreshSession() {
+	if c.ended() {
+		return
+	}
+	c.mu.Lock()
+	t := c.timer
+	c.mu.Unlock()
+	req := c.d.newRequest(sip.UPDATE, c.d.nextCSeq())
+	t.mu.Lock()
+	req.AppendHeader(sip.NewHeader("Session-Expires", sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()))
+	t.mu.Unlock()
+	req.AppendHeader(sip.NewHeader("Supported", "timer"))
+	ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
+	defer cancel()
+	res, err := c.s.do(ctx, req)
+	if err != nil || !res.IsSuccess() {
+		c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Session refresh failed"}, &CallError{Status: 408, Cause: CauseSessionExpired, Err: err})
+		return
+	}
+	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
+}
+
+func (c *OutboundCall) mediaChanged() {
+	c.mu.Lock()
+	f := c.onMedia
+	c.mu.Unlock()
+	if f != nil {
+		f(c.eng.media())
+	}
+}

@@ -1,0 +1,473 @@
+// Package sip is the SIP leg of the trunk: listeners on UDP/TCP/TLS, trust
+// (IP allowlists and digest authentication), our own dialog registry over
+// emiago/sipgo's transaction layer, and the two call directions — an
+// InboundCall for an INVITE from the PBX and an OutboundCall for an INVITE
+// we send to it. The b2bua drives both through small methods (Ringing,
+// Answer, Hangup …) and reads their Media endpoint; SDP itself is sip/sdp's.
+package sip
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// allowMethods is what we answer in Allow.
+const allowMethods = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE, PRACK"
+
+// Server is one SIP user agent: listeners, trust, dialogs, calls.
+type Server struct {
+	cfg     Config
+	log     *slog.Logger
+	ua      *sipgo.UserAgent
+	srv     *sipgo.Server
+	cli     *sipgo.Client
+	ports   *PortPool
+	gate    *gatekeeper
+	dialogs *registry
+	stats   TrustStats
+
+	onCall    func(*InboundCall)
+	newEngine func(port *RTPPort) mediaEngine
+
+	mu        sync.Mutex
+	listeners map[Transport]netip.AddrPort
+	closers   []io.Closer
+	started   bool
+
+	endedAcks sync.Map // dialogKey → *sip.Request
+
+	wg        sync.WaitGroup
+	closing   chan struct{}
+	closeOnce sync.Once
+}
+
+// NewServer checks cfg and prepares a server; Start binds it.
+func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Server{
+		cfg:       cfg,
+		log:       log.With("component", "sip"),
+		dialogs:   newRegistry(),
+		listeners: map[Transport]netip.AddrPort{},
+		closing:   make(chan struct{}),
+	}
+	s.gate = newGatekeeper(cfg, &s.stats)
+	var err error
+	if s.ports, err = NewPortPool(cfg.MediaAddr, cfg.RTPPorts); err != nil {
+		return nil, err
+	}
+	s.newEngine = s.defaultEngine
+	// sipgo logs whole unparsable messages; keep them out of our logs (they
+	// may carry SDES keys) and keep its chatter at warning level.
+	sipgoLog := slog.New(redactHandler{h: s.log.Handler()})
+	s.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgent(cfg.UserAgent),
+		sipgo.WithUserAgentHostname(s.hostForURIs()),
+		sipgo.WithUserAgentTransactionLayerOptions(
+			sip.WithTransactionLayerLogger(sipgoLog),
+			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
+		),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipgoLog)),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("sip: user agent: %w", err)
+	}
+	if s.srv, err = sipgo.NewServer(s.ua, sipgo.WithServerLogger(sipgoLog)); err != nil {
+		return nil, err
+	}
+	if s.cli, err = sipgo.NewClient(s.ua, sipgo.WithClientLogger(sipgoLog)); err != nil {
+		return nil, err
+	}
+	s.srv.OnInvite(s.onInvite)
+	s.srv.OnAck(s.onAck)
+	s.srv.OnBye(s.inDialog)
+	s.srv.OnCancel(s.onStrayCancel)
+	s.srv.OnInfo(s.inDialog)
+	s.srv.OnUpdate(s.inDialog)
+	s.srv.OnPrack(s.inDialog)
+	s.srv.OnOptions(s.onOptions)
+	s.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+		s.reply(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowMethods))
+	})
+	return s, nil
+}
+
+// OnCall installs the function that receives every accepted inbound call.
+// It runs on its own goroutine, owned by the server; it must be set before
+// Start.
+func (s *Server) OnCall(f func(*InboundCall)) { s.onCall = f }
+
+// Stats returns the trust counters.
+func (s *Server) Stats() *TrustStats { return &s.stats }
+
+// Calls is the number of live dialogs (inbound and outbound).
+func (s *Server) Calls() int { return s.dialogs.len() }
+
+// Ports is the RTP port pool.
+func (s *Server) Ports() *PortPool { return s.ports }
+
+// Start binds every configured listener and serves until Close.
+func (s *Server) Start() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.started {
+		return errors.New("sip: server already started")
+	}
+	s.started = true
+	for _, l := range s.cfg.Listen {
+		tp := Transport(strings.ToUpper(string(l.Transport)))
+		if err := s.listen(tp, l); err != nil {
+			s.closeListenersLocked()
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Server) listen(tp Transport, l ListenConfig) error {
+	addr := net.UDPAddrFromAddrPort(l.Addr)
+	var serve func() error
+	var bound netip.AddrPort
+	switch tp {
+	case UDP:
+		c, err := net.ListenUDP("udp", addr)
+		if err != nil {
+			return fmt.Errorf("sip: listen udp %v: %w", l.Addr, err)
+		}
+		s.closers = append(s.closers, c)
+		bound = c.LocalAddr().(*net.UDPAddr).AddrPort()
+		serve = func() error { return s.srv.ServeUDP(c) }
+	case TCP, TLS:
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(l.Addr))
+		if err != nil {
+			return fmt.Errorf("sip: listen %s %v: %w", tp.network(), l.Addr, err)
+		}
+		bound = ln.Addr().(*net.TCPAddr).AddrPort()
+		var listener net.Listener = ln
+		if tp == TLS {
+			cert, err := tls.LoadX509KeyPair(l.CertFile, l.KeyFile)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("sip: tls certificate: %w", err)
+			}
+			listener = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		}
+		s.closers = append(s.closers, listener)
+		if tp == TLS {
+			serve = func() error { return s.srv.ServeTLS(listener) }
+		} else {
+			serve = func() error { return s.srv.ServeTCP(listener) }
+		}
+	default:
+		return fmt.Errorf("sip: unknown transport %q", tp)
+	}
+	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
+	s.listeners[tp] = bound
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Warn("listener stopped", "transport", tp, "err", err)
+		}
+	}()
+	s.log.Info("listening", "transport", tp, "addr", bound)
+	return nil
+}
+
+// Addr is the bound address of the listener of a transport.
+func (s *Server) Addr(tp Transport) (netip.AddrPort, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a, ok := s.listeners[tp]
+	return a, ok
+}
+
+func (s *Server) closeListenersLocked() {
+	for _, c := range s.closers {
+		c.Close()
+	}
+	s.closers = nil
+}
+
+// Close ends every call (BYE or 503), stops the listeners and waits for
+// every goroutine the server started.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		close(s.closing)
+		for _, o := range s.dialogs.all() {
+			if c, ok := o.(interface{ shutdown() }); ok {
+				c.shutdown()
+			}
+		}
+		s.mu.Lock()
+		s.closeListenersLocked()
+		s.mu.Unlock()
+		s.ua.Close()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+// go runs f on a goroutine the server waits for at Close.
+func (s *Server) goTracked(f func()) {
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		f()
+	}()
+}
+
+// hostForURIs is the host we advertise in Contact and Via.
+func (s *Server) hostForURIs() string {
+	if s.cfg.ExternalSignalingAddr.IsValid() {
+		return s.cfg.ExternalSignalingAddr.String()
+	}
+	for _, l := range s.cfg.Listen {
+		if a := l.Addr.Addr(); a.IsValid() && !a.IsUnspecified() {
+			return a.String()
+		}
+	}
+	if s.cfg.Domain != "" {
+		return s.cfg.Domain
+	}
+	return "127.0.0.1"
+}
+
+// contact is our Contact for a dialog on transport tp.
+func (s *Server) contact(tp string, user string) *sip.ContactHeader {
+	t := Transport(strings.ToUpper(tp))
+	a, _ := s.Addr(t)
+	u := sip.Uri{Scheme: "sip", User: user, Host: s.hostForURIs(), Port: int(a.Port())}
+	if t != UDP {
+		u.UriParams = sip.NewParams()
+		u.UriParams.Add("transport", t.network())
+	}
+	if user == "" {
+		u.User = "tgsip"
+	}
+	return &sip.ContactHeader{Address: u}
+}
+
+// prepareRequest adds our Via (advertised host, the listener's port for
+// the request's transport, rport per RFC 3581) and, on UDP, makes the
+// request leave from the listener socket.
+func (s *Server) prepareRequest(req *sip.Request) {
+	tp := Transport(strings.ToUpper(req.Transport()))
+	a, ok := s.Addr(tp)
+	via := &sip.ViaHeader{
+		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: string(tp),
+		Host: s.hostForURIs(), Port: int(a.Port()), Params: sip.NewParams(),
+	}
+	via.Params.Add("branch", sip.GenerateBranchN(16))
+	via.Params.Add("rport", "")
+	req.RemoveHeader("Via")
+	req.PrependHeader(via)
+	if tp == UDP && ok && req.Laddr.IP == nil {
+		req.Laddr = sip.Addr{IP: net.IP(a.Addr().AsSlice()), Port: int(a.Port())}
+	}
+	if req.GetHeader("User-Agent") == nil {
+		req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
+	}
+	if req.ContentLength() == nil {
+		req.SetBody(req.Body())
+	}
+}
+
+// request sends req in a client transaction.
+func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	s.prepareRequest(req)
+	return s.cli.TransactionRequest(ctx, req, noBuild)
+}
+
+// do sends req and waits for its final response.
+func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	tx, err := s.request(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.IsProvisional() {
+				continue
+			}
+			return res, nil
+		case <-tx.Done():
+			return nil, tx.Err()
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// writeStateless sends a request outside any transaction (ACK for 2xx).
+func (s *Server) writeStateless(req *sip.Request) error {
+	s.prepareRequest(req)
+	return s.cli.WriteRequest(req, noBuild)
+}
+
+// reply answers req in tx, adding our Server header.
+func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
+	res := sip.NewResponseFromRequest(req, code, reason, body)
+	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+	for _, h := range hdrs {
+		res.AppendHeader(h)
+	}
+	if err := tx.Respond(res); err != nil {
+		s.log.Debug("response not sent", "status", code, "method", req.Method, "err", err)
+	}
+}
+
+// sourceAddr parses where a request came from.
+func sourceAddr(req *sip.Request) netip.AddrPort {
+	ap, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		return netip.AddrPort{}
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
+
+// onOptions answers OPTIONS in and out of dialogs: a load balancer's probe
+// only marks us up on 200 (Kamailio dispatcher).
+func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	s.reply(tx, req, 200, "OK", nil,
+		sip.NewHeader("Allow", allowMethods),
+		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
+		sip.NewHeader("Supported", "100rel, timer, replaces"),
+	)
+}
+
+// inDialog routes a request with a To tag to the dialog it belongs to.
+func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) {
+	k, ok := keyForIncoming(req)
+	var o dialogOwner
+	if ok {
+		o = s.dialogs.get(k)
+	}
+	if o == nil {
+		// RFC 3261 §12.2.2: a request for a dialog we do not know.
+		s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	o.handleInDialog(req, tx)
+}
+
+// onAck delivers ACKs for 2xx (new transactions) to their dialog; an ACK
+// for an unknown dialog is dropped silently (RFC 3261 §17.2.3 has no
+// response for ACK).
+func (s *Server) onAck(req *sip.Request, _ sip.ServerTransaction) {
+	k, ok := keyForIncoming(req)
+	if !ok {
+		return
+	}
+	if o := s.dialogs.get(k); o != nil {
+		o.handleAck(req)
+	}
+}
+
+// onStrayCancel handles a CANCEL that matched no INVITE transaction.
+func (s *Server) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
+	s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+}
+
+// onStrayResponse sees responses no client transaction claims: 2xx
+// retransmissions to our INVITEs after the transaction ended. RFC 3261
+// §13.2.2.4 makes the UAC core ACK each of them (sipgo#120).
+func (s *Server) onStrayResponse(res *sip.Response) {
+	cseq := res.CSeq()
+	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
+		return
+	}
+	cid := res.CallID()
+	if cid == nil {
+		return
+	}
+	k := dialogKey{callID: cid.Value(), localTag: LocalTag(fromTag(res))}
+	if oc, ok := s.dialogs.get(k).(*OutboundCall); ok {
+		oc.handleRetransmitted2xx(res)
+		return
+	}
+	if v, ok := s.endedAcks.Load(k); ok {
+		_ = s.writeStateless(v.(*sip.Request).Clone()) // best effort, like the first ACK
+	}
+}
+
+// rememberAck keeps the ACK of an ended outbound dialog for 64*T1 so late
+// 2xx copies are still acknowledged.
+func (s *Server) rememberAck(k dialogKey, ack *sip.Request) {
+	s.endedAcks.Store(k, ack)
+	time.AfterFunc(64*s.cfg.T1, func() { s.endedAcks.Delete(k) })
+}
+
+// redactHandler drops message dumps from sipgo's log records and lowers
+// its info chatter to debug.
+type redactHandler struct{ h slog.Handler }
+
+func (r redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return r.h.Enabled(ctx, l)
+}
+
+func (r redactHandler) Handle(ctx context.Context, rec slog.Record) error {
+	level := rec.Level
+	if level == slog.LevelInfo {
+		level = slog.LevelDebug
+	}
+	if !r.h.Enabled(ctx, level) {
+		return nil
+	}
+	out := slog.NewRecord(rec.Time, level, rec.Message, rec.PC)
+	rec.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "data", "msg", "req", "res", "request", "response":
+			out.AddAttrs(slog.String(a.Key, "[redacted]"))
+		default:
+			out.AddAttrs(a)
+		}
+		return true
+	})
+	return r.h.Handle(ctx, out)
+}
+
+func (r redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return redactHandler{h: r.h.WithAttrs(as)}
+}
+
+func (r redactHandler) WithGroup(name string) slog.Handler {
+	return redactHandler{h: r.h.WithGroup(name)}
+}
+
+// itoa is strconv.Itoa for header building.
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// timerBackoff yields T1, 2T1, 4T1 … capped at T2 (RFC 3261 §13.3.1.4).
+func timerBackoff(t1 time.Duration, i int) time.Duration {
+	d := t1 << i
+	if d > defaultT2 || d <= 0 {
+		return defaultT2
+	}
+	return d
+}
+
+// noBuild is a client request option that leaves the request as we built
+// it (sipgo's default would add headers we already set).
+func noBuild(*sipgo.Client, *sip.Request) error { return nil }

@@ -1,0 +1,202 @@
+package sip
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// trustVerdict is what the trunk's trust rules decided for one request.
+type trustVerdict struct {
+	// Trunk is set when the request is allowed.
+	Trunk *TrunkConfig
+	// Status is 0 when allowed, else 401, 407 or 403.
+	Status int
+	// Challenges are WWW-Authenticate/Proxy-Authenticate headers for 401/407.
+	Challenges []sip.Header
+	// Why is a log-safe explanation (never carries secrets).
+	Why string
+}
+
+// TrustStats counts trust decisions; the fields are read with atomic loads.
+type TrustStats struct {
+	Forbidden    atomic.Uint64 // 403 answers of any kind
+	UnknownPeer  atomic.Uint64 // source matched no trunk
+	AuthFailures atomic.Uint64 // bad or unknown credentials
+	Throttled    atomic.Uint64 // refused by the failed-auth limit
+	Challenges   atomic.Uint64 // 401/407 sent
+}
+
+// gatekeeper applies the per-trunk IP allowlist and digest rules.
+type gatekeeper struct {
+	trunks []TrunkConfig
+	nonces *nonceSigner
+	limit  AuthLimitConfig
+	now    func() time.Time
+	stats  *TrustStats
+
+	mu       sync.Mutex
+	failures map[netip.Addr]*failWindow
+}
+
+type failWindow struct {
+	start time.Time
+	count int
+}
+
+func newGatekeeper(cfg Config, stats *TrustStats) *gatekeeper {
+	return &gatekeeper{
+		trunks:   cfg.Trunks,
+		nonces:   newNonceSigner(cfg.AuthLimit.NonceTTL),
+		limit:    cfg.AuthLimit,
+		now:      time.Now,
+		stats:    stats,
+		failures: map[netip.Addr]*failWindow{},
+	}
+}
+
+// throttled reports whether src has used up its failed attempts.
+func (g *gatekeeper) throttled(src netip.Addr) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	w := g.failures[src]
+	if w == nil {
+		return false
+	}
+	if g.now().Sub(w.start) > g.limit.Window {
+		delete(g.failures, src)
+		return false
+	}
+	return w.count >= g.limit.Failures
+}
+
+func (g *gatekeeper) fail(src netip.Addr) {
+	g.stats.AuthFailures.Add(1)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	now := g.now()
+	if len(g.failures) > 4096 {
+		// Bound memory under a spray of sources: drop expired windows.
+		for ip, w := range g.failures {
+			if now.Sub(w.start) > g.limit.Window {
+				delete(g.failures, ip)
+			}
+		}
+	}
+	w := g.failures[src]
+	if w == nil || now.Sub(w.start) > g.limit.Window {
+		w = &failWindow{start: now}
+		g.failures[src] = w
+	}
+	w.count++
+}
+
+func (g *gatekeeper) forbid(why string) trustVerdict {
+	g.stats.Forbidden.Add(1)
+	return trustVerdict{Status: 403, Why: why}
+}
+
+// check decides whether req from src may open a dialog.
+func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
+	src = src.Unmap()
+	if g.throttled(src) {
+		g.stats.Throttled.Add(1)
+		return g.forbid("too many failed authentications")
+	}
+	var candidates []*TrunkConfig
+	for i := range g.trunks {
+		t := &g.trunks[i]
+		if len(t.Allow) == 0 || containsAddr(t.Allow, src) {
+			candidates = append(candidates, t)
+		}
+	}
+	if len(candidates) == 0 {
+		g.stats.UnknownPeer.Add(1)
+		return g.forbid("source matches no trunk")
+	}
+	for _, t := range candidates {
+		if t.Username == "" {
+			return trustVerdict{Trunk: t, Why: "ip allowlist"}
+		}
+	}
+	// Every matching trunk wants digest authentication.
+	hdr := req.GetHeader("Authorization")
+	if hdr == nil {
+		hdr = req.GetHeader("Proxy-Authorization")
+	}
+	if hdr == nil {
+		return g.challenge(candidates[0], false, "no credentials")
+	}
+	cred, err := parseDigestCredentials(hdr.Value())
+	if err != nil {
+		g.fail(src)
+		return g.challenge(candidates[0], false, "unparsable credentials")
+	}
+	var trunk *TrunkConfig
+	for _, t := range candidates {
+		if t.Username == cred.Username && t.Realm == cred.Realm {
+			trunk = t
+			break
+		}
+	}
+	if trunk == nil {
+		g.fail(src)
+		return g.challenge(candidates[0], false, "unknown username or realm")
+	}
+	valid, stale := g.nonces.check(cred.Nonce)
+	if !valid {
+		g.fail(src)
+		return g.challenge(trunk, false, "nonce not issued by us")
+	}
+	if !algorithmAllowed(trunk, cred.Algorithm) || !verifyDigest(cred, string(req.Method), trunk.Password) {
+		g.fail(src)
+		return g.challenge(trunk, false, "wrong digest response")
+	}
+	if stale {
+		// Right password, old nonce: RFC 7616 §3.3 stale=true lets the
+		// client retry without asking anybody for the password.
+		return g.challenge(trunk, true, "stale nonce")
+	}
+	return trustVerdict{Trunk: trunk, Why: "digest"}
+}
+
+func algorithmAllowed(t *TrunkConfig, alg string) bool {
+	_, a, ok := hashFor(alg)
+	if !ok {
+		return false
+	}
+	for _, x := range t.Algorithms {
+		if x == a {
+			return true
+		}
+	}
+	return false
+}
+
+// challenge builds a 401/407 with one challenge per algorithm, preferred
+// first (RFC 8760 §2.4), all sharing one fresh nonce.
+func (g *gatekeeper) challenge(t *TrunkConfig, stale bool, why string) trustVerdict {
+	g.stats.Challenges.Add(1)
+	name, status := "WWW-Authenticate", 401
+	if t.ProxyAuth {
+		name, status = "Proxy-Authenticate", 407
+	}
+	nonce := g.nonces.issue()
+	v := trustVerdict{Status: status, Why: why}
+	for _, alg := range t.Algorithms {
+		v.Challenges = append(v.Challenges, sip.NewHeader(name, challenge(t.Realm, nonce, alg, stale)))
+	}
+	return v
+}
+
+func containsAddr(ps []netip.Prefix, a netip.Addr) bool {
+	for _, p := range ps {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
