@@ -65,6 +65,7 @@ type InboundCall struct {
 	cancelReq  atomic.Pointer[sip.Request]
 	finalSent  chan struct{}
 	finalOnce  sync.Once
+	confirmed  chan struct{}
 
 	mu         sync.Mutex
 	state      callState
@@ -126,6 +127,9 @@ func (c *InboundCall) OnMedia(f func(Media)) {
 	c.onMedia = f
 	c.mu.Unlock()
 }
+
+// Confirmed is closed when the ACK for our 2xx arrived: the call is up.
+func (c *InboundCall) Confirmed() <-chan struct{} { return c.confirmed }
 
 // LocalSDP is the SDP we will answer with (computed when the INVITE came).
 func (c *InboundCall) LocalSDP() []byte { return c.localSDP }
@@ -223,6 +227,7 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		eng:         eng,
 		cancelled:   make(chan struct{}),
 		finalSent:   make(chan struct{}),
+		confirmed:   make(chan struct{}),
 		timer:       timer,
 		dtmf:        make(chan DTMF, 16),
 	}
@@ -457,10 +462,14 @@ func (c *InboundCall) acked(ack *sip.Request, w *ackWaiter, initial bool) {
 		c.ackWait = nil
 	}
 	late := w.wantAnswer
-	if initial && c.state == stateAnswered {
+	confirmedNow := initial && c.state == stateAnswered
+	if confirmedNow {
 		c.state = stateConfirmed
 	}
 	c.mu.Unlock()
+	if confirmedNow {
+		close(c.confirmed)
+	}
 	if late && len(ack.Body()) > 0 {
 		if err := c.eng.acceptAnswer(ack.Body()); err != nil {
 			c.log.Warn("bad SDP answer in ACK", "err", err)

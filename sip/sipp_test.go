@@ -2,7 +2,9 @@ package sip
 
 import (
 	"errors"
+	"net/netip"
 	"testing"
+	"time"
 )
 
 // calls returns a channel fed with every inbound call of s.
@@ -15,15 +17,6 @@ func calls(s *Server, f func(*InboundCall)) <-chan *InboundCall {
 		}
 	})
 	return ch
-}
-
-func udpAddr(t *testing.T, s *Server) (a interface{ String() string }) {
-	t.Helper()
-	ap, ok := s.Addr(UDP)
-	if !ok {
-		t.Fatal("no udp listener")
-	}
-	return ap
 }
 
 func TestSippPlainCall(t *testing.T) {
@@ -54,5 +47,268 @@ func TestSippPlainCall(t *testing.T) {
 	if m := c.Media(); m.Codec.Name == "" || !m.Remote.IsValid() {
 		t.Errorf("media = %+v", m)
 	}
+	waitNoCalls(t, s)
+}
+
+// answerer rings and answers every call.
+func answerer(t *testing.T) func(*InboundCall) {
+	return func(c *InboundCall) {
+		if err := c.Ringing(); err != nil {
+			t.Error(err)
+		}
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+func endOf(t *testing.T, c interface {
+	Done() <-chan struct{}
+	Err() error
+}) *CallError {
+	t.Helper()
+	waitFor(t, c.Done(), "call end")
+	var ce *CallError
+	if !errors.As(c.Err(), &ce) {
+		t.Fatalf("end is not a CallError: %v", c.Err())
+	}
+	return ce
+}
+
+func TestSippByeFromTrunk(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+			return
+		}
+		select {
+		case <-c.Confirmed():
+			c.Hangup(Reason{Protocol: "Q.850", Cause: 16, Text: "Normal call clearing"})
+		case <-c.Done():
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_bye_from_trunk.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	if ce := endOf(t, c); ce.Cause != CauseNormal || ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippCancel(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Ringing(); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_cancel.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	ce := endOf(t, c)
+	if ce.Cause != CauseCancelled || ce.Status != 487 || ce.Reason.Cause != 200 {
+		t.Errorf("end = %v", ce)
+	}
+	if err := c.Answer(nil); err == nil {
+		t.Error("Answer after CANCEL succeeded")
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippHoldResume(t *testing.T) {
+	s := newTestServer(t, nil)
+	medias := make(chan Media, 4)
+	got := calls(s, func(c *InboundCall) {
+		c.OnMedia(func(m Media) { medias <- m })
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_hold.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	if m := waitFor(t, medias, "hold"); m.Direction.Sends() || !m.Direction.Receives() {
+		t.Errorf("on hold we should only receive, direction %v", m.Direction)
+	}
+	if m := waitFor(t, medias, "resume"); !m.Direction.Sends() {
+		t.Errorf("after resume direction %v", m.Direction)
+	}
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippSessionRefresh(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_session_refresh.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippSessionExpires(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.SessionTimers.MinSE = 2 * time.Second })
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_session_expire.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseSessionExpired || ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSipp422(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.SessionTimers.MinSE = 90 * time.Second })
+	calls(s, func(c *InboundCall) { t.Error("call reached the b2bua") })
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_422.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func digestTrunk(c *Config) {
+	c.Trunks = []TrunkConfig{{Name: "pbx", Username: "trunkuser", Password: "s3cret", Algorithms: []DigestAlgorithm{MD5}}}
+	c.AuthLimit.Failures = 2
+}
+
+func TestSippDigest(t *testing.T) {
+	s := newTestServer(t, digestTrunk)
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_digest.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	c := waitFor(t, got, "call")
+	if c.Trunk != "pbx" {
+		t.Errorf("trunk = %q", c.Trunk)
+	}
+	endOf(t, c)
+	if n := s.Stats().Challenges.Load(); n != 1 {
+		t.Errorf("challenges = %d", n)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippWrongPassword(t *testing.T) {
+	s := newTestServer(t, digestTrunk)
+	calls(s, func(c *InboundCall) { t.Error("call reached the b2bua") })
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_wrong_password.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	st := s.Stats()
+	if st.AuthFailures.Load() != 2 || st.Throttled.Load() != 1 || st.Forbidden.Load() != 1 {
+		t.Errorf("failures=%d throttled=%d forbidden=%d", st.AuthFailures.Load(), st.Throttled.Load(), st.Forbidden.Load())
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippUnknownSource(t *testing.T) {
+	s := newTestServer(t, func(c *Config) {
+		c.Trunks = []TrunkConfig{{Name: "far", Allow: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}}}
+	})
+	calls(s, func(c *InboundCall) { t.Error("call reached the b2bua") })
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_forbidden.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	if s.Stats().UnknownPeer.Load() != 1 {
+		t.Error("unknown peer not counted")
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippNoCommonCodec(t *testing.T) {
+	s := newTestServer(t, nil)
+	calls(s, func(c *InboundCall) { t.Error("call reached the b2bua") })
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_no_codec.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippOptions(t *testing.T) {
+	s := newTestServer(t, nil)
+	start(t, s)
+	for _, tp := range []Transport{UDP, TCP} {
+		ap, _ := s.Addr(tp)
+		if err := runSipp(t, sippRun{Scenario: "uac_options.xml", Remote: ap, Args: []string{"-t", map[Transport]string{UDP: "u1", TCP: "t1"}[tp]}}); err != nil {
+			t.Fatalf("%s: %v", tp, err)
+		}
+	}
+}
+
+func TestSippInfoDTMF(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_info_dtmf.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	d := waitFor(t, c.DTMF(), "dtmf")
+	if d.Digit != '5' || d.Duration != 160*time.Millisecond {
+		t.Errorf("dtmf = %+v", d)
+	}
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSipp100rel(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_100rel.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	endOf(t, waitFor(t, got, "call"))
+	waitNoCalls(t, s)
+}
+
+func TestSippPlainCallTCP(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(TCP)
+	if err := runSipp(t, sippRun{Scenario: "uac_basic.xml", Remote: ap, Args: []string{"-t", "t1"}}); err != nil {
+		t.Fatal(err)
+	}
+	c := waitFor(t, got, "call")
+	if c.Transport != TCP {
+		t.Errorf("transport = %v", c.Transport)
+	}
+	endOf(t, c)
 	waitNoCalls(t, s)
 }
