@@ -17,7 +17,9 @@
 // the session's random source and never appear in errors or String methods
 // other than [Crypto.String], which renders the a=crypto line itself.
 //
-// Parsing is done with pion/sdp (imported as psdp); everything on top of the
-// syntax — payload-type tables, crypto lines, direction, negotiation — lives
-// here.
+// Remote descriptions are read by a small line scanner of our own, more
+// tolerant than pion/sdp's strict RFC 8866 grammar (bare LF, lines out of
+// order, m=image for T.38, which pion refuses and we must answer with 488
+// rather than 400). Our own descriptions are written with pion/sdp
+// (imported as psdp), and the tests check that pion parses them back.
 package sdp
