@@ -13,27 +13,27 @@ type Config struct {
 	// Codecs is the codec preference, most preferred first; names are
 	// PCMU, PCMA, G722 and opus (case-insensitive). Empty means
 	// DefaultCodecs.
-	Codecs []string
+	Codecs []string `yaml:"codecs"`
 	// DTMF offers and accepts telephone-event (RFC 4733). The zero Config
 	// has it off; DefaultConfig turns it on.
-	DTMF bool
+	DTMF bool `yaml:"dtmf"`
 	// PTime is the packetization we ask for, in ms (a=ptime, RFC 8866
 	// §6.4); 0 means 20.
-	PTime int
+	PTime int `yaml:"ptime"`
 	// SRTP is the SDES policy.
-	SRTP SRTPPolicy
+	SRTP SRTPPolicy `yaml:"srtp"`
 	// Suites are the SDES crypto-suites we allow, in the order we offer
 	// them. Empty means DefaultSuites.
-	Suites []Suite
+	Suites []Suite `yaml:"suites"`
 	// Addr is the media IP written in c= and o= lines: the NAT-advertised
 	// address when the trunk is behind NAT. When invalid, the address of
 	// the Session's local RTP socket is used; it must then not be
 	// unspecified, or peers read c=0.0.0.0 as hold (RFC 3264 §8.4).
-	Addr netip.Addr
+	Addr netip.Addr `yaml:"addr"`
 	// SessionName is the s= line (RFC 8866 §5.3); empty means "tgsip".
-	SessionName string
+	SessionName string `yaml:"session_name"`
 	// Username is the o= user name (RFC 8866 §5.2); empty means "tgsip".
-	Username string
+	Username string `yaml:"username"`
 }
 
 // DefaultConfig returns the defaults: all four codecs in DefaultCodecs

@@ -44,6 +44,25 @@ func (p SRTPPolicy) String() string {
 	return "SRTPPolicy(" + strconv.Itoa(int(p)) + ")"
 }
 
+// MarshalText returns String(), so the policy reads well in YAML.
+func (p SRTPPolicy) MarshalText() ([]byte, error) {
+	if p < SRTPOff || p > SRTPRequired {
+		return nil, fmt.Errorf("sdp: unknown SRTP policy %d", int(p))
+	}
+	return []byte(p.String()), nil
+}
+
+// UnmarshalText accepts "off", "optional" or "required" (any case).
+func (p *SRTPPolicy) UnmarshalText(b []byte) error {
+	for _, v := range []SRTPPolicy{SRTPOff, SRTPOptional, SRTPRequired} {
+		if strings.EqualFold(string(b), v.String()) {
+			*p = v
+			return nil
+		}
+	}
+	return fmt.Errorf("sdp: SRTP policy %q: use off, optional or required", clip(string(b)))
+}
+
 // Suite is an SDES crypto-suite name as it appears in an a=crypto line.
 type Suite string
 

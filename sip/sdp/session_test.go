@@ -635,3 +635,26 @@ func BenchmarkAnswer(b *testing.B) {
 		}
 	}
 }
+
+func TestSRTPPolicyText(t *testing.T) {
+	for _, p := range []SRTPPolicy{SRTPOff, SRTPOptional, SRTPRequired} {
+		b, err := p.MarshalText()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var back SRTPPolicy
+		if err := back.UnmarshalText(b); err != nil || back != p {
+			t.Fatalf("%s: round trip gave %v, %v", b, back, err)
+		}
+	}
+	var p SRTPPolicy
+	if p.UnmarshalText([]byte("Required")) != nil || p != SRTPRequired {
+		t.Fatal("case-insensitive spelling refused")
+	}
+	if p.UnmarshalText([]byte("sometimes")) == nil {
+		t.Fatal("unknown policy accepted")
+	}
+	if _, err := SRTPPolicy(9).MarshalText(); err == nil {
+		t.Fatal("unknown policy marshalled")
+	}
+}
