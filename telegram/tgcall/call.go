@@ -1,0 +1,819 @@
+package tgcall
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"sync"
+	"time"
+
+	"github.com/gotd/td/tg"
+
+	"github.com/tgsip/tgsip/telegram/media"
+	"github.com/tgsip/tgsip/telegram/wire"
+)
+
+// hangupTimeout bounds phone.discardCall (tdesktop Call::finish kHangupTimeoutMs).
+const hangupTimeout = 5 * time.Second
+
+// state is where a call is in the tdlib/tdesktop state machine
+// (research/tgcalls.md §1.2–1.4).
+type state int
+
+const (
+	stateNew        state = iota
+	stateRequesting       // outgoing: phone.requestCall in flight
+	stateWaiting          // outgoing: phoneCallWaiting, callee device not reached yet
+	stateRinging          // callee device rings (both directions)
+	stateAccepting        // incoming: acceptCall sent, waiting for phoneCall (g_a)
+	stateExchanging       // outgoing: phoneCallAccepted, confirmCall in flight
+	stateConnecting       // keys verified, media connecting
+	stateActive           // media connected
+	stateEnding           // discardCall in flight
+	stateEnded
+)
+
+var stateNames = [...]string{"new", "requesting", "waiting", "ringing", "accepting", "exchanging", "connecting", "active", "ending", "ended"}
+
+func (s state) String() string { return stateNames[s] }
+
+// Events of a call's loop.
+type (
+	evDial     struct{}
+	evIncoming struct{}
+	evAccept   struct{}
+	evHangup   struct{ reason DiscardReason }
+	evUpdate   struct{ pc tg.PhoneCallClass }
+	evSignal   struct{ data []byte }
+	evRPC      struct {
+		name string
+		res  any
+		err  error
+	}
+	evCandidate struct{ sdp string }
+	evMuted     struct{ muted bool }
+)
+
+// Call is one Telegram 1:1 call, outgoing (from Dial) or incoming (from
+// Options.OnIncoming). Its methods are safe for concurrent use.
+type Call struct {
+	client   *Client
+	outgoing bool
+	box      *mailbox
+	log      *slog.Logger
+
+	ringing   chan struct{}
+	connected chan struct{}
+	done      chan struct{}
+	requested chan struct{} // outgoing: closed when requestCall resolved
+	mu        sync.Mutex
+	result    *Error
+	conn      *Conn
+	emojis    [4]string
+
+	// Loop-owned state: touched only by run and the handlers it calls.
+	state        state
+	id           int64
+	accessHash   int64
+	peer         int64
+	peerInput    tg.InputUserClass
+	request      *tg.PhoneCallRequested // incoming
+	requestErr   error
+	hangupWant   bool // Hangup came while an RPC had to finish first
+	dh           wire.DHConfig
+	secret       *big.Int
+	gA           []byte // caller: our g_a; callee: the caller's g_a
+	gAHash       []byte
+	key          *wire.Key
+	protocol     tg.PhoneCallProtocol
+	sig          *signaling
+	neg          *negotiator
+	media        *media.Session
+	remoteSet    bool
+	pendingCands []string
+	early        [][]byte // signaling that came before the keys
+	mediaUp      bool
+	remoteState  wire.MediaState
+	startedAt    time.Time // media connected
+	muted        bool
+	timer        *time.Timer
+	rpcs         sync.WaitGroup
+	ctx          context.Context
+	cancel       context.CancelFunc
+}
+
+func (c *Client) newCall(outgoing bool) *Call {
+	ctx, cancel := context.WithCancel(context.Background())
+	call := &Call{
+		client:    c,
+		outgoing:  outgoing,
+		box:       newMailbox(),
+		ringing:   make(chan struct{}),
+		connected: make(chan struct{}),
+		done:      make(chan struct{}),
+		requested: make(chan struct{}),
+		ctx:       ctx,
+		cancel:    cancel,
+	}
+	call.timer = time.NewTimer(time.Hour)
+	call.timer.Stop()
+	if outgoing {
+		call.log = c.log.With("direction", "out")
+	}
+	return call
+}
+
+// ID is the Telegram call id (0 until phone.requestCall returned).
+func (call *Call) ID() int64 {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.id
+}
+
+// Peer is the other party's user id.
+func (call *Call) Peer() int64 {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.peer
+}
+
+// Outgoing reports whether we placed the call.
+func (call *Call) Outgoing() bool { return call.outgoing }
+
+// Ringing is closed when the callee's device rings: for an outgoing call when
+// Telegram reports phoneCallWaiting.receive_date (the callee sent
+// phone.receivedCall), for an incoming call at once.
+func (call *Call) Ringing() <-chan struct{} { return call.ringing }
+
+// Connected is closed when media is connected and our audio is negotiated;
+// Conn is usable from then on.
+func (call *Call) Connected() <-chan struct{} { return call.connected }
+
+// Done is closed when the call has ended on Telegram and every resource it
+// held is released; Err tells why.
+func (call *Call) Done() <-chan struct{} { return call.done }
+
+// Err is how the call ended (nil until Done).
+func (call *Call) Err() *Error {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.result
+}
+
+// Conn is the media connection (nil until Connected).
+func (call *Call) Conn() *Conn {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.conn
+}
+
+// Emojis is the emoji fingerprint both parties see (valid once the keys are
+// verified, i.e. from Connected on).
+func (call *Call) Emojis() [4]string {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.emojis
+}
+
+// Accept answers an incoming call. The outcome is reported by Connected and Done.
+func (call *Call) Accept() { call.box.post(evAccept{}) }
+
+// Decline turns an incoming call down (discarded as busy, which tdlib shows
+// as "declined").
+func (call *Call) Decline() { call.box.post(evHangup{reason: DiscardBusy}) }
+
+// Hangup ends the call with the reason tdesktop's hangup() picks: missed for
+// an unanswered outgoing call, busy for an unanswered incoming one, hangup
+// otherwise. It does not wait; use Done.
+func (call *Call) Hangup() { call.box.post(evHangup{reason: DiscardNone}) }
+
+// run is the call's event loop: the only goroutine touching loop-owned state.
+func (call *Call) run() {
+	defer call.client.wg.Done()
+	var mediaConnected, mediaDone <-chan struct{}
+	for call.state != stateEnded {
+		mediaConnected, mediaDone = nil, nil
+		if call.media != nil && call.state < stateEnding {
+			if call.state == stateConnecting && !call.mediaUp {
+				mediaConnected = call.media.Connected()
+			}
+			mediaDone = call.media.Done()
+		}
+		var sigWake <-chan time.Time
+		if call.sig != nil {
+			sigWake = call.sig.wake()
+		}
+		select {
+		case <-call.box.notify:
+			for _, ev := range call.box.take() {
+				call.handle(ev)
+				if call.state == stateEnded {
+					break
+				}
+			}
+		case <-call.timer.C:
+			call.onTimeout()
+		case <-sigWake:
+			call.sig.poll(time.Now())
+		case <-mediaConnected:
+			call.onMediaConnected()
+		case <-mediaDone:
+			err := call.media.Err()
+			call.log.Info("media failed", "err", err)
+			call.fail(&Error{Cause: CauseDisconnected, Err: err})
+		}
+	}
+	call.teardown()
+}
+
+func (call *Call) handle(ev any) {
+	switch e := ev.(type) {
+	case evDial:
+		call.startOutgoing()
+	case evIncoming:
+		call.startIncoming()
+	case evAccept:
+		call.onAccept()
+	case evHangup:
+		call.onHangup(e.reason)
+	case evUpdate:
+		call.onUpdate(e.pc)
+	case evSignal:
+		call.onSignal(e.data)
+	case evRPC:
+		call.onRPC(e)
+	case evCandidate:
+		call.sendMessage(&wire.Candidates{Candidates: []wire.Candidate{{SDPString: e.sdp}}})
+	case evMuted:
+		call.muted = e.muted
+		if call.state == stateActive {
+			call.sendMediaState()
+		}
+	}
+}
+
+// arm sets the one state timer.
+func (call *Call) arm(d time.Duration) {
+	call.timer.Stop()
+	select {
+	case <-call.timer.C:
+	default:
+	}
+	call.timer.Reset(d)
+}
+
+// goRPC runs an RPC off the loop and posts its result back as evRPC.
+func (call *Call) goRPC(name string, f func(ctx context.Context) (any, error)) {
+	call.rpcs.Add(1)
+	go func() {
+		defer call.rpcs.Done()
+		res, err := f(call.ctx)
+		call.box.post(evRPC{name: name, res: res, err: err})
+	}()
+}
+
+func (call *Call) input() tg.InputPhoneCall {
+	return tg.InputPhoneCall{ID: call.id, AccessHash: call.accessHash}
+}
+
+func (call *Call) protocolOffer() tg.PhoneCallProtocol {
+	return tg.PhoneCallProtocol{
+		UDPP2P:          true,
+		UDPReflector:    true,
+		MinLayer:        wire.MinLayer,
+		MaxLayer:        wire.MaxLayer,
+		LibraryVersions: call.client.opts.Versions,
+	}
+}
+
+// ---- outgoing (research/tgcalls.md §1.2) ----
+
+func (call *Call) startOutgoing() {
+	call.state = stateRequesting
+	c := call.client
+	call.arm(c.timeouts.Receive + time.Second) // bounds the RPC itself, as tdlib does
+	call.goRPC("requestCall", func(ctx context.Context) (any, error) {
+		cfg, random, err := c.dh.get(ctx, c.api)
+		if err != nil {
+			return nil, err
+		}
+		a, err := wire.NewExponent(c.opts.Random, random)
+		if err != nil {
+			return nil, err
+		}
+		gA := wire.Public(cfg, a)
+		call.dh, call.secret, call.gA, call.gAHash = cfg, a, gA, wire.GAHash(gA)
+		res, err := c.api.PhoneRequestCall(ctx, &tg.PhoneRequestCallRequest{
+			UserID:   call.peerInput,
+			RandomID: int(randomInt32(c)),
+			GAHash:   call.gAHash,
+			Protocol: call.protocolOffer(),
+		})
+		return res, err
+	})
+}
+
+func (call *Call) onRequestResult(e evRPC) {
+	defer close(call.requested)
+	if e.err != nil {
+		call.requestErr = rpcError(e.err)
+		call.finish(call.requestErr.(*Error))
+		return
+	}
+	res := e.res.(*tg.PhonePhoneCall)
+	w, ok := res.PhoneCall.(*tg.PhoneCallWaiting)
+	if !ok {
+		// tdesktop startOutgoing: anything but phoneCallWaiting is a failure.
+		call.requestErr = &Error{Cause: CauseInternal, Err: fmt.Errorf("requestCall returned %T", res.PhoneCall)}
+		if d, ok := res.PhoneCall.(*tg.PhoneCallDiscarded); ok {
+			call.requestErr = call.discardedError(d)
+		}
+		call.finish(call.requestErr.(*Error))
+		return
+	}
+	call.mu.Lock()
+	call.id, call.accessHash, call.peer = w.ID, w.AccessHash, w.ParticipantID
+	call.mu.Unlock()
+	call.log = call.log.With("call_id", w.ID, "peer", w.ParticipantID)
+	call.state = stateWaiting
+	call.arm(call.client.timeouts.Receive)
+	call.client.bind(call, w.ID)
+	call.log.Info("call requested")
+	if call.hangupWant {
+		call.onHangup(DiscardNone)
+		return
+	}
+	call.onUpdate(w) // a receive_date already set means the callee rings
+}
+
+func (call *Call) onAccepted(a *tg.PhoneCallAccepted) {
+	if call.state != stateWaiting && call.state != stateRinging {
+		return
+	}
+	key, err := wire.SharedKey(call.dh, a.GB, call.secret)
+	if err != nil {
+		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: g_b: %v", ErrKeyMismatch, err)})
+		return
+	}
+	call.key = &key
+	call.protocol = a.Protocol
+	call.state = stateExchanging
+	call.arm(call.client.timeouts.Receive) // tdlib on_begin_exchanging_key
+	fp := key.Fingerprint()
+	in, gA, proto := call.input(), call.gA, call.protocolOffer()
+	call.goRPC("confirmCall", func(ctx context.Context) (any, error) {
+		return call.client.api.PhoneConfirmCall(ctx, &tg.PhoneConfirmCallRequest{
+			Peer: in, GA: gA, KeyFingerprint: fp, Protocol: proto,
+		})
+	})
+}
+
+// ---- incoming (research/tgcalls.md §1.3) ----
+
+func (call *Call) startIncoming() {
+	call.state = stateRinging
+	c := call.client
+	call.arm(c.timeouts.Ring)
+	close(call.ringing)
+	in := call.input()
+	// Acknowledge at once, or the caller never sees ringing and gives up
+	// after call_receive_timeout_ms (tdlib send_received_query).
+	call.goRPC("receivedCall", func(ctx context.Context) (any, error) {
+		return c.api.PhoneReceivedCall(ctx, in)
+	})
+	call.log.Info("incoming call ringing")
+	if c.opts.OnIncoming == nil {
+		call.onHangup(DiscardBusy)
+		return
+	}
+	go c.opts.OnIncoming(call)
+}
+
+func (call *Call) onAccept() {
+	if call.outgoing || call.state != stateRinging {
+		return
+	}
+	call.state = stateAccepting
+	c := call.client
+	call.arm(c.timeouts.Receive)
+	in, req := call.input(), call.request
+	call.goRPC("acceptCall", func(ctx context.Context) (any, error) {
+		cfg, random, err := c.dh.get(ctx, c.api)
+		if err != nil {
+			return nil, err
+		}
+		b, err := wire.NewExponent(c.opts.Random, random)
+		if err != nil {
+			return nil, err
+		}
+		call.dh, call.secret, call.gAHash = cfg, b, req.GAHash
+		return c.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{
+			Peer:     in,
+			GB:       wire.Public(cfg, b),
+			Protocol: call.protocolOffer(),
+		})
+	})
+}
+
+// onConfirmed is the callee's phoneCall carrying g_a.
+func (call *Call) onConfirmedIncoming(pc *tg.PhoneCall) {
+	if call.state != stateAccepting || call.secret == nil {
+		return
+	}
+	// The commitment: the caller revealed g_a only now (tdesktop startConfirmedCall).
+	if !bytes.Equal(wire.GAHash(pc.GAOrB), call.gAHash) {
+		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: g_a does not match g_a_hash", ErrKeyMismatch)})
+		return
+	}
+	key, err := wire.SharedKey(call.dh, pc.GAOrB, call.secret)
+	if err != nil {
+		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: g_a: %v", ErrKeyMismatch, err)})
+		return
+	}
+	call.key = &key
+	call.gA = pc.GAOrB
+	call.startMedia(pc)
+}
+
+// ---- both ----
+
+func (call *Call) onRPC(e evRPC) {
+	switch e.name {
+	case "requestCall":
+		call.onRequestResult(e)
+	case "receivedCall":
+		if e.err != nil && call.state == stateRinging {
+			// tdlib treats a failed receivedCall as fatal.
+			call.fail(rpcError(e.err))
+		}
+	case "acceptCall":
+		if call.state != stateAccepting {
+			return
+		}
+		if e.err != nil {
+			call.fail(rpcError(e.err))
+			return
+		}
+		res := e.res.(*tg.PhonePhoneCall)
+		switch pc := res.PhoneCall.(type) {
+		case *tg.PhoneCallWaiting: // expected (tdesktop requires it)
+		case *tg.PhoneCall:
+			call.onConfirmedIncoming(pc)
+		default:
+			call.onUpdate(pc)
+		}
+	case "confirmCall":
+		if call.state != stateExchanging {
+			return
+		}
+		if e.err != nil {
+			call.fail(rpcError(e.err))
+			return
+		}
+		res := e.res.(*tg.PhonePhoneCall)
+		pc, ok := res.PhoneCall.(*tg.PhoneCall)
+		if !ok {
+			call.onUpdate(res.PhoneCall)
+			return
+		}
+		call.onConfirmedOutgoing(pc)
+	case "discardCall":
+		if e.err != nil {
+			call.log.Warn("discard call", "err", e.err)
+		}
+		call.state = stateEnded
+	}
+}
+
+func (call *Call) onConfirmedOutgoing(pc *tg.PhoneCall) {
+	if call.state != stateExchanging {
+		return
+	}
+	call.startMedia(pc)
+}
+
+func (call *Call) onUpdate(pc tg.PhoneCallClass) {
+	switch p := pc.(type) {
+	case *tg.PhoneCallWaiting:
+		if call.outgoing && call.state == stateWaiting {
+			if _, ok := p.GetReceiveDate(); ok {
+				call.state = stateRinging
+				call.arm(call.client.timeouts.Ring)
+				close(call.ringing)
+				call.log.Info("callee ringing")
+			}
+		}
+	case *tg.PhoneCallAccepted:
+		if call.outgoing && call.checkCommon(p.AdminID, p.ParticipantID, p.AccessHash) {
+			call.onAccepted(p)
+		}
+	case *tg.PhoneCall:
+		if !call.checkCommon(p.AdminID, p.ParticipantID, p.AccessHash) {
+			return
+		}
+		if call.outgoing {
+			call.onConfirmedOutgoing(p)
+		} else {
+			call.onConfirmedIncoming(p)
+		}
+	case *tg.PhoneCallDiscarded:
+		if call.state >= stateEnding {
+			return
+		}
+		call.finishRemote(p)
+	case *tg.PhoneCallEmpty, *tg.PhoneCallRequested:
+		// Repeats of what we know (getDifference replays): ignore.
+	}
+}
+
+// checkCommon is tdesktop checkCallCommonFields.
+func (call *Call) checkCommon(admin, participant, accessHash int64) bool {
+	self := call.client.self
+	ok := accessHash == call.accessHash
+	if call.outgoing {
+		ok = ok && admin == self && participant == call.peer
+	} else {
+		ok = ok && admin == call.peer && participant == self
+	}
+	if !ok {
+		call.log.Warn("ignoring phoneCall update with wrong fields")
+	}
+	return ok
+}
+
+// startMedia checks what the peer selected, verifies the key and starts
+// signaling and media (research/tgcalls.md §1.2 step 5, §3).
+func (call *Call) startMedia(pc *tg.PhoneCall) {
+	if pc.KeyFingerprint != call.key.Fingerprint() {
+		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: key fingerprint", ErrKeyMismatch)})
+		return
+	}
+	call.protocol = pc.Protocol
+	if err := checkSelected(pc, call.client.opts.Versions, call.log); err != nil {
+		call.fail(&Error{Cause: CauseProtocol, Err: err})
+		return
+	}
+	call.mu.Lock()
+	call.emojis = wire.EmojiFingerprint(call.key, call.gA)
+	call.mu.Unlock()
+
+	cfg := media.Config{
+		Transport:  call.client.opts.Transport,
+		Outgoing:   call.outgoing,
+		P2PAllowed: pc.P2PAllowed,
+		Reflectors: reflectors(pc.Connections, call.log),
+		ICEServers: iceServers(pc.Connections),
+		Logger:     call.log,
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = &media.Transport{}
+	}
+	sess, err := media.New(cfg)
+	if err != nil {
+		call.fail(&Error{Cause: CauseInternal, Err: fmt.Errorf("media: %w", err)})
+		return
+	}
+	call.media = sess
+	call.sig = newSignaling(call, call.key, call.outgoing)
+	call.neg = newNegotiator(call.outgoing, call.client.opts.Random)
+	box := call.box
+	sess.OnCandidate(func(sdp string) { box.post(evCandidate{sdp}) })
+	if err := sess.Start(); err != nil {
+		call.fail(&Error{Cause: CauseInternal, Err: fmt.Errorf("media: %w", err)})
+		return
+	}
+	call.state = stateConnecting
+	call.arm(call.client.timeouts.Connect)
+	call.log.Info("keys verified, connecting media",
+		"version", pc.Protocol.LibraryVersions[0], "p2p", pc.P2PAllowed, "connections", len(pc.Connections))
+	if call.outgoing {
+		// tgcalls beginSignaling: the caller opens with InitialSetup
+		// (setup "actpass") and, in current builds, its offer.
+		call.sendInitialSetup("actpass")
+		call.sendOffer()
+	}
+	call.sig.flushEarly()
+}
+
+func (call *Call) onMediaConnected() {
+	if call.state != stateConnecting {
+		return
+	}
+	call.mediaUp = true
+	call.maybeActive()
+}
+
+// maybeActive enters stateActive once media is connected and our outgoing
+// audio channel is negotiated.
+func (call *Call) maybeActive() {
+	if call.state != stateConnecting || !call.mediaUp || call.neg.out == nil {
+		return
+	}
+	call.state = stateActive
+	call.timer.Stop()
+	call.startedAt = time.Now()
+	call.mu.Lock()
+	call.conn = newConn(call, call.media, call.neg.audio())
+	call.conn.remoteState = call.remoteState
+	call.mu.Unlock()
+	call.sendMediaState()
+	close(call.connected)
+	call.log.Info("call connected", "emoji", call.emojis)
+}
+
+func (call *Call) onTimeout() {
+	switch call.state {
+	case stateRequesting, stateWaiting:
+		call.fail(&Error{Cause: CauseUnreachable, Reason: DiscardMissed})
+	case stateRinging:
+		if call.outgoing {
+			call.fail(&Error{Cause: CauseNoAnswer, Reason: DiscardMissed})
+		} else {
+			// tdesktop arms callRingTimeoutMs for incoming calls and
+			// hangs up as busy ("declined") when it expires.
+			call.fail(&Error{Cause: CauseNoAnswer, Reason: DiscardBusy})
+		}
+	case stateAccepting, stateExchanging, stateConnecting:
+		call.fail(&Error{Cause: CauseDisconnected, Reason: DiscardDisconnect, Err: errors.New("timed out")})
+	}
+}
+
+// onHangup ends the call on our initiative.
+func (call *Call) onHangup(reason DiscardReason) {
+	switch call.state {
+	case stateNew, stateRequesting:
+		// The request may still create the call on Telegram: discard it
+		// when the result comes (tdlib cancels the query, tdesktop defers
+		// with _finishAfterRequestingCall).
+		call.hangupWant = true
+		if call.state == stateNew {
+			call.finish(&Error{Cause: CauseCancelled})
+		}
+		return
+	case stateEnding, stateEnded:
+		return
+	}
+	if reason == DiscardNone {
+		switch {
+		case call.state == stateActive:
+			reason = DiscardHangup
+		case call.outgoing && call.state <= stateRinging:
+			reason = DiscardMissed
+		case !call.outgoing && call.state == stateRinging:
+			reason = DiscardBusy
+		default:
+			reason = DiscardHangup
+		}
+	}
+	cause := CauseHangup
+	if call.state < stateActive {
+		cause = CauseCancelled
+		if !call.outgoing && reason == DiscardBusy {
+			cause = CauseBusy
+		}
+	}
+	call.fail(&Error{Cause: cause, Reason: reason})
+}
+
+// fail ends the call with e, discarding it on Telegram if it exists there.
+func (call *Call) fail(e *Error) {
+	if call.state >= stateEnding {
+		return
+	}
+	if e.Reason == DiscardNone && call.id != 0 {
+		e.Reason = causeTable[e.Cause].discard
+		if e.Reason == DiscardNone {
+			e.Reason = DiscardDisconnect
+		}
+	}
+	if !call.startedAt.IsZero() {
+		e.Duration = time.Since(call.startedAt)
+	}
+	call.setResult(e)
+	if call.id == 0 {
+		call.state = stateEnded
+		return
+	}
+	call.state = stateEnding
+	call.arm(hangupTimeout)
+	call.closeMedia()
+	in, reason, dur := call.input(), e.Reason, int(e.Duration/time.Second)
+	api := call.client.api
+	call.rpcs.Add(1)
+	go func() {
+		defer call.rpcs.Done()
+		// Not call.ctx: the discard must go out even as the call winds down.
+		ctx, cancel := context.WithTimeout(context.Background(), hangupTimeout)
+		defer cancel()
+		_, err := api.PhoneDiscardCall(ctx, &tg.PhoneDiscardCallRequest{
+			Peer:     in,
+			Duration: dur,
+			Reason:   reason.tl(),
+			// connection_id: InstanceV2Impl's getPreferredRelayId returns 0.
+		})
+		call.box.post(evRPC{name: "discardCall", err: err})
+	}()
+	call.log.Info("call ended", "cause", e.Cause, "reason", reason, "duration", e.Duration)
+}
+
+// finish ends a call that never existed on Telegram or is already gone there.
+func (call *Call) finish(e *Error) {
+	if call.state >= stateEnding {
+		return
+	}
+	if !call.startedAt.IsZero() && e.Duration == 0 {
+		e.Duration = time.Since(call.startedAt)
+	}
+	call.setResult(e)
+	call.state = stateEnded
+}
+
+func (call *Call) finishRemote(d *tg.PhoneCallDiscarded) {
+	e := call.discardedError(d)
+	call.log.Info("call discarded by peer", "cause", e.Cause, "reason", e.Reason, "duration", e.Duration)
+	call.finish(e)
+}
+
+// discardedError classifies a phoneCallDiscarded (tdlib CallDiscardReason,
+// tdesktop Call::handleUpdate).
+func (call *Call) discardedError(d *tg.PhoneCallDiscarded) *Error {
+	e := &Error{Remote: true}
+	if r, ok := d.GetReason(); ok {
+		e.Reason = reasonFromTL(r)
+	}
+	if dur, ok := d.GetDuration(); ok {
+		e.Duration = time.Duration(dur) * time.Second
+	}
+	switch {
+	case call.state == stateActive:
+		e.Cause = CauseHangup
+		if e.Reason == DiscardDisconnect {
+			e.Cause = CauseDisconnected
+		}
+	case e.Reason == DiscardBusy:
+		e.Cause = CauseBusy
+	case e.Reason == DiscardMissed:
+		e.Cause = CauseNoAnswer
+		if call.outgoing && call.state < stateRinging {
+			e.Cause = CauseUnreachable
+		}
+	case !call.outgoing && call.state == stateRinging:
+		// Discarded while ringing here: the caller gave up, or another
+		// device of the account answered (tdesktop EndedByOtherDevice).
+		e.Cause = CauseCancelled
+		if e.Reason == DiscardHangup || e.Reason == DiscardNone {
+			e.Cause = CauseAnsweredElsewhere
+		}
+	case call.state < stateActive && e.Reason == DiscardHangup && call.outgoing:
+		e.Cause = CauseBusy
+	default:
+		e.Cause = CauseDisconnected
+	}
+	return e
+}
+
+func (call *Call) setResult(e *Error) {
+	call.mu.Lock()
+	if call.result == nil {
+		call.result = e
+	}
+	call.mu.Unlock()
+}
+
+func (call *Call) closeMedia() {
+	if call.media != nil {
+		if err := call.media.Close(); err != nil {
+			call.log.Debug("close media", "err", err)
+		}
+	}
+	call.cancel()
+}
+
+// teardown runs after the loop: wait for RPC goroutines, release the call.
+func (call *Call) teardown() {
+	call.timer.Stop()
+	call.closeMedia()
+	if call.sig != nil {
+		call.sig.close()
+	}
+	call.rpcs.Wait()
+	call.client.release(call)
+	if call.outgoing {
+		select {
+		case <-call.requested:
+		default:
+			if call.requestErr == nil {
+				if r := call.Err(); r != nil {
+					call.requestErr = r
+				} else {
+					call.requestErr = &Error{Cause: CauseCancelled}
+				}
+			}
+			close(call.requested)
+		}
+	}
+	close(call.done)
+}

@@ -1,0 +1,430 @@
+package tgcall_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/gotd/td/tg"
+	"github.com/gotd/td/tgerr"
+
+	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/telegram/emu"
+	"github.com/tgsip/tgsip/telegram/tgcall"
+)
+
+// wait blocks until ch is closed or fails the test after d.
+func wait(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// answer makes the account accept its next incoming call and hands it over.
+func answer(a *account) <-chan *tgcall.Call {
+	ch := make(chan *tgcall.Call, 1)
+	a.incoming(func(c *tgcall.Call) {
+		c.Accept()
+		ch <- c
+	})
+	return ch
+}
+
+// ringOnly makes the account let incoming calls ring and hands them over.
+func ringOnly(a *account) <-chan *tgcall.Call {
+	ch := make(chan *tgcall.Call, 1)
+	a.incoming(func(c *tgcall.Call) { ch <- c })
+	return ch
+}
+
+func got(t *testing.T, ch <-chan *tgcall.Call) *tgcall.Call {
+	t.Helper()
+	select {
+	case c := <-ch:
+		return c
+	case <-time.After(10 * time.Second):
+		t.Fatal("no incoming call within 10 s")
+		return nil
+	}
+}
+
+// ended checks how a finished call ended.
+func ended(t *testing.T, c *tgcall.Call, cause tgcall.Cause, reason tgcall.DiscardReason, remote bool) *tgcall.Error {
+	t.Helper()
+	wait(t, c.Done(), 15*time.Second, "call end")
+	e := c.Err()
+	if e == nil {
+		t.Fatal("Done call without Err")
+	}
+	if e.Cause != cause || e.Reason != reason || e.Remote != remote {
+		t.Errorf("call ended %v/%v remote=%v (%v), want %v/%v remote=%v", e.Cause, e.Reason, e.Remote, e, cause, reason, remote)
+	}
+	return e
+}
+
+// onTelegram checks what the emulated Telegram recorded for the call.
+func onTelegram(t *testing.T, id int64, want tgcall.DiscardReason) {
+	t.Helper()
+	info, ok := network.Call(id)
+	if !ok {
+		t.Fatalf("call %d unknown to the emulator", id)
+	}
+	var got tgcall.DiscardReason
+	switch info.Reason.(type) {
+	case *tg.PhoneCallDiscardReasonHangup:
+		got = tgcall.DiscardHangup
+	case *tg.PhoneCallDiscardReasonBusy:
+		got = tgcall.DiscardBusy
+	case *tg.PhoneCallDiscardReasonMissed:
+		got = tgcall.DiscardMissed
+	case *tg.PhoneCallDiscardReasonDisconnect:
+		got = tgcall.DiscardDisconnect
+	}
+	if got != want {
+		t.Errorf("emulator recorded discard %v (%T), want %v", got, info.Reason, want)
+	}
+}
+
+// toneTrip sends a tone each way and checks both arrive with their frequency.
+func toneTrip(t *testing.T, a, b *tgcall.Call) {
+	t.Helper()
+	ca, cb := a.Conn(), b.Conn()
+	if ca == nil || cb == nil {
+		t.Fatal("connected call without Conn")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	type result struct {
+		pcm []int16
+		err error
+	}
+	recv := func(c *tgcall.Conn) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			pcm, err := audiotest.ReceiveOpus(c, audiotest.OpusRate/4, 10)
+			ch <- result{pcm, err}
+		}()
+		return ch
+	}
+	ra, rb := recv(ca), recv(cb)
+	send := func(c *tgcall.Conn, freq float64) <-chan error {
+		ch := make(chan error, 1)
+		go func() {
+			au := c.Audio()
+			ch <- audiotest.SendOpusTone(ctx, c, au.SSRC, au.PayloadType, freq, 40, 20*time.Millisecond)
+		}()
+		return ch
+	}
+	ea, eb := send(ca, 440), send(cb, 1000)
+	for _, e := range []<-chan error{ea, eb} {
+		if err := <-e; err != nil {
+			t.Fatalf("send tone: %v", err)
+		}
+	}
+	check := func(name string, ch <-chan result, want float64) {
+		select {
+		case r := <-ch:
+			if r.err != nil {
+				t.Fatalf("%s receive: %v", name, r.err)
+			}
+			f, prom := audiotest.DominantFrequency(r.pcm, audiotest.OpusRate, 100, 4000, 10)
+			if math.Abs(f-want) > 15 || prom < 20 {
+				t.Errorf("%s heard %v Hz (prominence %.1f), want %v Hz", name, f, prom, want)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%s: no audio", name)
+		}
+	}
+	check("callee", rb, 440)
+	check("caller", ra, 1000)
+	if au, bu := ca.Audio(), cb.Audio(); au.RemoteSSRC != bu.SSRC || bu.RemoteSSRC != au.SSRC {
+		t.Errorf("negotiated SSRCs do not cross: caller %+v callee %+v", au, bu)
+	}
+}
+
+// connect places a call from a to b, b answers, both connect.
+func connect(t *testing.T, a, b *account) (*tgcall.Call, *tgcall.Call) {
+	t.Helper()
+	in := answer(b)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := a.engine.Dial(ctx, b.peer())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	callee := got(t, in)
+	wait(t, out.Ringing(), 10*time.Second, "ringing")
+	wait(t, out.Connected(), 30*time.Second, "caller connected")
+	wait(t, callee.Connected(), 30*time.Second, "callee connected")
+	if out.Emojis() != callee.Emojis() || out.Emojis()[0] == "" {
+		t.Errorf("emoji fingerprints differ: %v vs %v", out.Emojis(), callee.Emojis())
+	}
+	if out.ID() != callee.ID() || callee.Peer() != a.user.ID || out.Peer() != b.user.ID {
+		t.Errorf("ids: out %d/%d, in %d/%d", out.ID(), out.Peer(), callee.ID(), callee.Peer())
+	}
+	return out, callee
+}
+
+func TestCallCallerHangsUp(t *testing.T) {
+	out, in := connect(t, alice, bob)
+	toneTrip(t, out, in)
+	out.Hangup()
+	e := ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+	onTelegram(t, out.ID(), tgcall.DiscardHangup)
+	// The duration runs from media connected and goes to Telegram in
+	// whole seconds, as tdesktop sends it.
+	if e.Duration <= 0 {
+		t.Errorf("duration %v, want > 0", e.Duration)
+	}
+	if info, _ := network.Call(out.ID()); info.Duration != int(e.Duration/time.Second) {
+		t.Errorf("Telegram got duration %d s, the call lasted %v", info.Duration, e.Duration)
+	}
+}
+
+func TestCallMediaState(t *testing.T) {
+	out, in := connect(t, alice, bob)
+	defer func() {
+		out.Hangup()
+		<-out.Done()
+		<-in.Done()
+	}()
+	// waitState waits for the peer's MediaState to satisfy ok.
+	waitState := func(c *tgcall.Conn, ok func(tgcall.MediaState) bool) tgcall.MediaState {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			changed := c.RemoteStateChanged()
+			if s := c.RemoteState(); ok(s) {
+				return s
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("remote state stays %+v", c.RemoteState())
+			}
+		}
+	}
+	// Each side announces itself unmuted with video inactive (audio-only).
+	s := waitState(in.Conn(), func(s tgcall.MediaState) bool { return s.VideoState == "inactive" })
+	if s.Muted {
+		t.Errorf("initial state muted: %+v", s)
+	}
+	waitState(out.Conn(), func(s tgcall.MediaState) bool { return s.VideoState == "inactive" })
+	out.Conn().SetMuted(true)
+	waitState(in.Conn(), func(s tgcall.MediaState) bool { return s.Muted })
+	in.Conn().SetMuted(true)
+	waitState(out.Conn(), func(s tgcall.MediaState) bool { return s.Muted })
+	out.Conn().SetMuted(false)
+	waitState(in.Conn(), func(s tgcall.MediaState) bool { return !s.Muted })
+}
+
+func TestCallUnreachable(t *testing.T) {
+	network.Faults().Vanish(frank.user.ID)
+	defer network.Faults().Restore(frank.user.ID)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := alice.engine.Dial(ctx, frank.peer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Frank's phone never acknowledges (no phone.receivedCall): the call
+	// ends after call_receive_timeout_ms, never having rung.
+	wait(t, out.Done(), receiveTimeout+10*time.Second, "receive timeout")
+	e := out.Err()
+	if e.Cause != tgcall.CauseUnreachable || e.Reason != tgcall.DiscardMissed || e.SIPStatus() != 480 {
+		t.Errorf("ended %v, want unreachable/missed (480)", e)
+	}
+	select {
+	case <-out.Ringing():
+		t.Error("an unacknowledged call reported ringing")
+	default:
+	}
+	onTelegram(t, out.ID(), tgcall.DiscardMissed)
+}
+
+func TestCallConcurrent(t *testing.T) {
+	type pair struct{ a, b *account }
+	pairs := []pair{{alice, bob}, {grace, heidi}, {dave, frank}}
+	calls := make([][2]*tgcall.Call, len(pairs))
+	for i, p := range pairs {
+		out, in := connect(t, p.a, p.b)
+		calls[i] = [2]*tgcall.Call{out, in}
+	}
+	done := make(chan struct{})
+	for _, c := range calls {
+		c := c
+		go func() {
+			defer func() { done <- struct{}{} }()
+			toneTrip(t, c[0], c[1])
+		}()
+	}
+	for range calls {
+		<-done
+	}
+	ids := map[int64]bool{}
+	for _, c := range calls {
+		ids[c[0].ID()] = true
+		c[1].Hangup()
+	}
+	if len(ids) != len(calls) {
+		t.Errorf("call ids not distinct: %v", ids)
+	}
+	for _, c := range calls {
+		ended(t, c[1], tgcall.CauseHangup, tgcall.DiscardHangup, false)
+		ended(t, c[0], tgcall.CauseHangup, tgcall.DiscardHangup, true)
+	}
+}
+
+func TestCallCalleeHangsUpReverse(t *testing.T) {
+	out, in := connect(t, bob, alice)
+	toneTrip(t, out, in)
+	in.Hangup()
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
+
+func TestCallRelayOnly(t *testing.T) {
+	out, in := connect(t, alice, dave)
+	if info, _ := network.Call(out.ID()); info.P2PAllowed {
+		t.Fatal("emulator allowed p2p for a p2p=nobody user")
+	}
+	toneTrip(t, out, in)
+	for _, c := range []*tgcall.Call{out, in} {
+		if st := c.Conn().Stats(); !st.Relayed {
+			t.Errorf("call not relayed: %+v", st)
+		}
+	}
+	out.Hangup()
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+}
+
+func TestCallSignalingLoss(t *testing.T) {
+	network.Faults().SetSignaling(emu.SignalingFaults{Loss: 0.2, Reorder: 0.2, Seed: 7})
+	defer network.Faults().SetSignaling(emu.SignalingFaults{})
+	out, in := connect(t, alice, bob)
+	toneTrip(t, out, in)
+	out.Hangup()
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
+
+func TestCallDeclined(t *testing.T) {
+	bob.incoming(func(c *tgcall.Call) { c.Decline() })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := alice.engine.Dial(ctx, bob.peer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := ended(t, out, tgcall.CauseBusy, tgcall.DiscardBusy, true)
+	if e.SIPStatus() != 486 {
+		t.Errorf("SIP status %d, want 486", e.SIPStatus())
+	}
+	onTelegram(t, out.ID(), tgcall.DiscardBusy)
+}
+
+func TestCallCancelBeforeAnswer(t *testing.T) {
+	ring := ringOnly(bob)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := alice.engine.Dial(ctx, bob.peer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := got(t, ring)
+	wait(t, out.Ringing(), 10*time.Second, "ringing")
+	out.Hangup()
+	ended(t, out, tgcall.CauseCancelled, tgcall.DiscardMissed, false)
+	ended(t, in, tgcall.CauseNoAnswer, tgcall.DiscardMissed, true)
+	onTelegram(t, out.ID(), tgcall.DiscardMissed)
+	if e := out.Err(); e.SIPStatus() != 487 {
+		t.Errorf("SIP status %d, want 487", e.SIPStatus())
+	}
+}
+
+func TestCallRingTimeout(t *testing.T) {
+	ring := ringOnly(bob)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := alice.engine.Dial(ctx, bob.peer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := got(t, ring)
+	wait(t, out.Ringing(), 10*time.Second, "ringing")
+	// Nobody answers: the call ends as missed after the ring timeout,
+	// whichever side (ours or the emulated Telegram's) notices first.
+	wait(t, out.Done(), ringTimeout+10*time.Second, "ring timeout")
+	if e := out.Err(); e.Cause != tgcall.CauseNoAnswer || e.Reason != tgcall.DiscardMissed || e.SIPStatus() != 480 {
+		t.Errorf("caller ended %v", e)
+	}
+	wait(t, in.Done(), 10*time.Second, "callee end")
+	if e := in.Err(); e.Cause != tgcall.CauseNoAnswer {
+		t.Errorf("callee ended %v", e)
+	}
+}
+
+func TestCallErrors(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		to     *account
+		inject *tgerr.Error
+		cause  tgcall.Cause
+		sip    int
+	}{
+		{"privacy", carol, nil, tgcall.CausePrivacy, 403},
+		{"outdated", erin, nil, tgcall.CauseOutdated, 488},
+		{"flood wait", bob, tgerr.New(420, "FLOOD_WAIT_5"), tgcall.CauseFloodWait, 503},
+		{"blocked", bob, tgerr.New(403, "USER_IS_BLOCKED"), tgcall.CauseBlocked, 603},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if tt.inject != nil {
+				network.Faults().FailNext("phone.requestCall", tt.inject)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := alice.engine.Dial(ctx, tt.to.peer())
+			if err == nil {
+				c.Hangup()
+				<-c.Done()
+				t.Fatal("dial succeeded")
+			}
+			var e *tgcall.Error
+			if !errors.As(err, &e) {
+				t.Fatalf("error %T %v is not a *tgcall.Error", err, err)
+			}
+			if e.Cause != tt.cause || e.SIPStatus() != tt.sip {
+				t.Errorf("got %v (SIP %d), want %v (SIP %d)", e, e.SIPStatus(), tt.cause, tt.sip)
+			}
+			if tt.cause == tgcall.CauseFloodWait && e.RetryAfter != 5*time.Second {
+				t.Errorf("retry after %v, want 5s", e.RetryAfter)
+			}
+		})
+	}
+}
+
+func TestCallBusyAccount(t *testing.T) {
+	out, in := connect(t, alice, bob)
+	// Bob already carries a call: a second caller gets busy, and Alice
+	// cannot place a second call.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := alice.engine.Dial(ctx, dave.peer()); !errors.Is(err, tgcall.ErrBusy) {
+		t.Errorf("second dial: %v, want ErrBusy", err)
+	}
+	second, err := dave.engine.Dial(ctx, bob.peer())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended(t, second, tgcall.CauseBusy, tgcall.DiscardBusy, true)
+	in.Hangup()
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+}

@@ -1,0 +1,230 @@
+package tgcall_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gotd/td/session"
+	"github.com/gotd/td/telegram"
+	"github.com/gotd/td/tg"
+	"go.uber.org/goleak"
+
+	"github.com/tgsip/tgsip/telegram/emu"
+	"github.com/tgsip/tgsip/telegram/media"
+	"github.com/tgsip/tgsip/telegram/tgcall"
+)
+
+// The emulated network and the accounts are shared by every test of the
+// package: a new auth key costs ~0.75 s of CPU (research/emulator.md §3).
+var (
+	network *emu.Network
+	alice   *account // contacts with bob, p2p with everybody
+	bob     *account
+	carol   *account // nobody may call her
+	dave    *account // p2p with nobody: relay only
+	erin    *account // outdated app
+	frank   *account // vanishes in some tests
+	grace   *account
+	heidi   *account
+)
+
+// Network timeouts of the emulated Telegram (help.getConfig and the
+// switch's own timers), short so that timeout tests stay quick.
+const (
+	receiveTimeout = 3 * time.Second
+	ringTimeout    = 4 * time.Second
+)
+
+type account struct {
+	user       emu.User
+	client     *telegram.Client
+	engine     *tgcall.Client
+	onIncoming atomic.Pointer[func(*tgcall.Call)]
+}
+
+// incoming sets what the account does with its next incoming calls.
+func (a *account) incoming(f func(*tgcall.Call)) { a.onIncoming.Store(&f) }
+
+// peer is how a tests names another account to Dial.
+func (a *account) peer() tg.InputUserClass {
+	return &tg.InputUser{UserID: a.user.ID, AccessHash: a.user.AccessHash}
+}
+
+func TestMain(m *testing.M) {
+	code := run(m)
+	if err := goleak.Find(); err != nil {
+		fmt.Fprintln(os.Stderr, "goleak:", err)
+		code = 1
+	}
+	os.Exit(code)
+}
+
+func testLogger() *slog.Logger {
+	if os.Getenv("TGCALL_DEBUG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// loopbackTransport keeps every candidate on 127.0.0.1: tests send traffic
+// nowhere else.
+func loopbackTransport() *media.Transport {
+	return &media.Transport{
+		IncludeLoopback: true,
+		InterfaceFilter: func(name string) bool { return name == "lo" },
+		Logger:          testLogger(),
+	}
+}
+
+func run(m *testing.M) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var err error
+	network, err = emu.New(emu.Options{
+		CallReceiveTimeout: receiveTimeout,
+		CallRingTimeout:    ringTimeout,
+		Logger:             testLogger(),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer network.Close()
+	add := func(u emu.User) *account {
+		u, err := network.AddUser(u)
+		if err != nil {
+			panic(err)
+		}
+		return &account{user: u}
+	}
+	alice = add(emu.User{Phone: "+15550001", FirstName: "Alice", Username: "alice"})
+	bob = add(emu.User{Phone: "+15550002", FirstName: "Bob", Username: "bob"})
+	carol = add(emu.User{Phone: "+15550003", FirstName: "Carol", CallPrivacy: emu.Nobody})
+	dave = add(emu.User{Phone: "+15550004", FirstName: "Dave", P2P: emu.Nobody})
+	erin = add(emu.User{Phone: "+15550005", FirstName: "Erin", Outdated: true})
+	frank = add(emu.User{Phone: "+15550006", FirstName: "Frank"})
+	grace = add(emu.User{Phone: "+15550007", FirstName: "Grace"})
+	heidi = add(emu.User{Phone: "+15550008", FirstName: "Heidi"})
+	if err := network.Start(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+
+	accounts := []*account{alice, bob, carol, dave, erin, frank, grace, heidi}
+	var wg sync.WaitGroup
+	began := time.Now()
+	err = startAccounts(ctx, &wg, accounts)
+	fmt.Fprintf(os.Stderr, "%d accounts logged in in %v\n", len(accounts), time.Since(began).Round(time.Millisecond))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "accounts:", err)
+		cancel()
+		wg.Wait()
+		return 1
+	}
+	fds := openFiles()
+	code := m.Run()
+	// Nothing left behind: every call ended on Telegram, and no socket
+	// outlived its call (the accounts' own connections are still open).
+	for _, c := range network.Calls() {
+		if c.EndDate.IsZero() {
+			fmt.Fprintf(os.Stderr, "call %d left open on the emulated Telegram: %+v\n", c.ID, c)
+			code = 1
+		}
+	}
+	if after := openFiles(); after > fds {
+		fmt.Fprintf(os.Stderr, "file descriptors: %d before the tests, %d after\n", fds, after)
+		code = 1
+	}
+	for _, a := range accounts {
+		a.engine.Close()
+	}
+	cancel()
+	wg.Wait()
+	return code
+}
+
+var transport = loopbackTransport()
+
+// startAccounts connects, logs in and starts the call engine of each
+// account; the clients run until ctx ends, tracked by wg.
+func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account) error {
+	ready := make(chan error, len(accounts))
+	// Auth-key exchanges are CPU-bound (~0.75 s each); unbounded parallel
+	// connects collapse (research/emulator.md §3), so two at a time.
+	slots := make(chan struct{}, 2)
+	for _, a := range accounts {
+		a := a
+		d := tg.NewUpdateDispatcher()
+		opts := network.ClientOptions()
+		opts.UpdateHandler = d
+		opts.SessionStorage = &session.StorageMemory{}
+		a.client = telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
+		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
+			Logger:    testLogger().With("account", a.user.FirstName),
+			Transport: transport,
+			OnIncoming: func(c *tgcall.Call) {
+				if f := a.onIncoming.Load(); f != nil {
+					(*f)(c)
+					return
+				}
+				c.Decline()
+			},
+		})
+		a.engine.Register(d)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			slots <- struct{}{}
+			released := false
+			release := func() {
+				if !released {
+					released = true
+					<-slots
+				}
+			}
+			defer release()
+			err := a.client.Run(ctx, func(ctx context.Context) error {
+				if err := network.Login(ctx, a.client, a.user.Phone, ""); err != nil {
+					return err
+				}
+				release()
+				if err := a.engine.Start(ctx); err != nil {
+					return err
+				}
+				ready <- nil
+				<-ctx.Done()
+				return ctx.Err()
+			})
+			if err != nil && ctx.Err() == nil {
+				ready <- err
+			}
+		}()
+	}
+	timeout := time.After(time.Duration(len(accounts)) * 20 * time.Second)
+	for range accounts {
+		select {
+		case err := <-ready:
+			if err != nil {
+				return err
+			}
+		case <-timeout:
+			return fmt.Errorf("accounts did not start in time")
+		}
+	}
+	return nil
+}
+
+// openFiles counts this process's open file descriptors.
+func openFiles() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}

@@ -1,0 +1,271 @@
+package tgcall
+
+import (
+	"context"
+	"time"
+
+	"github.com/gotd/td/tg"
+
+	"github.com/tgsip/tgsip/telegram/media"
+	"github.com/tgsip/tgsip/telegram/wire"
+)
+
+// earlyLimit bounds the signaling packets buffered before the call's keys
+// exist; V2 retransmission recovers anything beyond it (research/tgcalls.md §1.7).
+const earlyLimit = 64
+
+// signaling is the V2 signaling channel of one call: the EncryptedConnection
+// state (telegram/wire) driven by the call loop, and one sender goroutine that
+// hands packets to phone.sendSignalingData in order.
+type signaling struct {
+	call   *Call
+	conn   *wire.Connection
+	timer  *time.Timer
+	out    chan []byte
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+func newSignaling(call *Call, key *wire.Key, outgoing bool) *signaling {
+	ctx, cancel := context.WithCancel(call.ctx)
+	s := &signaling{
+		call:   call,
+		conn:   wire.NewConnection(key, outgoing),
+		timer:  time.NewTimer(time.Hour),
+		out:    make(chan []byte, 256),
+		ctx:    ctx,
+		cancel: cancel,
+	}
+	s.timer.Stop()
+	api, in, log := call.client.api, call.input(), call.log
+	call.rpcs.Add(1)
+	go func() {
+		defer call.rpcs.Done()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case pkt := <-s.out:
+				_, err := api.PhoneSendSignalingData(ctx, &tg.PhoneSendSignalingDataRequest{Peer: in, Data: pkt})
+				if err != nil && ctx.Err() == nil {
+					// Lost packets are resent by the EncryptedConnection.
+					log.Debug("send signaling", "err", err)
+				}
+			}
+		}
+	}()
+	return s
+}
+
+func (s *signaling) wake() <-chan time.Time { return s.timer.C }
+
+func (s *signaling) close() {
+	s.cancel()
+	s.timer.Stop()
+}
+
+func (s *signaling) transmit(pkts [][]byte) {
+	for _, p := range pkts {
+		select {
+		case s.out <- p:
+		default:
+			s.call.log.Debug("signaling queue full, packet left to retransmission")
+		}
+	}
+}
+
+// schedule re-arms the resend/ack timer for the next deadline.
+func (s *signaling) schedule(next time.Time) {
+	s.timer.Stop()
+	select {
+	case <-s.timer.C:
+	default:
+	}
+	if next.IsZero() {
+		return
+	}
+	d := time.Until(next)
+	if d < time.Millisecond {
+		d = time.Millisecond
+	}
+	s.timer.Reset(d)
+}
+
+func (s *signaling) poll(now time.Time) {
+	pkts, next := s.conn.Poll(now)
+	s.transmit(pkts)
+	s.schedule(next)
+}
+
+func (s *signaling) send(msg []byte) {
+	now := time.Now()
+	pkts, err := s.conn.Send(msg, now)
+	if err != nil {
+		s.call.log.Warn("signaling send", "err", err)
+		return
+	}
+	s.transmit(pkts)
+	_, next := s.conn.Poll(now)
+	s.schedule(next)
+}
+
+// receive decrypts one packet and returns the JSON messages it delivered.
+func (s *signaling) receive(data []byte) [][]byte {
+	now := time.Now()
+	msgs, out, err := s.conn.Receive(data, now)
+	if err != nil {
+		// Bad input from the network is normal: drop it and count on
+		// the peer's retransmission.
+		s.call.log.Debug("dropping signaling packet", "err", err)
+	}
+	s.transmit(out)
+	_, next := s.conn.Poll(now)
+	s.schedule(next)
+	return msgs
+}
+
+// flushEarly replays signaling that arrived before the keys.
+func (s *signaling) flushEarly() {
+	early := s.call.early
+	s.call.early = nil
+	for _, data := range early {
+		s.call.onSignal(data)
+	}
+}
+
+// onSignal handles one updatePhoneCallSignalingData.
+func (call *Call) onSignal(data []byte) {
+	if call.state >= stateEnding {
+		return
+	}
+	if call.sig == nil {
+		if len(call.early) < earlyLimit {
+			call.early = append(call.early, data)
+		}
+		return
+	}
+	for _, raw := range call.sig.receive(data) {
+		msg, err := wire.UnmarshalMessage(raw)
+		if err != nil {
+			call.log.Debug("ignoring signaling message", "err", err)
+			continue
+		}
+		call.onMessage(msg)
+		if call.state >= stateEnding {
+			return
+		}
+	}
+}
+
+func (call *Call) onMessage(msg any) {
+	switch m := msg.(type) {
+	case *wire.InitialSetup:
+		call.onInitialSetup(m)
+	case *wire.Candidates:
+		for _, c := range m.Candidates {
+			if !call.remoteSet {
+				call.pendingCands = append(call.pendingCands, c.SDPString)
+				continue
+			}
+			call.addCandidate(c.SDPString)
+		}
+	case *wire.NegotiateChannels:
+		if reply := call.neg.handle(m); reply != nil {
+			call.sendMessage(reply)
+		}
+		call.sendOffer()
+		call.applyNegotiation()
+		call.maybeActive()
+	case *wire.MediaState:
+		call.remoteState = *m
+		if conn := call.Conn(); conn != nil {
+			conn.setRemoteState(*m)
+		}
+	}
+}
+
+func (call *Call) addCandidate(sdp string) {
+	if err := call.media.AddRemoteCandidate(sdp); err != nil {
+		call.log.Debug("ignoring remote candidate", "candidate", sdp, "err", err)
+	}
+}
+
+// onInitialSetup applies the peer's ICE credentials and DTLS fingerprints
+// and commits the candidates queued until then (tgcalls InstanceV2Impl
+// processSignalingData).
+func (call *Call) onInitialSetup(m *wire.InitialSetup) {
+	if call.remoteSet {
+		return
+	}
+	fps := make([]media.Fingerprint, 0, len(m.Fingerprints))
+	for _, f := range m.Fingerprints {
+		fps = append(fps, media.Fingerprint{Hash: f.Hash, Setup: f.Setup, Value: f.Fingerprint})
+	}
+	if err := call.media.SetRemote(media.RemoteParameters{Ufrag: m.Ufrag, Pwd: m.Pwd, Fingerprints: fps}); err != nil {
+		call.fail(&Error{Cause: CauseProtocol, Err: err})
+		return
+	}
+	call.remoteSet = true
+	for _, c := range call.pendingCands {
+		call.addCandidate(c)
+	}
+	call.pendingCands = nil
+	// tgcalls processSignalingData(InitialSetup): the caller (re)sends its
+	// offer if still needed, the callee answers with its own InitialSetup.
+	if call.outgoing {
+		call.sendOffer()
+	} else {
+		call.sendInitialSetup("passive")
+	}
+}
+
+func (call *Call) sendInitialSetup(setup string) {
+	p := call.media.LocalParameters()
+	call.sendMessage(&wire.InitialSetup{
+		Ufrag: p.Ufrag,
+		Pwd:   p.Pwd,
+		Fingerprints: []wire.Fingerprint{{
+			Hash: "sha-256", Setup: setup, Fingerprint: p.Fingerprint,
+		}},
+	})
+}
+
+func (call *Call) sendOffer() {
+	if offer := call.neg.offer(); offer != nil {
+		call.sendMessage(offer)
+	}
+}
+
+// sendMediaState tells the peer our audio state; video is always inactive
+// for an audio-only trunk, and videoState is always sent with videoRotation
+// (tgcalls v2/Signaling.cpp reads the rotation through the state field).
+func (call *Call) sendMediaState() {
+	call.sendMessage(&wire.MediaState{
+		Muted:           call.muted,
+		VideoState:      "inactive",
+		VideoRotation:   0,
+		ScreencastState: "inactive",
+	})
+}
+
+func (call *Call) sendMessage(m any) {
+	if call.sig == nil || call.state >= stateEnding {
+		return
+	}
+	raw, err := wire.MarshalMessage(m)
+	if err != nil {
+		call.log.Error("marshal signaling message", "err", err)
+		return
+	}
+	call.sig.send(raw)
+}
+
+// applyNegotiation hands the negotiated RTP parameters to the media session.
+func (call *Call) applyNegotiation() {
+	if call.neg.out != nil {
+		call.media.SetRTPExtensions(call.neg.out.absSendTime, call.neg.out.transportCC)
+	}
+	if conn := call.Conn(); conn != nil {
+		conn.setAudio(call.neg.audio())
+	}
+}
