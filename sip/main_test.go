@@ -203,6 +203,18 @@ func waitFor[T any](t testing.TB, ch <-chan T, what string) T {
 	return zero
 }
 
+// waitUntil polls a condition that has no event of its own (a counter).
+func waitUntil(t testing.TB, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a counter, not a protocol event
+	}
+}
+
 // waitNoCalls waits until the registry is empty.
 func waitNoCalls(t testing.TB, s *Server) {
 	t.Helper()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -49,6 +50,8 @@ type OutboundCall struct {
 	answered chan struct{}
 	cancel   chan Reason
 	dtmf     chan DTMF
+
+	reAcks atomic.Int32 // ACKs sent for retransmitted 2xx
 
 	mu          sync.Mutex
 	invite      *sip.Request
@@ -508,6 +511,7 @@ func (c *OutboundCall) handleRetransmitted2xx(res *sip.Response) {
 		if err := c.s.writeStateless(ack.Clone()); err != nil {
 			c.log.Debug("re-ACK failed", "err", err)
 		}
+		c.reAcks.Add(1)
 		return
 	}
 	c.log.Info("2xx from another fork, ending it")

@@ -189,8 +189,27 @@ func (s *Server) listen(tp Transport, l ListenConfig) error {
 			s.log.Warn("listener stopped", "transport", tp, "err", err)
 		}
 	}()
+	if tp == UDP {
+		s.awaitUDPListener(bound)
+	}
 	s.log.Info("listening", "transport", tp, "addr", bound)
 	return nil
+}
+
+// awaitUDPListener waits until sipgo has registered the UDP listener in
+// its connection pool: until then an outbound request bound to our port
+// would try to bind it a second time. sipgo offers no ready signal for a
+// listener passed in, so poll briefly.
+func (s *Server) awaitUDPListener(a netip.AddrPort) {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := s.ua.TransportLayer().GetConnection("udp", a.String()); err == nil && c != nil {
+			c.TryClose() // GetConnection took a reference
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.log.Warn("UDP listener not ready", "addr", a)
 }
 
 // Addr is the bound address of the listener of a transport.

@@ -1,7 +1,9 @@
 package sip
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -310,5 +312,101 @@ func TestSippPlainCallTCP(t *testing.T) {
 		t.Errorf("transport = %v", c.Transport)
 	}
 	endOf(t, c)
+	waitNoCalls(t, s)
+}
+
+// pbxServer is a server whose outbound PBX is a sipp UAS on port.
+func pbxServer(t *testing.T, port int, mutate func(*Config)) *Server {
+	return newTestServer(t, func(c *Config) {
+		c.Outbound.URI = fmt.Sprintf("sip:127.0.0.1:%d", port)
+		if mutate != nil {
+			mutate(c)
+		}
+	})
+}
+
+func TestSippOutboundAnswerAndBye(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_answer.xml"})
+	s := pbxServer(t, port, nil)
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000", FromUser: "+15550002", FromName: "Telegram Bob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer")
+	if m := c.Media(); m.Codec.Name != "PCMU" || !m.Remote.IsValid() {
+		t.Errorf("media = %+v", m.Negotiated)
+	}
+	// sipp sends a second copy of the 200 and wants its ACK before our BYE.
+	waitUntil(t, func() bool { return c.reAcks.Load() == 1 }, "ACK of the retransmitted 200")
+	c.Hangup(Reason{Protocol: "Q.850", Cause: 16})
+	if ce := endOf(t, c); ce.Cause != CauseNormal || ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippOutboundBusy(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_busy.xml"})
+	s := pbxServer(t, port, nil)
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ce := endOf(t, c)
+	if ce.Status != 486 || ce.Cause != CauseRejected || !ce.Remote || ce.Reason.Cause != 17 {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippOutboundDigest(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_digest.xml"})
+	s := pbxServer(t, port, func(c *Config) { c.Outbound.Username, c.Outbound.Password = "out", "outpw" })
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-c.Answered():
+	case <-c.Done():
+		t.Fatalf("call ended: %v", c.Err())
+	}
+	c.Hangup(Reason{})
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippOutboundCancelRace(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_cancel_race.xml"})
+	s := pbxServer(t, port, nil)
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev := range c.Progress() {
+		if ev.Status == 180 {
+			break
+		}
+	}
+	c.Hangup(Reason{Protocol: "SIP", Cause: 487, Text: "Telegram caller hung up"})
+	if ce := endOf(t, c); ce.Cause != CauseCancelled {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
 	waitNoCalls(t, s)
 }
