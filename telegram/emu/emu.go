@@ -68,6 +68,11 @@ type Options struct {
 	// in every phoneCall. Default 1; negative means none.
 	Reflectors int
 
+	// PrivateKey is the server's RSA key. Default: a fresh 2048-bit key.
+	// Keep one across restarts so that external clients' copy of
+	// PublicKeyPEM stays valid.
+	PrivateKey *rsa.PrivateKey
+
 	// Logger receives the emulator's logs. Default: discard.
 	Logger *slog.Logger
 	// Random is the source of keys, ids and tags. Default crypto/rand.
@@ -132,7 +137,6 @@ type Network struct {
 	devices    map[[8]byte]*device
 	calls      map[int64]*call
 	callOrder  []int64
-	randomIDs  map[[2]int64]bool
 	nextUserID int64
 
 	wg sync.WaitGroup
@@ -144,9 +148,12 @@ func New(opts Options) (*Network, error) {
 	if _, err := netip.ParseAddrPort(opts.Addr); err != nil {
 		return nil, fmt.Errorf("emu: listen address %q: %w", opts.Addr, err)
 	}
-	key, err := rsa.GenerateKey(opts.Random, crypto.RSAKeyBits)
-	if err != nil {
-		return nil, fmt.Errorf("emu: generate RSA key: %w", err)
+	key := opts.PrivateKey
+	if key == nil {
+		var err error
+		if key, err = rsa.GenerateKey(opts.Random, crypto.RSAKeyBits); err != nil {
+			return nil, fmt.Errorf("emu: generate RSA key: %w", err)
+		}
 	}
 	n := &Network{
 		opts:       opts,
@@ -157,14 +164,10 @@ func New(opts Options) (*Network, error) {
 		byUsername: map[string]*account{},
 		devices:    map[[8]byte]*device{},
 		calls:      map[int64]*call{},
-		randomIDs:  map[[2]int64]bool{},
 		nextUserID: 100000001,
 	}
 	n.faults = newFaults(n)
-	n.dh, err = newDHConfig(opts.Random)
-	if err != nil {
-		return nil, err
-	}
+	n.dh = newDHConfig()
 	n.srv = tgtest.NewServer(tgtest.NewPrivateKey(key), n.handler(), tgtest.ServerOptions{
 		DC:           DC,
 		Random:       opts.Random,

@@ -2,6 +2,8 @@ package emu
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"os"
@@ -31,7 +33,13 @@ var (
 	}
 )
 
-const waitTimeout = 10 * time.Second
+// waitTimeout bounds waiting for an event; slowTimeout bounds what costs
+// big-number CPU in the client (auth-key exchange, SRP), which -race on a
+// shared 2-core machine makes very slow.
+const (
+	waitTimeout = 10 * time.Second
+	slowTimeout = 120 * time.Second
+)
 
 type teardownM struct{ m *testing.M }
 
@@ -62,12 +70,14 @@ var sharedUsers = []User{
 	{Phone: "+10000000006", Username: "frank", FirstName: "Frank", Outdated: true},
 	{Phone: "+10000000007", Username: "ghost", FirstName: "Ghost"}, // never online
 	{Phone: "+10000000008", Username: "nobody", FirstName: "Private", CallPrivacy: Nobody},
+	{Phone: "+10000000009", Username: "victor", FirstName: "Victor"}, // vanishes
 }
 
 func shnet(t *testing.T) *Network {
 	t.Helper()
 	shared.once.Do(func() {
 		n, err := New(Options{
+			PrivateKey:         testKey(t),
 			CallReceiveTimeout: 1500 * time.Millisecond,
 			CallRingTimeout:    1500 * time.Millisecond,
 			CallConnectTimeout: 10 * time.Second,
@@ -126,7 +136,7 @@ func loggedIn(t *testing.T, name string) *tclient {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), slowTimeout)
 	defer cancel()
 	if err := n.Login(ctx, c.client, u.Phone, u.Password); err != nil {
 		c.close()
@@ -188,7 +198,7 @@ func startClient(opts telegram.Options, name string) (*tclient, error) {
 			c.wg.Wait()
 			return nil, fmt.Errorf("client %s: %w", name, err)
 		}
-	case <-time.After(waitTimeout):
+	case <-time.After(slowTimeout):
 		cancel()
 		c.wg.Wait()
 		return nil, fmt.Errorf("client %s: not ready", name)
@@ -283,15 +293,29 @@ func waitCall[T tg.PhoneCallClass](t *testing.T, c *tclient, id int64) T {
 	return u.(*tg.UpdatePhoneCall).PhoneCall.(T)
 }
 
-// drain forgets collected updates (between tests).
-func (c *tclient) drain() {
-	c.mu.Lock()
-	c.updates = nil
-	c.mu.Unlock()
-}
-
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+func ctxSlow(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), slowTimeout)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+var testKeyOnce = sync.OnceValues(func() (*rsa.PrivateKey, error) {
+	return rsa.GenerateKey(rand.Reader, 2048)
+})
+
+// testKey is one RSA key for every Network of the package: generating one
+// is slow under -race.
+func testKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	k, err := testKeyOnce()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
 }

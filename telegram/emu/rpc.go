@@ -1,7 +1,6 @@
 package emu
 
 import (
-	"errors"
 	"io"
 	"strings"
 	"sync"
@@ -294,6 +293,3 @@ func (n *Network) registerUpdates(d *tgtest.Dispatcher) {
 		return n.differenceLocked(c.dev, r.Date), nil
 	})
 }
-
-// errRandom is returned when the random source fails.
-var errRandom = errors.New("emu: random source failed")

@@ -43,8 +43,8 @@ type dhConfig struct {
 	p       []byte
 }
 
-func newDHConfig(io.Reader) (dhConfig, error) {
-	return dhConfig{version: 1, p: telegramPrime}, nil
+func newDHConfig() dhConfig {
+	return dhConfig{version: 1, p: telegramPrime}
 }
 
 // srpVerifier is the server's record of a 2FA password: the salts and the
@@ -57,7 +57,6 @@ type srpVerifier struct {
 
 // srpSession is one account.getPassword answer awaiting auth.checkPassword.
 type srpSession struct {
-	id    int64
 	b     *big.Int
 	gb    []byte // B, 256 bytes
 	srpID int64

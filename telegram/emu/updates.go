@@ -26,8 +26,10 @@ type device struct {
 	// last; pushes go to the most recent one that accepts them.
 	sessions []tgtest.Session
 
-	// The device's update log: consecutive seq numbers from 1.
+	// The device's update log: consecutive seq numbers from 1; the oldest
+	// delivered entries are trimmed beyond maxLog, base counts them.
 	log       []logEntry
+	base      int
 	delivered int // highest seq such that all ≤ it were sent successfully
 	synced    int // seq of the last updates.state handed to the client
 	notify    chan struct{}
@@ -53,6 +55,19 @@ func (r rawEncoder) Encode(b *bin.Buffer) error {
 	return nil
 }
 
+// maxLog bounds a device's update log (a long demo run would otherwise keep
+// every signaling packet forever).
+const maxLog = 2000
+
+func (d *device) lastSeq() int { return d.base + len(d.log) }
+
+// advance moves delivered past entries that have been sent.
+func (d *device) advance() {
+	for i := d.delivered - d.base; i >= 0 && i < len(d.log) && d.log[i].sent; i++ {
+		d.delivered++
+	}
+}
+
 // deviceLocked returns the device of an auth key, creating it.
 func (n *Network) deviceLocked(id [8]byte) *device {
 	d := n.devices[id]
@@ -75,7 +90,7 @@ func (n *Network) bindLocked(s tgtest.Session) *device {
 		d.sessions = slices.Delete(d.sessions, i, i+1)
 	}
 	d.sessions = append(d.sessions, s)
-	if len(d.log) > d.delivered {
+	if d.lastSeq() > d.delivered {
 		n.kickLocked(d)
 	}
 	return d
@@ -99,7 +114,7 @@ func (n *Network) pushLocked(d *device, u tg.UpdateClass, userIDs ...int64) {
 	if d == nil || n.closed || n.faults.vanishedLocked(d.userID) {
 		return
 	}
-	e := logEntry{seq: len(d.log) + 1, date: int(time.Now().Unix())}
+	e := logEntry{seq: d.lastSeq() + 1, date: int(time.Now().Unix())}
 	var b bin.Buffer
 	if err := (&tg.Updates{
 		Updates: []tg.UpdateClass{u},
@@ -113,6 +128,13 @@ func (n *Network) pushLocked(d *device, u tg.UpdateClass, userIDs ...int64) {
 	}
 	e.raw = b.Buf
 	d.log = append(d.log, e)
+	if len(d.log) > maxLog {
+		k := min(len(d.log)-maxLog, d.delivered-d.base)
+		if k > 0 {
+			d.log = slices.Delete(d.log, 0, k)
+			d.base += k
+		}
+	}
 	n.kickLocked(d)
 }
 
@@ -144,7 +166,7 @@ func (n *Network) sendLoop(ctx context.Context, d *device) {
 		for {
 			n.mu.Lock()
 			var next *logEntry
-			for i := d.delivered; i < len(d.log); i++ {
+			for i := d.delivered - d.base; i < len(d.log); i++ {
 				if !d.log[i].sent {
 					e := d.log[i]
 					next = &e
@@ -171,10 +193,10 @@ func (n *Network) sendEntry(ctx context.Context, d *device, sessions []tgtest.Se
 		err := n.srv.Send(ctx, s, tgtest.MessageFromServer, rawEncoder(e.raw))
 		n.mu.Lock()
 		if err == nil {
-			d.log[e.seq-1].sent = true
-			for d.delivered < len(d.log) && d.log[d.delivered].sent {
-				d.delivered++
+			if i := e.seq - 1 - d.base; i >= 0 {
+				d.log[i].sent = true
 			}
+			d.advance()
 			n.mu.Unlock()
 			return true
 		}
@@ -192,7 +214,7 @@ func (n *Network) sendEntry(ctx context.Context, d *device, sessions []tgtest.Se
 
 // stateLocked is updates.getState for d.
 func (n *Network) stateLocked(d *device) tg.UpdatesState {
-	return tg.UpdatesState{Pts: 1, Qts: 0, Date: int(time.Now().Unix()), Seq: len(d.log)}
+	return tg.UpdatesState{Pts: 1, Qts: 0, Date: int(time.Now().Unix()), Seq: d.lastSeq()}
 }
 
 // differenceLocked answers updates.getDifference for d. The request carries
@@ -223,9 +245,7 @@ func (n *Network) differenceLocked(d *device, date int) tg.UpdatesDifferenceClas
 		}
 		e.sent = true
 	}
-	for d.delivered < len(d.log) && d.log[d.delivered].sent {
-		d.delivered++
-	}
+	d.advance()
 	d.synced = state.Seq
 	if len(upd) == 0 {
 		return &tg.UpdatesDifferenceEmpty{Date: state.Date, Seq: state.Seq}

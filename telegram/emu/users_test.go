@@ -1,0 +1,74 @@
+package emu
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "users.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadUsers(t *testing.T) {
+	p := writeFile(t, `users:
+  - phone: "+10000000001"
+    username: alice
+    first_name: Alice
+    call_privacy: contacts
+    p2p: nobody
+    contacts: [7]
+  - id: 7
+    phone: "+10000000002"
+    password: pw
+    outdated: true
+`)
+	us, err := LoadUsers(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(us) != 2 || us[0].CallPrivacy != Contacts || us[0].P2P != Nobody || us[0].Contacts[0] != 7 ||
+		us[1].ID != 7 || us[1].Password != "pw" || !us[1].Outdated {
+		t.Errorf("%+v", us)
+	}
+}
+
+func TestLoadUsersStrict(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{"users:\n  - phone: \"1\"\n    nickname: x\n", "[3:5] unknown field \"nickname\""},
+		{"users:\n  - phone: \"1\"\n    call_privacy: friends\n", "friends"},
+		{"users:\n  - phone: \"1\"\n    contacts: [a]\n", "[3:"},
+		{"people: []\n", "unknown field \"people\""},
+	} {
+		_, err := LoadUsers(writeFile(t, tc.body))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want it to contain %q", tc.body, err, tc.want)
+		}
+	}
+}
+
+func TestAddUserValidation(t *testing.T) {
+	n, err := New(Options{Reflectors: -1, PrivateKey: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	u, err := n.AddUser(User{Phone: "+1 (555) 0001", Username: "@x"})
+	if err != nil || u.ID == 0 || u.AccessHash == 0 || u.Phone != "15550001" || u.Username != "x" {
+		t.Fatalf("%+v %v", u, err)
+	}
+	for _, bad := range []User{{}, {Phone: "15550001"}, {Phone: "2", Username: "X"}, {Phone: "3", ID: u.ID}} {
+		if _, err := n.AddUser(bad); err == nil {
+			t.Errorf("%+v accepted", bad)
+		}
+	}
+	if _, err := New(Options{Addr: "localhost", PrivateKey: testKey(t)}); err == nil {
+		t.Error("bad address accepted")
+	}
+}
