@@ -101,7 +101,6 @@ type Session struct {
 	connected    chan struct{}
 	handoff      chan struct{}
 	done         chan struct{}
-	closeOnce    sync.Once
 	wg           sync.WaitGroup // every goroutine but the supervisor
 
 	dtlsEP *dtlsEndpoint
@@ -413,25 +412,34 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 	s.wg.Add(1)
 	go s.bootstrapRead(conn)
 
-	dcfg := &dtls.Config{
-		Certificates:           []tls.Certificate{s.cert},
-		SRTPProtectionProfiles: []dtls.SRTPProtectionProfile{dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80},
-		ExtendedMasterSecret:   dtls.RequestExtendedMasterSecret,
-		ClientAuth:             dtls.RequireAnyClientCert,
+	shared := []dtls.Option{
+		dtls.WithCertificates(s.cert),
+		// tgcalls enables the GCM suites next to AES128_CM_SHA1_80.
+		dtls.WithSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80),
+		dtls.WithExtendedMasterSecret(dtls.RequestExtendedMasterSecret),
 		// Self-signed certificates: trust comes from the fingerprint that
 		// arrived over the encrypted signaling channel.
-		InsecureSkipVerify: true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+		dtls.WithInsecureSkipVerify(true),
+		dtls.WithVerifyPeerCertificate(func(raw [][]byte, _ [][]*x509.Certificate) error {
 			return verifyFingerprint(raw, fps)
-		},
-		LoggerFactory: pionLoggerFactory{log: s.log},
+		}),
+		dtls.WithLoggerFactory(pionLoggerFactory{log: s.log}),
 	}
 	var dc *dtls.Conn
 	var err error
 	if isClient {
-		dc, err = dtls.Client(ep, ep.RemoteAddr(), dcfg)
+		opts := make([]dtls.ClientOption, 0, len(shared))
+		for _, o := range shared {
+			opts = append(opts, o)
+		}
+		dc, err = dtls.ClientWithOptions(ep, ep.RemoteAddr(), opts...)
 	} else {
-		dc, err = dtls.Server(ep, ep.RemoteAddr(), dcfg)
+		opts := make([]dtls.ServerOption, 0, len(shared)+1)
+		for _, o := range shared {
+			opts = append(opts, o)
+		}
+		opts = append(opts, dtls.WithClientAuth(dtls.RequireAnyClientCert))
+		dc, err = dtls.ServerWithOptions(ep, ep.RemoteAddr(), opts...)
 	}
 	if err != nil {
 		s.fail(fmt.Errorf("%w: %w", ErrDTLS, err))

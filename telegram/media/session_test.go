@@ -112,10 +112,7 @@ func TestSharedPortConcurrentPairs(t *testing.T) {
 	shared.UDPMux = mux
 	const pairs = 4
 	var wg sync.WaitGroup
-	type result struct {
-		a, b *Session
-		port string
-	}
+	type result struct{ a, b *Session }
 	results := make([]result, pairs)
 	for i := range pairs {
 		a, b := newSession(t, Config{Transport: shared, Outgoing: true, P2PAllowed: true}), newSession(t, Config{P2PAllowed: true})

@@ -1,0 +1,133 @@
+package media
+
+import (
+	"bytes"
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+func TestParseCandidate(t *testing.T) {
+	tests := []struct {
+		in   string
+		want candidateLine
+		err  bool
+	}{
+		{in: "candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 rport 46154 generation 0 ufrag EsAw network-id 1 network-cost 10",
+			want: candidateLine{Foundation: "842163049", Component: 1, Protocol: "udp", Priority: 1677729535, Address: "203.0.113.7", Port: 46154, Type: "srflx", RelAddr: "10.0.0.2", RelPort: 46154, Ufrag: "EsAw"}},
+		{in: "1 1 UDP 2130706431 127.0.0.1 5000 typ host",
+			want: candidateLine{Foundation: "1", Component: 1, Protocol: "udp", Priority: 2130706431, Address: "127.0.0.1", Port: 5000, Type: "host"}},
+		{in: "a=candidate:3 1 udp 33562367 reflector-2-1234567.reflector 596 typ relay generation 0",
+			want: candidateLine{Foundation: "3", Component: 1, Protocol: "udp", Priority: 33562367, Address: "reflector-2-1234567.reflector", Port: 596, Type: "relay"}},
+		{in: "candidate:1 1 udp 1 1.2.3.4 70000 typ host", err: true},
+		{in: "candidate:1 1 udp 1 1.2.3.4 7 type host", err: true},
+		{in: "candidate:1 1 udp 1 1.2.3.4 7 typ bogus", err: true},
+		{in: "candidate:1 0 udp 1 1.2.3.4 7 typ host", err: true},
+		{in: "candidate:1 1 udp 1 1.2.3.4 7 typ host generation", err: true},
+		{in: "", err: true},
+	}
+	for _, tt := range tests {
+		got, err := parseCandidate(tt.in)
+		if (err != nil) != tt.err {
+			t.Fatalf("%q: err = %v", tt.in, err)
+		}
+		if !tt.err && got != tt.want {
+			t.Fatalf("%q:\n got %+v\nwant %+v", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestReflectorHost(t *testing.T) {
+	h := reflectorHost(3, 4000000000)
+	if h != "reflector-3-4000000000.reflector" {
+		t.Fatal(h)
+	}
+	id, tag, ok := parseReflectorHost(h)
+	if !ok || id != 3 || tag != 4000000000 {
+		t.Fatal(id, tag, ok)
+	}
+	for _, bad := range []string{"reflector-0-1.reflector", "reflector-1-0.reflector", "reflector-256-1.reflector", "reflector-1.reflector", "x-1-1.reflector", "reflector-1-1.local"} {
+		if _, _, ok := parseReflectorHost(bad); ok {
+			t.Fatalf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParseCandidate(f *testing.F) {
+	for _, s := range []string{
+		"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 rport 46154 generation 0 ufrag EsAw network-id 1",
+		"candidate:3 1 udp 33562367 reflector-2-1234567.reflector 596 typ relay generation 0",
+		"1 1 tcp 1 ::1 9 typ host tcptype passive",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c, err := parseCandidate(s)
+		if err != nil {
+			return
+		}
+		if c.Foundation == "" || c.Component == 0 || c.Address == "" {
+			t.Fatalf("accepted incomplete candidate %+v", c)
+		}
+		switch c.Type {
+		case "host", "srflx", "prflx", "relay":
+		default:
+			t.Fatalf("type %q", c.Type)
+		}
+		if id, tag, ok := parseReflectorHost(c.Address); ok && (id == 0 || tag == 0 || !strings.HasSuffix(c.Address, ".reflector")) {
+			t.Fatalf("bad reflector host accepted: %q", c.Address)
+		}
+	})
+}
+
+func FuzzReflectorUnwrap(f *testing.F) {
+	tag := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
+	f.Add(appendReflectorData(nil, tag, 7, 9, []byte("hello")))
+	f.Add(appendReflectorHello(nil, tag, 7))
+	f.Add(tag[:])
+	f.Add([]byte{1, 2, 3})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		kind, sender, off, n := parseFromReflector(b, tag)
+		if kind == reflectorData {
+			if off < 0 || n < 0 || off+n > len(b) {
+				t.Fatalf("bounds off=%d n=%d len=%d", off, n, len(b))
+			}
+			if sender == 0 && len(b) < reflectorHeaderLen {
+				t.Fatal("data without header")
+			}
+		}
+		if kind != reflectorInvalid && !bytes.Equal(b[:12], tag[:12]) {
+			t.Fatal("accepted a foreign tag")
+		}
+		// Any payload wrapped by us unwraps to itself.
+		w := appendReflectorData(nil, tag, 5, 6, b)
+		k, s, o, m := parseFromReflector(w, tag)
+		if len(b) == 0 {
+			return // an empty datagram is a keepalive for the reflector, as in tgcalls
+		}
+		if k != reflectorData || s != 6 || !bytes.Equal(w[o:o+m], b) {
+			t.Fatalf("round trip: kind=%d sender=%d payload=%x want %x", k, s, w[o:o+m], b)
+		}
+	})
+}
+
+func TestReflectorPortRefusesOtherAddresses(t *testing.T) {
+	ref := newTestReflector(t)
+	conn, err := listenUDP(&Transport{}, ref.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := newReflectorPort(Reflector{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}, conn)
+	defer func() { _ = p.Close() }()
+	other := netip.AddrPortFrom(ref.addr.Addr(), ref.addr.Port()+1)
+	if _, err := p.WriteToAddrPort([]byte("x"), other); err != errNotReflector {
+		t.Fatalf("write to a non-reflector address: %v", err)
+	}
+	if _, err := p.WriteToAddrPort([]byte("x"), ref.addr); err != errNoRemoteTag {
+		t.Fatalf("write without a remote tag: %v", err)
+	}
+	p.remoteTag.Store(42)
+	if _, err := p.WriteToAddrPort([]byte("x"), ref.addr); err != nil {
+		t.Fatal(err)
+	}
+}
