@@ -296,7 +296,7 @@ func (n *Network) discardLocked(c *call, who *account, by *device, reason tg.Pho
 		targets = append(targets, n.devicesOfLocked(c.info.ParticipantID)...)
 	}
 	for _, d := range targets {
-		if d != by && d.userID != 0 {
+		if d != by && (d.userID == c.info.AdminID || d.userID == c.info.ParticipantID) {
 			n.pushCallLocked(d, c, c.discarded())
 		}
 	}

@@ -154,17 +154,50 @@ type heldSignal struct {
 func (n *Network) pushSignalingLocked(d *device, u tg.UpdateClass, userIDs ...int64) {
 	fate := n.faults.decide()
 	for i := 0; i < fate.copies; i++ {
-		switch {
-		case fate.delay > 0:
-			n.afterLocked(fate.delay, func() {
-				n.mu.Lock()
-				defer n.mu.Unlock()
-				n.deliverSignalLocked(d, u, false, userIDs)
+		hold := fate.reorder && i == 0
+		if fate.delay > 0 {
+			d.delayQ = append(d.delayQ, delayedSignal{
+				due: time.Now().Add(fate.delay), update: u, userIDs: userIDs, hold: hold,
 			})
-		default:
-			n.deliverSignalLocked(d, u, fate.reorder && i == 0, userIDs)
+			if d.delayTimer == nil {
+				n.armDelayLocked(d)
+			}
+			continue
 		}
+		n.deliverSignalLocked(d, u, hold, userIDs)
 	}
+}
+
+// delayedSignal waits in a device's FIFO for the Delay fault: a slow link
+// delays packets but keeps their order.
+type delayedSignal struct {
+	due     time.Time
+	update  tg.UpdateClass
+	userIDs []int64
+	hold    bool
+}
+
+// armDelayLocked arms d's delay timer for the head of its queue.
+func (n *Network) armDelayLocked(d *device) {
+	if len(d.delayQ) == 0 {
+		d.delayTimer = nil
+		return
+	}
+	d.delayTimer = n.afterLocked(time.Until(d.delayQ[0].due), func() {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		d.delayTimer = nil
+		if n.closed {
+			return
+		}
+		now := time.Now()
+		for len(d.delayQ) > 0 && !d.delayQ[0].due.After(now) {
+			it := d.delayQ[0]
+			d.delayQ = d.delayQ[1:]
+			n.deliverSignalLocked(d, it.update, it.hold, it.userIDs)
+		}
+		n.armDelayLocked(d)
+	})
 }
 
 // deliverSignalLocked pushes u to d, first releasing a held packet after it,
@@ -197,7 +230,7 @@ func (f *Faults) delay() time.Duration {
 	return f.sig.Delay
 }
 
-// stopHeld drops a held packet at shutdown.
+// stopHeld drops held and delayed packets at shutdown.
 func (d *device) stopHeld(n *Network) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -205,4 +238,7 @@ func (d *device) stopHeld(n *Network) {
 		d.held = nil
 		n.stopLocked(h.timer)
 	}
+	n.stopLocked(d.delayTimer)
+	d.delayTimer = nil
+	d.delayQ = nil
 }

@@ -1,7 +1,6 @@
 package emu
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -10,64 +9,14 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+
+	"github.com/tgsip/tgsip/telegram/wire"
 )
 
-// Reflector wire format (tgcalls tgcalls/v2/ReflectorPort.cpp; tgcalls.md
-// §5.2). A tag is 16 bytes: the call's peer_tag[0:12] followed by the
-// endpoint's random 4-byte id.
-//
-//	client → reflector, hello/ping: ownTag(16) || 0xFF×12 || …
-//	client → reflector, data:       peer_tag[0:12] || dstRandom(4) || srcRandom(4) || len(4, BE) || data || pad
-//	reflector → client, data:       dstTag(16) || srcRandom(4) || len(4, BE) || data || pad
-//
-// TODO: switch to telegram/wire's ParseToReflector/AppendToClient once that
-// package has them; these private helpers mirror the same layout.
-const (
-	reflectorTagLen = 16
-	serviceMarker   = 12 // bytes of 0xFF after the tag in a service packet
-)
-
-var serviceFF = bytes.Repeat([]byte{0xFF}, serviceMarker)
-
-// reflectorPacket is a parsed client → reflector datagram.
-type reflectorPacket struct {
-	tag     [reflectorTagLen]byte // sender's tag (hello) or destination tag (data)
-	hello   bool
-	src     [4]byte // sender's random id (data only)
-	payload []byte  // data only
-}
-
-// parseToReflector parses a datagram a client sent to a reflector.
-func parseToReflector(b []byte) (reflectorPacket, error) {
-	var p reflectorPacket
-	if len(b) < reflectorTagLen+serviceMarker {
-		return p, errors.New("reflector: short packet")
-	}
-	copy(p.tag[:], b)
-	if bytes.Equal(b[reflectorTagLen:reflectorTagLen+serviceMarker], serviceFF) {
-		p.hello = true
-		return p, nil
-	}
-	copy(p.src[:], b[16:20])
-	l := binary.BigEndian.Uint32(b[20:24])
-	if uint64(l) > uint64(len(b)-24) {
-		return p, errors.New("reflector: length exceeds packet")
-	}
-	p.payload = b[24 : 24+int(l)]
-	return p, nil
-}
-
-// appendToClient appends the reflector → client form of a data packet.
-func appendToClient(dst []byte, tag [reflectorTagLen]byte, src [4]byte, payload []byte) []byte {
-	dst = append(dst, tag[:]...)
-	dst = append(dst, src[:]...)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = append(dst, payload...)
-	for len(dst)%4 != 0 {
-		dst = append(dst, 0)
-	}
-	return dst
-}
+// The datagram layouts (tgcalls tgcalls/v2/ReflectorPort.cpp; tgcalls.md
+// §5.2) are telegram/wire's: a client sends hellos from its own tag and data
+// addressed to peer_tag[0:12] || remoteRandom; the reflector forwards data
+// as destTag || senderRandom || len || data.
 
 // reflector is one UDP relay. It learns which address speaks for a tag from
 // the hellos and data packets it receives, and forwards data to the address
@@ -80,7 +29,7 @@ type reflector struct {
 	log  *slog.Logger
 
 	mu    sync.Mutex
-	peers map[[reflectorTagLen]byte]netip.AddrPort
+	peers map[wire.Tag]netip.AddrPort
 }
 
 func listenReflector(ctx context.Context, id int64, log *slog.Logger) (*reflector, error) {
@@ -95,7 +44,7 @@ func listenReflector(ctx context.Context, id int64, log *slog.Logger) (*reflecto
 		conn:  conn,
 		addr:  conn.LocalAddr().(*net.UDPAddr).AddrPort(),
 		log:   log.With("reflector", id),
-		peers: map[[reflectorTagLen]byte]netip.AddrPort{},
+		peers: map[wire.Tag]netip.AddrPort{},
 	}, nil
 }
 
@@ -114,38 +63,38 @@ func (r *reflector) serve() {
 			r.log.Debug("reflector read", "err", err)
 			continue
 		}
-		p, err := parseToReflector(buf[:nb])
+		p, err := wire.ParseToReflector(buf[:nb])
 		if err != nil {
 			continue // junk from the network is dropped
 		}
-		if p.hello {
-			r.learn(p.tag, from)
-			// Echo: the reply starts with the client's own tag, which is
-			// what makes its ReflectorPort READY; the 0xFF marker keeps it
-			// from being delivered as data.
-			if _, err := r.conn.WriteToUDPAddrPort(buf[:nb], from); err != nil {
+		if p.Hello {
+			r.learn(p.Tag, from)
+			// The reply starts with the client's own tag, which makes its
+			// ReflectorPort READY; the 0xFF run keeps it from being
+			// delivered as data.
+			out = wire.AppendHelloReply(out[:0], p.Tag)
+			if _, err := r.conn.WriteToUDPAddrPort(out, from); err != nil {
 				r.log.Debug("reflector reply", "err", err)
 			}
 			continue
 		}
-		var srcTag [reflectorTagLen]byte
-		copy(srcTag[:12], p.tag[:12])
-		copy(srcTag[12:], p.src[:])
-		r.learn(srcTag, from)
+		src := p.Tag
+		binary.LittleEndian.PutUint32(src[12:], p.SenderRandom)
+		r.learn(src, from)
 		r.mu.Lock()
-		to, ok := r.peers[p.tag]
+		to, ok := r.peers[p.Tag]
 		r.mu.Unlock()
 		if !ok {
 			continue
 		}
-		out = appendToClient(out[:0], p.tag, p.src, p.payload)
+		out = wire.AppendToClient(out[:0], p.Tag, p.SenderRandom, p.Data)
 		if _, err := r.conn.WriteToUDPAddrPort(out, to); err != nil {
 			r.log.Debug("reflector forward", "err", err)
 		}
 	}
 }
 
-func (r *reflector) learn(tag [reflectorTagLen]byte, from netip.AddrPort) {
+func (r *reflector) learn(tag wire.Tag, from netip.AddrPort) {
 	r.mu.Lock()
 	r.peers[tag] = from
 	r.mu.Unlock()

@@ -1,33 +1,14 @@
 package emu
 
 import (
-	"bytes"
-	"encoding/binary"
 	"net"
 	"testing"
 	"time"
+
+	"github.com/tgsip/tgsip/telegram/wire"
 )
 
-func helloPacket(tag []byte) []byte {
-	b := append([]byte{}, tag...)
-	b = append(b, bytes.Repeat([]byte{0xFF}, 12)...)
-	b = append(b, 0xFE, 0xFF, 0xFF, 0xFF)
-	return binary.BigEndian.AppendUint64(b, 123)
-}
-
-func dataPacket(peerTag []byte, to, from uint32, data []byte) []byte {
-	b := append([]byte{}, peerTag[:12]...)
-	b = binary.LittleEndian.AppendUint32(b, to)
-	b = binary.LittleEndian.AppendUint32(b, from)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(data)))
-	b = append(b, data...)
-	for len(b)%4 != 0 {
-		b = append(b, 0)
-	}
-	return b
-}
-
-func readUDP(t *testing.T, c *net.UDPConn) []byte {
+func readFromReflector(t *testing.T, c *net.UDPConn) wire.ReflectorPacket {
 	t.Helper()
 	if err := c.SetReadDeadline(time.Now().Add(waitTimeout)); err != nil {
 		t.Fatal(err)
@@ -37,9 +18,15 @@ func readUDP(t *testing.T, c *net.UDPConn) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return buf[:n]
+	p, err := wire.ParseFromReflector(buf[:n])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
+// TestReflectorForwards speaks the client side with telegram/wire, as the
+// call engine does.
 func TestReflectorForwards(t *testing.T) {
 	n := shnet(t)
 	refl := n.Reflectors()[0]
@@ -53,66 +40,35 @@ func TestReflectorForwards(t *testing.T) {
 	}
 	a, b := dial(), dial()
 	peerTag := []byte("0123456789abcdef")
-	const ra, rb = 0x11111111, 0x22222222
-	tagA := binary.LittleEndian.AppendUint32(append([]byte{}, peerTag[:12]...), ra)
-	tagB := binary.LittleEndian.AppendUint32(append([]byte{}, peerTag[:12]...), rb)
+	tagA, err := wire.NewTag(peerTag, 0x11111111)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagB, _ := wire.NewTag(peerTag, 0x22222222)
 
 	for _, x := range []struct {
 		c   *net.UDPConn
-		tag []byte
+		tag wire.Tag
 	}{{a, tagA}, {b, tagB}} {
-		if _, err := x.c.Write(helloPacket(x.tag)); err != nil {
+		if _, err := x.c.Write(wire.AppendHello(nil, x.tag)); err != nil {
 			t.Fatal(err)
 		}
-		if got := readUDP(t, x.c); !bytes.HasPrefix(got, x.tag) {
-			t.Fatalf("hello reply %x does not start with own tag %x", got, x.tag)
+		if p := readFromReflector(t, x.c); !p.Service || !p.Tag.SameCall(x.tag) || p.Tag != x.tag {
+			t.Fatalf("hello reply %+v, want a service packet to %x", p, x.tag)
 		}
 	}
 
-	if _, err := a.Write(dataPacket(peerTag, rb, ra, []byte("media!"))); err != nil {
+	if _, err := a.Write(wire.AppendReflectorData(nil, tagA, tagB.Random(), tagA.Random(), []byte("media!"))); err != nil {
 		t.Fatal(err)
 	}
-	got := readUDP(t, b)
-	want := append(append([]byte{}, tagB...), 0x11, 0x11, 0x11, 0x11, 0, 0, 0, 6)
-	want = append(want, "media!\x00\x00"...)
-	if !bytes.Equal(got, want) {
-		t.Errorf("forwarded\n%x\nwant\n%x", got, want)
+	if p := readFromReflector(t, b); p.Service || p.Tag != tagB || p.SenderRandom != tagA.Random() || string(p.Data) != "media!" {
+		t.Errorf("b got %+v", p)
 	}
-
-	// b answers without a hello of a's: a is known from its data packet.
-	if _, err := b.Write(dataPacket(peerTag, ra, rb, []byte("back"))); err != nil {
+	// b answers; a is known from its data packet as well as its hello.
+	if _, err := b.Write(wire.AppendReflectorData(nil, tagB, tagA.Random(), tagB.Random(), []byte("back"))); err != nil {
 		t.Fatal(err)
 	}
-	got = readUDP(t, a)
-	if len(got) != 28 || !bytes.Equal(got[:16], tagA) || binary.LittleEndian.Uint32(got[16:]) != rb || string(got[24:28]) != "back" {
-		t.Errorf("reply %x", got)
+	if p := readFromReflector(t, a); p.Tag != tagA || p.SenderRandom != tagB.Random() || string(p.Data) != "back" {
+		t.Errorf("a got %+v", p)
 	}
-}
-
-func TestParseToReflector(t *testing.T) {
-	for _, b := range [][]byte{nil, make([]byte, 27), dataPacket(make([]byte, 16), 1, 2, nil)[:23]} {
-		if _, err := parseToReflector(b); err == nil {
-			t.Errorf("%x parsed", b)
-		}
-	}
-	long := dataPacket(make([]byte, 16), 1, 2, []byte("abc"))
-	binary.BigEndian.PutUint32(long[20:], 100)
-	if _, err := parseToReflector(long); err == nil {
-		t.Error("length beyond packet accepted")
-	}
-}
-
-func FuzzParseToReflector(f *testing.F) {
-	f.Add(helloPacket(make([]byte, 16)))
-	f.Add(dataPacket(make([]byte, 16), 1, 2, []byte("x")))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		p, err := parseToReflector(b)
-		if err != nil || p.hello {
-			return
-		}
-		out := appendToClient(nil, p.tag, p.src, p.payload)
-		if len(out)%4 != 0 || !bytes.Equal(out[24:24+len(p.payload)], p.payload) {
-			t.Fatalf("round trip %x", out)
-		}
-	})
 }

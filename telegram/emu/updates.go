@@ -35,7 +35,9 @@ type device struct {
 	notify    chan struct{}
 	running   bool // sender goroutine started
 
-	held *heldSignal // signaling held back by the reorder fault
+	held       *heldSignal     // signaling held back by the reorder fault
+	delayQ     []delayedSignal // signaling waiting out the delay fault
+	delayTimer *timer
 }
 
 // logEntry is one pushed tg.Updates, kept encoded: gotd's Encode methods
@@ -188,6 +190,12 @@ func (n *Network) sendLoop(ctx context.Context, d *device) {
 // sendEntry pushes one entry to the most recent live session of d, pruning
 // sessions whose connection is gone.
 func (n *Network) sendEntry(ctx context.Context, d *device, sessions []tgtest.Session, e *logEntry) bool {
+	n.mu.Lock()
+	vanished := n.faults.vanishedLocked(d.userID)
+	n.mu.Unlock()
+	if vanished {
+		return false // kept for after Restore
+	}
 	for i := len(sessions) - 1; i >= 0; i-- {
 		s := sessions[i]
 		err := n.srv.Send(ctx, s, tgtest.MessageFromServer, rawEncoder(e.raw))
