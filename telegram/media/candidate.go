@@ -95,39 +95,6 @@ func parseCandidate(s string) (candidateLine, error) {
 	return c, nil
 }
 
-// reflectorHost is the synthetic hostname of a reflector relay candidate
-// (tgcalls ReflectorPort: "reflector-<serverId>-<randomTag>.reflector").
-func reflectorHost(serverID uint8, tag uint32) string {
-	return "reflector-" + strconv.FormatUint(uint64(serverID), 10) + "-" +
-		strconv.FormatUint(uint64(tag), 10) + ".reflector"
-}
-
-// parseReflectorHost extracts server id and peer random tag from a reflector
-// hostname. ok is false for any other name.
-func parseReflectorHost(h string) (serverID uint8, tag uint32, ok bool) {
-	rest, found := strings.CutPrefix(h, "reflector-")
-	if !found {
-		return 0, 0, false
-	}
-	rest, found = strings.CutSuffix(rest, ".reflector")
-	if !found {
-		return 0, 0, false
-	}
-	idStr, tagStr, found := strings.Cut(rest, "-")
-	if !found {
-		return 0, 0, false
-	}
-	id, err := strconv.ParseUint(idStr, 10, 8)
-	if err != nil || id == 0 {
-		return 0, 0, false
-	}
-	t, err := strconv.ParseUint(tagStr, 10, 32)
-	if err != nil || t == 0 {
-		return 0, 0, false
-	}
-	return uint8(id), uint32(t), true
-}
-
 // formatCandidate renders a local candidate in the form tgcalls parses. The
 // component is always 1 (rtcp-mux; tgcalls forces it too). host overrides
 // the address (reflector hostnames).

@@ -3,8 +3,9 @@ package media
 import (
 	"bytes"
 	"net/netip"
-	"strings"
 	"testing"
+
+	"github.com/tgsip/tgsip/telegram/wire"
 )
 
 func TestParseCandidate(t *testing.T) {
@@ -37,22 +38,6 @@ func TestParseCandidate(t *testing.T) {
 	}
 }
 
-func TestReflectorHost(t *testing.T) {
-	h := reflectorHost(3, 4000000000)
-	if h != "reflector-3-4000000000.reflector" {
-		t.Fatal(h)
-	}
-	id, tag, ok := parseReflectorHost(h)
-	if !ok || id != 3 || tag != 4000000000 {
-		t.Fatal(id, tag, ok)
-	}
-	for _, bad := range []string{"reflector-0-1.reflector", "reflector-1-0.reflector", "reflector-256-1.reflector", "reflector-1.reflector", "x-1-1.reflector", "reflector-1-1.local"} {
-		if _, _, ok := parseReflectorHost(bad); ok {
-			t.Fatalf("%q accepted", bad)
-		}
-	}
-}
-
 func FuzzParseCandidate(f *testing.F) {
 	for _, s := range []string{
 		"candidate:842163049 1 udp 1677729535 203.0.113.7 46154 typ srflx raddr 10.0.0.2 rport 46154 generation 0 ufrag EsAw network-id 1",
@@ -74,39 +59,37 @@ func FuzzParseCandidate(f *testing.F) {
 		default:
 			t.Fatalf("type %q", c.Type)
 		}
-		if id, tag, ok := parseReflectorHost(c.Address); ok && (id == 0 || tag == 0 || !strings.HasSuffix(c.Address, ".reflector")) {
-			t.Fatalf("bad reflector host accepted: %q", c.Address)
+		if id, tag, err := wire.ParseReflectorHostname(c.Address); err == nil && wire.ReflectorHostname(id, tag) != c.Address {
+			t.Fatalf("reflector host %q does not round-trip", c.Address)
 		}
 	})
 }
 
+// FuzzReflectorUnwrap feeds arbitrary datagrams to the reflector port's
+// unwrap step: it must never panic, never accept another call's tag, keep
+// the payload inside the datagram, and round-trip what a peer wrapped.
 func FuzzReflectorUnwrap(f *testing.F) {
-	tag := [16]byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}
-	f.Add(appendReflectorData(nil, tag, 7, 9, []byte("hello")))
-	f.Add(appendReflectorHello(nil, tag, 7))
-	f.Add(tag[:])
+	var own wire.Tag
+	copy(own[:], []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+	f.Add(wire.AppendReflectorData(nil, own, 7, 9, []byte("hello")))
+	f.Add(wire.AppendHello(nil, own))
+	f.Add(own[:])
 	f.Add([]byte{1, 2, 3})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		kind, sender, off, n := parseFromReflector(b, tag)
-		if kind == reflectorData {
-			if off < 0 || n < 0 || off+n > len(b) {
-				t.Fatalf("bounds off=%d n=%d len=%d", off, n, len(b))
-			}
-			if sender == 0 && len(b) < reflectorHeaderLen {
-				t.Fatal("data without header")
-			}
+		kind, _, data := unwrapReflector(b, own)
+		if kind != reflectorInvalid && !bytes.Equal(b[:12], own[:12]) {
+			t.Fatal("accepted a foreign call tag")
 		}
-		if kind != reflectorInvalid && !bytes.Equal(b[:12], tag[:12]) {
-			t.Fatal("accepted a foreign tag")
+		if kind == reflectorData && len(data) > len(b)-24 {
+			t.Fatalf("payload of %d bytes in a %d-byte datagram", len(data), len(b))
 		}
-		// Any payload wrapped by us unwraps to itself.
-		w := appendReflectorData(nil, tag, 5, 6, b)
-		k, s, o, m := parseFromReflector(w, tag)
 		if len(b) == 0 {
-			return // an empty datagram is a keepalive for the reflector, as in tgcalls
+			return // nothing to wrap: a 24-byte datagram is a keepalive, as in tgcalls
 		}
-		if k != reflectorData || s != 6 || !bytes.Equal(w[o:o+m], b) {
-			t.Fatalf("round trip: kind=%d sender=%d payload=%x want %x", k, s, w[o:o+m], b)
+		w := wire.AppendReflectorData(nil, own, 5, 6, b)
+		k, sender, got := unwrapReflector(w, own)
+		if k != reflectorData || sender != 6 || !bytes.Equal(got, b) {
+			t.Fatalf("round trip: kind=%d sender=%d payload=%x want %x", k, sender, got, b)
 		}
 	})
 }

@@ -73,9 +73,9 @@ func (l *candidateLog) all() []string {
 	return append([]string(nil), l.lines...)
 }
 
-// wire trickles each side's candidates to the other, as the engine does
+// link trickles each side's candidates to the other, as the engine does
 // through signaling, and records them.
-func wire(t testing.TB, a, b *Session) (*candidateLog, *candidateLog) {
+func link(t testing.TB, a, b *Session) (*candidateLog, *candidateLog) {
 	la, lb := &candidateLog{}, &candidateLog{}
 	a.OnCandidate(func(c string) {
 		la.add(c)
@@ -129,7 +129,7 @@ func connectedPair(t testing.TB, ca, cb Config) (*Session, *Session) {
 	t.Helper()
 	ca.Outgoing, cb.Outgoing = true, false
 	a, b := newSession(t, ca), newSession(t, cb)
-	wire(t, a, b)
+	link(t, a, b)
 	handshake(t, a, b)
 	waitConnected(t, a, b)
 	return a, b

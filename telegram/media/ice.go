@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+
+	"github.com/tgsip/tgsip/telegram/wire"
 )
 
 // handleLocalCandidate turns each gathered candidate into the string tgcalls
@@ -95,7 +97,7 @@ func (s *Session) AddRemoteCandidate(sdp string) error {
 		s.log.Debug("ignoring non-UDP remote candidate", "candidate", sdp)
 		return nil
 	}
-	if id, tag, ok := parseReflectorHost(c.Address); ok {
+	if id, tag, err := wire.ParseReflectorHostname(c.Address); err == nil {
 		return s.addRemoteReflector(c, id, tag)
 	}
 	addr, err := netip.ParseAddr(c.Address)

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+
+	"github.com/tgsip/tgsip/telegram/wire"
 )
 
 // Reflector is one Telegram reflector of the call, from the phoneConnection
@@ -26,85 +28,35 @@ type Reflector struct {
 	TCP bool
 }
 
-// Reflector datagram layout (tgcalls v2/ReflectorPort.cpp, tgcalls.md §5.2).
-//
-// TODO(wire): move the codec to telegram/wire (AppendHello,
-// AppendReflectorData, ParseFromReflector) once it lands; this private copy
-// exists so the transport does not wait for it.
+// The datagram layout (tgcalls v2/ReflectorPort.cpp, tgcalls.md §5.2) lives
+// in telegram/wire; these are the port's timing constants.
 const (
-	reflectorTagLen    = 16
-	reflectorHeaderLen = reflectorTagLen + 4 + 4 // tag, sender tag, length
-	reflectorHelloLen  = reflectorTagLen + 12 + 4 + 8
-
 	helloIntervalConnecting = 500 * time.Millisecond
 	helloIntervalReady      = 10 * time.Second
+	reflectorOverhead       = 16 + 4 + 4 + 3 // tag, sender, length, padding
 )
-
-// appendReflectorHello appends the hello/ping datagram:
-// ownTag(16) || 0xFF×12 || FE FF FF FF || uint64 BE 123 (40 bytes, already
-// 4-aligned).
-func appendReflectorHello(dst []byte, peerTag [16]byte, ownTag uint32) []byte {
-	dst = append(dst, peerTag[:12]...)
-	dst = binary.LittleEndian.AppendUint32(dst, ownTag)
-	for range 12 {
-		dst = append(dst, 0xff)
-	}
-	dst = append(dst, 0xfe, 0xff, 0xff, 0xff)
-	return binary.BigEndian.AppendUint64(dst, 123)
-}
-
-// appendReflectorData appends a data datagram to remoteTag:
-// peer_tag[0:12] || remoteTag (LE) || ownTag (LE) || len (BE) || data || pad4.
-func appendReflectorData(dst []byte, peerTag [16]byte, remoteTag, ownTag uint32, data []byte) []byte {
-	dst = append(dst, peerTag[:12]...)
-	dst = binary.LittleEndian.AppendUint32(dst, remoteTag)
-	dst = binary.LittleEndian.AppendUint32(dst, ownTag)
-	dst = binary.BigEndian.AppendUint32(dst, uint32(len(data)))
-	dst = append(dst, data...)
-	for len(dst)%4 != 0 {
-		dst = append(dst, 0)
-	}
-	return dst
-}
 
 // reflectorPacket classifies a datagram received from a reflector.
 type reflectorPacket int
 
 const (
-	reflectorInvalid reflectorPacket = iota // wrong tag or too short: ignore
+	reflectorInvalid reflectorPacket = iota // wrong call tag or malformed: ignore
 	reflectorService                        // hello reply / ping: proves the reflector answers
 	reflectorData                           // data from a peer
 )
 
-// parseFromReflector checks b against our peer tag and, for data packets,
-// returns the sender's random tag and the payload bounds in b. A packet with
-// the right tag prefix is valid even when it carries nothing
-// (ReflectorPort::HandleIncomingPacket marks the port ready on it).
-func parseFromReflector(b []byte, peerTag [16]byte) (kind reflectorPacket, sender uint32, off, n int) {
-	if len(b) < reflectorTagLen || [12]byte(b[:12]) != [12]byte(peerTag[:12]) {
-		return reflectorInvalid, 0, 0, 0
+// unwrapReflector checks a datagram from the reflector against our call's
+// tag (tgcalls compares only the first 12 bytes) and returns the sender's
+// random and the payload, which aliases b.
+func unwrapReflector(b []byte, own wire.Tag) (reflectorPacket, uint32, []byte) {
+	p, err := wire.ParseFromReflector(b)
+	if err != nil || !p.Tag.SameCall(own) {
+		return reflectorInvalid, 0, nil
 	}
-	if len(b) <= reflectorHeaderLen {
-		return reflectorService, 0, 0, 0
+	if p.Service {
+		return reflectorService, 0, nil
 	}
-	if len(b) >= reflectorTagLen+12 {
-		special := true
-		for _, x := range b[reflectorTagLen : reflectorTagLen+12] {
-			if x != 0xff {
-				special = false
-				break
-			}
-		}
-		if special {
-			return reflectorService, 0, 0, 0
-		}
-	}
-	sender = binary.LittleEndian.Uint32(b[16:20])
-	size := binary.BigEndian.Uint32(b[20:24])
-	if uint64(size) > uint64(len(b)-reflectorHeaderLen) {
-		return reflectorInvalid, 0, 0, 0
-	}
-	return reflectorData, sender, reflectorHeaderLen, int(size)
+	return reflectorData, p.SenderRandom, p.Data
 }
 
 var (
@@ -124,7 +76,8 @@ type reflectorPort struct {
 	Reflector
 	addr    netip.AddrPort // reflector address, unmapped
 	udpAddr *net.UDPAddr
-	ownTag  uint32
+	ownTag  uint32   // our random
+	own     wire.Tag // peer_tag[0:12] || ownTag
 	conn    *net.UDPConn
 
 	remoteTag atomic.Uint32
@@ -145,8 +98,10 @@ func newReflectorPort(r Reflector, conn *net.UDPConn) *reflectorPort {
 		addr:      netip.AddrPortFrom(r.Addr.Addr().Unmap(), r.Addr.Port()),
 		conn:      conn,
 		ownTag:    randomNonZero32(),
-		wbuf:      make([]byte, 0, receiveMTU+reflectorHeaderLen+4),
+		wbuf:      make([]byte, 0, receiveMTU+reflectorOverhead),
 	}
+	p.own = wire.Tag(r.PeerTag)
+	binary.LittleEndian.PutUint32(p.own[12:], p.ownTag)
 	p.udpAddr = net.UDPAddrFromAddrPort(p.addr)
 	return p
 }
@@ -164,11 +119,11 @@ func randomNonZero32() uint32 {
 }
 
 // hostname is our relay candidate's announced address.
-func (p *reflectorPort) hostname() string { return reflectorHost(p.ServerID, p.ownTag) }
+func (p *reflectorPort) hostname() string { return wire.ReflectorHostname(p.ServerID, p.ownTag) }
 
 func (p *reflectorPort) sendHello() error {
-	var buf [reflectorHelloLen]byte
-	_, err := p.conn.WriteToUDPAddrPort(appendReflectorHello(buf[:0], p.PeerTag, p.ownTag), p.addr)
+	var buf [64]byte
+	_, err := p.conn.WriteToUDPAddrPort(wire.AppendHello(buf[:0], p.own), p.addr)
 	if err == nil {
 		p.helloSent.Add(1)
 	}
@@ -198,7 +153,7 @@ func (p *reflectorPort) awaitReady(buf []byte) bool {
 			if unmapAP(from) != p.addr {
 				continue
 			}
-			if kind, _, _, _ := parseFromReflector(buf[:n], p.PeerTag); kind != reflectorInvalid {
+			if kind, _, _ := unwrapReflector(buf[:n], p.own); kind != reflectorInvalid {
 				_ = p.conn.SetReadDeadline(time.Time{}) // a failure here surfaces on the next read
 				return true
 			}
@@ -224,7 +179,7 @@ func (p *reflectorPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) 
 			p.dropped.Add(1)
 			continue
 		}
-		kind, sender, off, size := parseFromReflector(b[:n], p.PeerTag)
+		kind, sender, data := unwrapReflector(b[:n], p.own)
 		if kind != reflectorData {
 			if kind == reflectorInvalid {
 				p.dropped.Add(1)
@@ -235,8 +190,7 @@ func (p *reflectorPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) 
 		// that ICE can answer its checks (the peer-reflexive case).
 		p.remoteTag.CompareAndSwap(0, sender)
 		p.packetsIn.Add(1)
-		copy(b, b[off:off+size])
-		return size, p.addr, nil
+		return copy(b, data), p.addr, nil
 	}
 }
 
@@ -255,7 +209,7 @@ func (p *reflectorPort) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, err
 		return 0, errReflectorTrunc
 	}
 	p.wmu.Lock()
-	p.wbuf = appendReflectorData(p.wbuf[:0], p.PeerTag, remote, p.ownTag, b)
+	p.wbuf = wire.AppendReflectorData(p.wbuf[:0], p.own, remote, p.ownTag, b)
 	_, err := p.conn.WriteToUDPAddrPort(p.wbuf, p.addr)
 	p.wmu.Unlock()
 	if err != nil {

@@ -60,7 +60,7 @@ func TestReflectorRelayOnly(t *testing.T) {
 	ca := Config{Outgoing: true, Reflectors: refl}
 	cb := Config{Reflectors: refl}
 	a, b := newSession(t, ca), newSession(t, cb)
-	la, lb := wire(t, a, b)
+	la, lb := link(t, a, b)
 	handshake(t, a, b)
 	waitConnected(t, a, b)
 	ra, rb := startReader(a), startReader(b)
@@ -116,7 +116,7 @@ func TestSharedPortConcurrentPairs(t *testing.T) {
 	results := make([]result, pairs)
 	for i := range pairs {
 		a, b := newSession(t, Config{Transport: shared, Outgoing: true, P2PAllowed: true}), newSession(t, Config{P2PAllowed: true})
-		wire(t, a, b)
+		link(t, a, b)
 		results[i] = result{a: a, b: b}
 	}
 	for i := range pairs {
@@ -185,7 +185,7 @@ func TestPortRange(t *testing.T) {
 	ref := newTestReflector(t)
 	refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
 	a, b := newSession(t, Config{Transport: tr, Outgoing: true, P2PAllowed: true, Reflectors: refl}), newSession(t, Config{P2PAllowed: true})
-	la, _ := wire(t, a, b)
+	la, _ := link(t, a, b)
 	handshake(t, a, b)
 	waitConnected(t, a, b)
 	inRange := func(port int) bool { return port >= int(lo) && port <= int(hi) }
@@ -214,7 +214,7 @@ func TestPortRange(t *testing.T) {
 // leaks (goleak in TestMain).
 func TestWrongFingerprint(t *testing.T) {
 	a, b := newSession(t, Config{Outgoing: true, P2PAllowed: true}), newSession(t, Config{P2PAllowed: true})
-	wire(t, a, b)
+	link(t, a, b)
 	if err := a.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -353,7 +353,7 @@ func TestRTCPFeedback(t *testing.T) {
 func TestCloseDuringConnect(t *testing.T) {
 	for i := range 5 {
 		a, b := newSession(t, Config{Outgoing: true, P2PAllowed: true}), newSession(t, Config{P2PAllowed: true})
-		wire(t, a, b)
+		link(t, a, b)
 		handshake(t, a, b)
 		ra := startReader(a)
 		if i%2 == 1 {
@@ -422,5 +422,44 @@ func TestRewriteExtensionsKeepsPayload(t *testing.T) {
 	out, _ = s.rewriteExtensions(raw, hl)
 	if err := p.Unmarshal(out); err != nil || p.Extension || !bytes.Equal(p.Payload, in.Payload) {
 		t.Fatalf("stripped packet: %+v %v", p, err)
+	}
+}
+
+// A P2P-allowed trunk calling a relay-only peer (the usual non-contact
+// case) connects through the reflector.
+func TestMixedP2PAndRelayOnly(t *testing.T) {
+	ref := newTestReflector(t)
+	refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
+	a, b := connectedPair(t, Config{P2PAllowed: true, Reflectors: refl}, Config{Reflectors: refl})
+	rb := startReader(b)
+	flow(t, a, rb, 0x77, "mixed", 5)
+	if st := b.Stats(); !st.Relayed || st.LocalCandidateType != "relay" {
+		t.Fatalf("relay-only side not relayed: %+v", st)
+	}
+	_ = b.Close()
+	rb.wait(t)
+}
+
+// NAT 1:1: host candidates carry the configured public address.
+func TestPublicIPRewrite(t *testing.T) {
+	tr := loopbackTransport()
+	tr.PublicIPs = []string{"203.0.113.9"}
+	s := newSession(t, Config{Transport: tr, P2PAllowed: true})
+	got := make(chan string, 16)
+	s.OnCandidate(func(c string) { got <- c })
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case c := <-got:
+		p, err := parseCandidate(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Type != "host" || p.Address != "203.0.113.9" {
+			t.Fatalf("candidate %q", c)
+		}
+	case <-time.After(testTimeout):
+		t.Fatal("no candidate")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/pion/ice/v4"
+
+	"github.com/tgsip/tgsip/telegram/wire"
 )
 
 // Stats is a snapshot of one session's media counters.
@@ -101,7 +103,7 @@ func (s *Session) candidateAddress(c ice.Candidate, local bool) string {
 				return p.hostname()
 			}
 			if tag := p.remoteTag.Load(); tag != 0 {
-				return reflectorHost(p.ServerID, tag)
+				return wire.ReflectorHostname(p.ServerID, tag)
 			}
 		}
 	}
