@@ -453,3 +453,64 @@ func TestSignalingFaults(t *testing.T) {
 		t.Errorf("reorder: %v, want %v", re, want)
 	}
 }
+
+// TestCallOtherDevice: every device of the callee rings; when one accepts,
+// the others are told the call is gone and may no longer act on it.
+func TestCallOtherDevice(t *testing.T) {
+	n := shnet(t)
+	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bob")
+	bob2, err := startClient(n.ClientOptions(), "bob2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bob2.close()
+	if err := n.Login(ctxSlow(t), bob2.client, user(t, "bob").Phone, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob2.runUpdates(ctxSlow(t)); err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t)
+	w, ga, err := requestCall(t, alice, "bob")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := tg.InputPhoneCall{ID: w.ID, AccessHash: w.AccessHash}
+	waitCall[*tg.PhoneCallRequested](t, bob, w.ID)
+	waitCall[*tg.PhoneCallRequested](t, bob2, w.ID)
+	if _, err := bob2.api.PhoneReceivedCall(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.api.PhoneReceivedCall(ctx, in); err != nil {
+		t.Fatalf("second device's receivedCall: %v", err)
+	}
+	if _, err := bob.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{Peer: in, GB: random256(t), Protocol: protoB}); err != nil {
+		t.Fatal(err)
+	}
+	gone := waitCall[*tg.PhoneCallDiscarded](t, bob2, w.ID)
+	if gone.Reason != nil {
+		t.Errorf("other device's discard reason %T, want none", gone.Reason)
+	}
+	if _, err := bob2.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{Peer: in, GB: random256(t), Protocol: protoB}); !tgerr.Is(err, "CALL_ALREADY_ACCEPTED") {
+		t.Errorf("other device accepts: %v", err)
+	}
+	if _, err := bob2.api.PhoneDiscardCall(ctx, &tg.PhoneDiscardCallRequest{Peer: in, Reason: &tg.PhoneCallDiscardReasonBusy{}}); !tgerr.Is(err, "CALL_ALREADY_ACCEPTED") {
+		t.Errorf("other device discards: %v", err)
+	}
+	waitCall[*tg.PhoneCallAccepted](t, alice, w.ID)
+	if _, err := alice.api.PhoneConfirmCall(ctx, &tg.PhoneConfirmCallRequest{Peer: in, GA: ga, KeyFingerprint: 3, Protocol: protoA}); err != nil {
+		t.Fatal(err)
+	}
+	waitCall[*tg.PhoneCall](t, bob, w.ID)
+	if _, err := bob2.api.PhoneSendSignalingData(ctx, &tg.PhoneSendSignalingDataRequest{Peer: in, Data: []byte("x")}); !tgerr.Is(err, "CALL_PEER_INVALID") {
+		t.Errorf("signaling from the other device: %v", err)
+	}
+	// The callee hangs up: only the caller is told; bob2 already knows.
+	hangup(t, bob, in)
+	if d := waitCall[*tg.PhoneCallDiscarded](t, alice, w.ID); d.Duration != 0 {
+		t.Errorf("duration %d", d.Duration)
+	}
+	if info, _ := n.Call(w.ID); info.DiscardedBy != user(t, "bob").ID {
+		t.Errorf("discarded by %d", info.DiscardedBy)
+	}
+}

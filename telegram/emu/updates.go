@@ -132,9 +132,15 @@ func (n *Network) pushLocked(d *device, u tg.UpdateClass, userIDs ...int64) {
 	d.log = append(d.log, e)
 	if len(d.log) > maxLog {
 		k := min(len(d.log)-maxLog, d.delivered-d.base)
+		if len(d.log) > 2*maxLog {
+			// A device that never comes back (a client that was
+			// deleted) must not hold memory forever; it loses the oldest.
+			k = len(d.log) - maxLog
+		}
 		if k > 0 {
 			d.log = slices.Delete(d.log, 0, k)
 			d.base += k
+			d.delivered = max(d.delivered, d.base)
 		}
 	}
 	n.kickLocked(d)

@@ -47,6 +47,16 @@ func TestDeviceLogTrimAndDifference(t *testing.T) {
 	if e, ok := n.differenceLocked(d, int(time.Now().Add(time.Hour).Unix())).(*tg.UpdatesDifferenceEmpty); !ok || e.Seq != maxLog+11 {
 		t.Fatalf("third difference %+v", e)
 	}
+
+	// A device that never reads keeps at most 2*maxLog entries.
+	gone := n.deviceLocked([8]byte{2})
+	gone.userID = u.ID
+	for i := range 2*maxLog + 1 {
+		n.pushLocked(gone, &tg.UpdatePhoneCallSignalingData{PhoneCallID: int64(i)})
+	}
+	if len(gone.log) != maxLog || gone.lastSeq() != 2*maxLog+1 || gone.delivered != gone.base {
+		t.Fatalf("abandoned device: len %d last %d delivered %d base %d", len(gone.log), gone.lastSeq(), gone.delivered, gone.base)
+	}
 }
 
 // TestVanish: a peer that loses its network mid-call hears nothing more and
