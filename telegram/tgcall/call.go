@@ -566,7 +566,10 @@ func (call *Call) startMedia(pc *tg.PhoneCall) {
 		P2PAllowed: pc.P2PAllowed,
 		Reflectors: reflectors(pc.Connections, call.log),
 		ICEServers: iceServers(pc.Connections),
-		Logger:     call.log,
+		// Bounds connecting and, once connected, how long media may stay
+		// interrupted before the call is dropped.
+		ConnectTimeout: call.client.timeouts.Connect,
+		Logger:         call.log,
 	}
 	if cfg.Transport == nil {
 		cfg.Transport = &media.Transport{}

@@ -428,3 +428,27 @@ func TestCallBusyAccount(t *testing.T) {
 	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, true)
 	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, false)
 }
+
+func TestCallDialCancelled(t *testing.T) {
+	ring := ringOnly(bob)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := alice.engine.Dial(ctx, bob.peer()); !errors.Is(err, context.Canceled) {
+		t.Fatalf("dial with a cancelled context: %v", err)
+	}
+	// Dial returns only when the call is gone: if the request reached
+	// Telegram, it was discarded as missed (never left ringing).
+	if n := alice.engine.ActiveCalls(); n != 0 {
+		t.Errorf("%d calls still active after a cancelled dial", n)
+	}
+	for _, c := range network.Calls() {
+		if c.AdminID == alice.user.ID && c.EndDate.IsZero() {
+			t.Errorf("call %d left open on Telegram", c.ID)
+		}
+	}
+	select {
+	case in := <-ring:
+		wait(t, in.Done(), 10*time.Second, "callee end")
+	default:
+	}
+}

@@ -109,6 +109,14 @@ func (c *Client) Self() int64 {
 	return c.self
 }
 
+// ActiveCalls is how many calls the account carries (placed, ringing or
+// connected, until they are Done).
+func (c *Client) ActiveCalls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.active)
+}
+
 // Register routes the account's call updates to the engine.
 func (c *Client) Register(d tg.UpdateDispatcher) {
 	d.OnPhoneCall(func(ctx context.Context, _ tg.Entities, u *tg.UpdatePhoneCall) error {

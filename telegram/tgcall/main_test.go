@@ -168,6 +168,9 @@ func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
 			Logger:    testLogger().With("account", a.user.FirstName),
 			Transport: transport,
+			// Media connects in milliseconds on loopback; a short connect
+			// timeout keeps the media-failure tests quick.
+			Timeouts: tgcall.Timeouts{Connect: 8 * time.Second},
 			OnIncoming: func(c *tgcall.Call) {
 				if f := a.onIncoming.Load(); f != nil {
 					(*f)(c)
