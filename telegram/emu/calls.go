@@ -92,6 +92,8 @@ type call struct {
 	ga, gb   []byte
 	protoA   tg.PhoneCallProtocol // the caller's offer
 	merged   tg.PhoneCallProtocol // intersection at acceptCall
+	params   string               // custom_parameters, when overridden
+	webrtc   []tg.PhoneConnectionWebrtc
 	timer    *timer
 }
 
@@ -185,6 +187,10 @@ func (c *call) active(gaOrB []byte) *tg.PhoneCall {
 		pc.PeerTag = slices.Clone(pc.PeerTag)
 		conns = append(conns, &pc)
 	}
+	for _, w := range c.webrtc {
+		w := w
+		conns = append(conns, &w)
+	}
 	a := &tg.PhoneCall{
 		P2PAllowed:     c.info.P2PAllowed,
 		Video:          c.info.Video,
@@ -198,6 +204,9 @@ func (c *call) active(gaOrB []byte) *tg.PhoneCall {
 		Protocol:       p,
 		Connections:    conns,
 		StartDate:      unix(c.info.StartDate),
+	}
+	if c.params != "" {
+		a.SetCustomParameters(tg.DataJSON{Data: c.params})
 	}
 	a.SetFlags()
 	return a
@@ -521,11 +530,23 @@ func (n *Network) confirmCall(c *rpc, r *tg.PhoneConfirmCallRequest) (bin.Encode
 	if err != nil {
 		return nil, tgerr.New(500, "INTERNAL")
 	}
+	override, relays := n.faults.confirmOverrides()
+	if override.Version != "" {
+		version = override.Version
+	}
+	cl.params = override.CustomParameters
 	conns := make([]tg.PhoneConnection, 0, len(n.reflectors))
 	for _, rf := range n.reflectors {
+		if relays.NoReflectors {
+			break
+		}
 		conns = append(conns, tg.PhoneConnection{
 			ID: rf.id, IP: rf.addr.Addr().String(), Port: int(rf.addr.Port()), PeerTag: tag,
 		})
+	}
+	cl.webrtc = nil
+	if n.turn != nil && !relays.NoTURN {
+		cl.webrtc = append(cl.webrtc, *n.turn.connection(int64(len(n.reflectors) + 1)))
 	}
 	admin, part := n.users[cl.info.AdminID], n.users[cl.info.ParticipantID]
 	cl.ga = slices.Clone(r.GA)

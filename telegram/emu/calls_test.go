@@ -181,11 +181,12 @@ func TestCallSwitch(t *testing.T) {
 	if pcA.P2PAllowed || pcB.P2PAllowed {
 		t.Error("p2p_allowed although bob's P2P privacy is nobody")
 	}
-	if len(pcA.Connections) != 2 || len(pcB.Connections) != 2 {
-		t.Fatalf("connections %d/%d, want 2 reflectors", len(pcA.Connections), len(pcB.Connections))
+	// Two reflectors, then the TURN server's phoneConnectionWebrtc.
+	if len(pcA.Connections) != 3 || len(pcB.Connections) != 3 {
+		t.Fatalf("connections %d/%d, want 2 reflectors and a TURN server", len(pcA.Connections), len(pcB.Connections))
 	}
 	refl := n.Reflectors()
-	for i := range pcA.Connections {
+	for i := range refl {
 		ca, cb := pcA.Connections[i].(*tg.PhoneConnection), pcB.Connections[i].(*tg.PhoneConnection)
 		if ca.ID != cb.ID || ca.IP != "127.0.0.1" || ca.Port != int(refl[i].Port()) || len(ca.PeerTag) != 16 || !bytes.Equal(ca.PeerTag, cb.PeerTag) {
 			t.Errorf("connection %d: %+v vs %+v", i, ca, cb)

@@ -68,6 +68,11 @@ type Options struct {
 	// in every phoneCall. Default 1; negative means none.
 	Reflectors int
 
+	// TURN runs a standard TURN server on 127.0.0.1 and lists it in every
+	// phoneCall as a phoneConnectionWebrtc entry (turn and stun set, with
+	// credentials), as Telegram may do for its own relays.
+	TURN bool
+
 	// PrivateKey is the server's RSA key. Default: a fresh 2048-bit key.
 	// Keep one across restarts so that external clients' copy of
 	// PublicKeyPEM stays valid.
@@ -131,6 +136,7 @@ type Network struct {
 	ln         net.Listener
 	addr       netip.AddrPort
 	reflectors []*reflector
+	turn       *turnRelay
 	users      map[int64]*account
 	byPhone    map[string]*account
 	byUsername map[string]*account
@@ -195,17 +201,36 @@ func (n *Network) Start(ctx context.Context) error {
 		return fmt.Errorf("emu: listen: %w", err)
 	}
 	var refls []*reflector
+	var relay *turnRelay
+	cleanup := func() {
+		for _, r := range refls {
+			_ = r.close() // the listen error is the one to report
+		}
+		if relay != nil {
+			_ = relay.close() // likewise
+		}
+		_ = ln.Close()
+	}
 	for i := 0; i < n.opts.Reflectors; i++ {
 		r, err := listenReflector(ctx, int64(i+1), n.log)
 		if err != nil {
-			for _, r := range refls {
-				_ = r.close() // the listen error is the one to report
-			}
-			_ = ln.Close()
+			cleanup()
 			return err
 		}
+		r.drop = n.reflectorDrops
 		refls = append(refls, r)
 	}
+	if n.opts.TURN {
+		user, password, err := n.turnCredentials()
+		if err == nil {
+			relay, err = listenTURN(ctx, user, password, n.log)
+		}
+		if err != nil {
+			cleanup()
+			return err
+		}
+	}
+	n.turn = relay
 	n.ln = ln
 	n.addr = ln.Addr().(*net.TCPAddr).AddrPort()
 	n.reflectors = refls
@@ -242,6 +267,7 @@ func (n *Network) shutdown() {
 	n.closed = true
 	cancel := n.cancel
 	refls := n.reflectors
+	relay := n.turn
 	var calls []*call
 	for _, c := range n.calls {
 		calls = append(calls, c)
@@ -256,6 +282,9 @@ func (n *Network) shutdown() {
 	}
 	for _, r := range refls {
 		_ = r.close() // closing unblocks its read loop; nothing to report
+	}
+	if relay != nil {
+		_ = relay.close() // closing ends its goroutines; nothing to report
 	}
 	for _, c := range calls {
 		n.mu.Lock()

@@ -37,6 +37,48 @@ type Faults struct {
 	rng      *rand.Rand
 	failNext map[string][]*tgerr.Error
 	vanished map[int64]bool
+	protocol CallProtocol
+	relays   RelayFaults
+}
+
+// RelayFaults take relays out of the connections of calls confirmed from
+// now on (relays that fail), so that only the remaining paths are left.
+type RelayFaults struct {
+	// NoReflectors leaves out the phoneConnection reflector entries.
+	NoReflectors bool
+	// NoTURN leaves out the TURN server's phoneConnectionWebrtc entry.
+	NoTURN bool
+}
+
+// CallProtocol overrides what the switch selects at phone.confirmCall, to
+// test how clients refuse what they cannot honour.
+type CallProtocol struct {
+	// Version replaces the selected library version when not empty.
+	Version string
+	// CustomParameters is sent as phoneCall.custom_parameters (JSON) when
+	// not empty.
+	CustomParameters string
+}
+
+// SetCallProtocol overrides the protocol of calls confirmed from now on;
+// the zero value turns the override off.
+func (f *Faults) SetCallProtocol(p CallProtocol) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.protocol = p
+}
+
+// SetRelays sets the relay faults; the zero value turns them off.
+func (f *Faults) SetRelays(r RelayFaults) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.relays = r
+}
+
+func (f *Faults) confirmOverrides() (CallProtocol, RelayFaults) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.protocol, f.relays
 }
 
 func newFaults(n *Network) *Faults {
@@ -76,8 +118,9 @@ func (f *Faults) takeFail(method string) *tgerr.Error {
 }
 
 // Vanish makes a user disappear as a phone that lost its network: its
-// connections are dropped, its requests get no answer and nothing is pushed
-// to it, until Restore. Calls it is in are not discarded by the server.
+// connections are dropped, its requests get no answer, nothing is pushed to
+// it and the reflectors lose the media of its calls, until Restore. Calls it
+// is in are not discarded by the server.
 func (f *Faults) Vanish(userID int64) {
 	n := f.n
 	n.mu.Lock()

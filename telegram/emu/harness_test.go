@@ -71,6 +71,7 @@ var sharedUsers = []User{
 	{Phone: "+10000000007", Username: "ghost", FirstName: "Ghost"}, // never online
 	{Phone: "+10000000008", Username: "nobody", FirstName: "Private", CallPrivacy: Nobody},
 	{Phone: "+10000000009", Username: "victor", FirstName: "Victor"}, // vanishes
+	{Phone: "+10000000010", Username: "wendy", FirstName: "Wendy"},   // vanishes, media cut
 }
 
 func shnet(t *testing.T) *Network {
@@ -82,6 +83,7 @@ func shnet(t *testing.T) *Network {
 			CallRingTimeout:    1500 * time.Millisecond,
 			CallConnectTimeout: 10 * time.Second,
 			Reflectors:         2,
+			TURN:               true,
 		})
 		if err != nil {
 			shared.err = err

@@ -28,6 +28,10 @@ type reflector struct {
 	addr netip.AddrPort
 	log  *slog.Logger
 
+	// drop, when set, says that traffic of a tag must be lost (a party of
+	// the call has vanished). Set before serve starts.
+	drop func(wire.Tag) bool
+
 	mu    sync.Mutex
 	peers map[wire.Tag]netip.AddrPort
 }
@@ -66,6 +70,9 @@ func (r *reflector) serve() {
 		p, err := wire.ParseToReflector(buf[:nb])
 		if err != nil {
 			continue // junk from the network is dropped
+		}
+		if r.drop != nil && r.drop(p.Tag) {
+			continue
 		}
 		if p.Hello {
 			r.learn(p.Tag, from)

@@ -452,3 +452,95 @@ func TestCallDialCancelled(t *testing.T) {
 	default:
 	}
 }
+
+// TestCallTURNOnly: with the reflectors failing and p2p not allowed, the
+// call connects through the standard TURN server Telegram lists as a
+// phoneConnectionWebrtc entry.
+func TestCallTURNOnly(t *testing.T) {
+	network.Faults().SetRelays(emu.RelayFaults{NoReflectors: true})
+	defer network.Faults().SetRelays(emu.RelayFaults{})
+	out, in := connect(t, alice, dave)
+	toneTrip(t, out, in)
+	for _, c := range []*tgcall.Call{out, in} {
+		st := c.Conn().Stats()
+		if !st.Relayed || st.LocalCandidateType != "relay" {
+			t.Errorf("not through TURN: %+v", st)
+		}
+	}
+	out.Hangup()
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
+
+// TestCallUnsupportedSelection: a version or custom parameter we cannot
+// honour ends the call loudly on both sides, discarded as disconnect.
+func TestCallUnsupportedSelection(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		proto emu.CallProtocol
+		want  error
+	}{
+		{"version 12", emu.CallProtocol{Version: "12.0.0"}, tgcall.ErrUnsupportedVersion},
+		{"kcp", emu.CallProtocol{CustomParameters: `{"network_kcp_experiment":true}`}, tgcall.ErrUnsupportedParameter},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			network.Faults().SetCallProtocol(tt.proto)
+			defer network.Faults().SetCallProtocol(emu.CallProtocol{})
+			in := answer(bob)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, err := alice.engine.Dial(ctx, bob.peer())
+			if err != nil {
+				t.Fatal(err)
+			}
+			callee := got(t, in)
+			for _, c := range []*tgcall.Call{out, callee} {
+				wait(t, c.Done(), 15*time.Second, "call end")
+				e := c.Err()
+				if e.Cause != tgcall.CauseProtocol || !errors.Is(e, tt.want) {
+					t.Errorf("ended %v, want protocol error %v", e, tt.want)
+				}
+				if e.SIPStatus() != 488 {
+					t.Errorf("SIP status %d, want 488", e.SIPStatus())
+				}
+			}
+			onTelegram(t, out.ID(), tgcall.DiscardDisconnect)
+		})
+	}
+}
+
+// TestCallPeerVanishes: the peer's phone loses its network mid-call (no
+// signaling, no media, no discard): the survivor notices the dead media
+// and ends the call as disconnected.
+func TestCallPeerVanishes(t *testing.T) {
+	// Reflector only: the emulated network can cut that path.
+	network.Faults().SetRelays(emu.RelayFaults{NoTURN: true})
+	defer network.Faults().SetRelays(emu.RelayFaults{})
+	out, in := connect(t, frank, dave)
+	toneTrip(t, out, in)
+	// Media is processed while someone reads it, as rtpbridge does.
+	for _, c := range []*tgcall.Call{out, in} {
+		conn := c.Conn()
+		go func() {
+			buf := make([]byte, 1500)
+			for {
+				if _, err := conn.ReadRTP(buf); err != nil {
+					return
+				}
+			}
+		}()
+	}
+	network.Faults().Vanish(dave.user.ID)
+	defer network.Faults().Restore(dave.user.ID)
+	wait(t, out.Done(), 30*time.Second, "survivor notices")
+	if e := out.Err(); e.Cause != tgcall.CauseDisconnected || e.Reason != tgcall.DiscardDisconnect || e.Remote {
+		t.Errorf("survivor ended %v, want disconnected", e)
+	}
+	onTelegram(t, out.ID(), tgcall.DiscardDisconnect)
+	// The vanished side fails the same way once its media dies; its
+	// discard cannot reach Telegram, which it gives up on after 5 s.
+	wait(t, in.Done(), 30*time.Second, "vanished side ends")
+	if e := in.Err(); e.Cause != tgcall.CauseDisconnected && e.Cause != tgcall.CauseHangup {
+		t.Errorf("vanished side ended %v", e)
+	}
+}

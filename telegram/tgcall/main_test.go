@@ -89,6 +89,7 @@ func run(m *testing.M) int {
 	network, err = emu.New(emu.Options{
 		CallReceiveTimeout: receiveTimeout,
 		CallRingTimeout:    ringTimeout,
+		TURN:               true,
 		Logger:             testLogger(),
 	})
 	if err != nil {
