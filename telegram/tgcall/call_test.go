@@ -173,6 +173,9 @@ func connect(t *testing.T, a, b *account) (*tgcall.Call, *tgcall.Call) {
 func TestCallCallerHangsUp(t *testing.T) {
 	out, in := connect(t, alice, bob)
 	toneTrip(t, out, in)
+	if st := out.Conn().Stats(); st.LocalAddress != trunkPort || st.Relayed {
+		t.Errorf("trunk call on %s (relayed %v), want direct on the shared port %s", st.LocalAddress, st.Relayed, trunkPort)
+	}
 	out.Hangup()
 	e := ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
 	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)

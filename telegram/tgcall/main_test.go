@@ -43,6 +43,7 @@ const (
 
 type account struct {
 	user       emu.User
+	transport  *media.Transport // nil: the shared per-call-socket transport
 	client     *telegram.Client
 	engine     *tgcall.Client
 	onIncoming atomic.Pointer[func(*tgcall.Call)]
@@ -117,6 +118,17 @@ func run(m *testing.M) int {
 		return 1
 	}
 
+	// Alice is the trunk: all her calls share one UDP port (ICE UDP mux),
+	// the production shape; the others use a socket per call.
+	mux, muxCloser, err := media.NewSharedPort("127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer muxCloser.Close()
+	trunkPort = mux.GetListenAddresses()[0].String()
+	alice.transport = loopbackTransport()
+	alice.transport.UDPMux = mux
 	accounts := []*account{alice, bob, carol, dave, erin, frank, grace, heidi}
 	var wg sync.WaitGroup
 	began := time.Now()
@@ -150,7 +162,17 @@ func run(m *testing.M) int {
 	return code
 }
 
-var transport = loopbackTransport()
+var (
+	transport = loopbackTransport()
+	trunkPort string // alice's shared UDP port
+)
+
+func (a *account) mediaTransport() *media.Transport {
+	if a.transport != nil {
+		return a.transport
+	}
+	return transport
+}
 
 // startAccounts connects, logs in and starts the call engine of each
 // account; the clients run until ctx ends, tracked by wg.
@@ -168,7 +190,7 @@ func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account)
 		a.client = telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
 			Logger:    testLogger().With("account", a.user.FirstName),
-			Transport: transport,
+			Transport: a.mediaTransport(),
 			// Media connects in milliseconds on loopback; a short connect
 			// timeout keeps the media-failure tests quick.
 			Timeouts: tgcall.Timeouts{Connect: 8 * time.Second},
