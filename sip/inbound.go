@@ -146,6 +146,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	default:
 	}
+	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil ||
+		fromTag(req) == "" || req.CSeq().MethodName != sip.INVITE {
+		// RFC 3261 §8.1.1.3 (From tag) and §8.1.1.5 (CSeq method).
+		s.reply(tx, req, 400, "Bad Request", nil)
+		return
+	}
 	// A Kamailio in front fails over after ~2 s of silence; answer at once.
 	s.reply(tx, req, 100, "Trying", nil)
 

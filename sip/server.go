@@ -16,8 +16,10 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -48,6 +50,7 @@ type Server struct {
 	started   bool
 
 	endedAcks sync.Map // dialogKey → *sip.Request
+	panics    atomic.Int64
 
 	wg        sync.WaitGroup
 	closing   chan struct{}
@@ -97,18 +100,43 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if s.cli, err = sipgo.NewClient(s.ua, sipgo.WithClientLogger(sipgoLog)); err != nil {
 		return nil, err
 	}
-	s.srv.OnInvite(s.onInvite)
-	s.srv.OnAck(s.onAck)
-	s.srv.OnBye(s.inDialog)
-	s.srv.OnCancel(s.onStrayCancel)
-	s.srv.OnInfo(s.inDialog)
-	s.srv.OnUpdate(s.inDialog)
-	s.srv.OnPrack(s.inDialog)
-	s.srv.OnOptions(s.onOptions)
-	s.srv.OnNoRoute(func(req *sip.Request, tx sip.ServerTransaction) {
+	s.srv.OnInvite(s.guard(s.onInvite))
+	s.srv.OnAck(s.guard(s.onAck))
+	s.srv.OnBye(s.guard(s.inDialog))
+	s.srv.OnCancel(s.guard(s.onStrayCancel))
+	s.srv.OnInfo(s.guard(s.inDialog))
+	s.srv.OnUpdate(s.guard(s.inDialog))
+	s.srv.OnPrack(s.guard(s.inDialog))
+	s.srv.OnOptions(s.guard(s.onOptions))
+	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowMethods))
-	})
+	}))
 	return s, nil
+}
+
+// guard keeps a bug triggered by one hostile message from taking the
+// process (and every other call) down: the panic is logged, counted and
+// answered 500.
+func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		defer func() {
+			if p := recover(); p != nil {
+				s.panics.Add(1)
+				s.log.Error("panic in SIP handler", "method", req.Method, "panic", p, "stack", string(debug.Stack()))
+				if !req.IsAck() {
+					s.reply(tx, req, 500, "Server Internal Error", nil)
+				}
+			}
+		}()
+		if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil || req.Via() == nil {
+			// RFC 3261 §8.1.1: mandatory headers; sipgo lets some through.
+			if !req.IsAck() {
+				s.reply(tx, req, 400, "Bad Request", nil)
+			}
+			return
+		}
+		h(req, tx)
+	}
 }
 
 // OnCall installs the function that receives every accepted inbound call.
