@@ -1,0 +1,166 @@
+package sip
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// uac is an in-process sipgo client on its own UDP socket.
+type uac struct {
+	ua   *sipgo.UserAgent
+	cli  *sipgo.Client
+	addr *net.UDPAddr
+	byes chan *sip.Request
+}
+
+func newUAC(t *testing.T) *uac {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sipgo.NewServer(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &uac{ua: ua, addr: conn.LocalAddr().(*net.UDPAddr), byes: make(chan *sip.Request, 4)}
+	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		u.byes <- req
+	})
+	served := make(chan struct{})
+	go func() { defer close(served); _ = srv.ServeUDP(conn) }()
+	t.Cleanup(func() { ua.Close(); conn.Close(); <-served })
+	if u.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(u.addr.String())); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+func (u *uac) invite(s *Server, callID string) *sip.Request {
+	ap, _ := s.Addr(UDP)
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "1000", Host: ap.Addr().String(), Port: int(ap.Port())})
+	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "race", Host: "127.0.0.1"}, Params: sip.NewParams()}
+	from.Params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(from)
+	req.AppendHeader(&sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "1000", Host: ap.Addr().String()}, Params: sip.NewParams()})
+	cid := sip.CallIDHeader(callID)
+	req.AppendHeader(&cid)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INVITE})
+	req.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "race", Host: "127.0.0.1", Port: u.addr.Port}})
+	req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	req.SetBody([]byte(benchOffer))
+	return req
+}
+
+// TestInboundCancelAnswerRace races our Answer against the caller's
+// CANCEL. Whichever wins, both sides must agree: 487 and a cancelled call,
+// or 200 (ACKed and BYEd by the caller) and a normally ended call.
+func TestInboundCancelAnswerRace(t *testing.T) {
+	s := newTestServer(t, nil)
+	answerNow := make(chan struct{})
+	answered := make(chan error, 1)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Ringing(); err != nil {
+			t.Error(err)
+		}
+		<-answerNow
+		answered <- c.Answer(nil)
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	outcomes := map[int]int{}
+	for i := 0; i < 20; i++ {
+		inv := u.invite(s, fmt.Sprintf("race-%d", i))
+		tx, err := u.cli.TransactionRequest(ctx, inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for res := range tx.Responses() {
+			if res.StatusCode == 180 {
+				break
+			}
+		}
+		c := waitFor(t, got, "call")
+		cancelReq := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
+		cancelReq.AppendHeader(inv.Via().Clone())
+		for _, h := range []sip.Header{inv.From(), inv.To(), inv.CallID()} {
+			cancelReq.AppendHeader(sip.HeaderClone(h))
+		}
+		cancelReq.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.CANCEL})
+		mf := sip.MaxForwardsHeader(70)
+		cancelReq.AppendHeader(&mf)
+		cancelReq.SetBody(nil)
+		answerNow <- struct{}{}
+		ctx2, cancel2 := context.WithTimeout(ctx, 5*time.Second)
+		_, _ = u.cli.Do(ctx2, cancelReq, sipgo.ClientRequestBuild) // its answer does not matter here
+		cancel2()
+		var final *sip.Response
+		for final == nil {
+			select {
+			case res := <-tx.Responses():
+				if !res.IsProvisional() {
+					final = res
+				}
+			case <-tx.Done():
+				t.Fatal("INVITE transaction ended without a final response")
+			}
+		}
+		tx.Terminate()
+		aerr := waitFor(t, answered, "Answer result")
+		outcomes[final.StatusCode]++
+		switch final.StatusCode {
+		case 487:
+			if !errors.Is(aerr, ErrCancelled) && !errors.Is(aerr, ErrCallEnded) {
+				t.Fatalf("call %d: 487 on the wire but Answer returned %v", i, aerr)
+			}
+			if ce := endOf(t, c); ce.Cause != CauseCancelled {
+				t.Fatalf("call %d: 487 on the wire but end %v", i, ce)
+			}
+		case 200:
+			if aerr != nil {
+				t.Fatalf("call %d: 200 on the wire but Answer returned %v", i, aerr)
+			}
+			// RFC 3261 §9.1: the caller ACKs and hangs up.
+			to := final.To()
+			ack := sip.NewRequest(sip.ACK, final.Contact().Address)
+			bye := sip.NewRequest(sip.BYE, final.Contact().Address)
+			for j, r := range []*sip.Request{ack, bye} {
+				r.AppendHeader(sip.HeaderClone(inv.From()))
+				r.AppendHeader(sip.HeaderClone(to))
+				r.AppendHeader(sip.HeaderClone(inv.CallID()))
+				m := sip.ACK
+				if j == 1 {
+					m = sip.BYE
+				}
+				r.AppendHeader(&sip.CSeqHeader{SeqNo: uint32(1 + j), MethodName: m})
+			}
+			if err := u.cli.WriteRequest(ack); err != nil {
+				t.Fatal(err)
+			}
+			if res, err := u.cli.Do(ctx, bye); err != nil || res.StatusCode != 200 {
+				t.Fatalf("BYE after racing 200: %v %v", res, err)
+			}
+			if ce := endOf(t, c); ce.Cause != CauseNormal {
+				t.Fatalf("call %d: 200 on the wire but end %v", i, ce)
+			}
+		default:
+			t.Fatalf("call %d: final %d", i, final.StatusCode)
+		}
+	}
+	t.Logf("outcomes: %v", outcomes)
+	waitNoCalls(t, s)
+}
