@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -19,12 +18,11 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m,
-		// sipgo keeps one process-wide goroutine pool of idle UDP
-		// connection readers only for client-created sockets; none of the
-		// tests here create those, so nothing is ignored yet.
-		goleak.IgnoreCurrent(),
-	)
+	// No sipgo goroutine is ignored: Server.Close closes the listeners and
+	// the user agent and waits for every goroutine the server started, and
+	// sipgo v1.7.3 no longer parks handler goroutines in
+	// TerminateGracefully (sipgo#349). Test UACs close their own UA.
+	goleak.VerifyTestMain(m)
 }
 
 // testLog collects the server's log for the failure output of a test.
@@ -226,5 +224,3 @@ func waitNoCalls(t testing.TB, s *Server) {
 		time.Sleep(10 * time.Millisecond) // polling a counter, not waiting for a protocol event
 	}
 }
-
-var _ = io.Discard

@@ -413,3 +413,31 @@ func TestSippOutboundCancelRace(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+func TestSippNoAck(t *testing.T) {
+	s := newTestServer(t, nil) // T1 100 ms: the 200 is retransmitted, BYE after 6.4 s
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_no_ack.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseACKTimeout || ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippByeBeforeAck(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, answerer(t))
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_bye_before_ack.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseNormal || !ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
