@@ -104,7 +104,7 @@ func TestReflectorRelayOnly(t *testing.T) {
 // (c) one side on a shared UDP port (the trunk), the other with per-call
 // sockets (the Telegram users); several pairs at once.
 func TestSharedPortConcurrentPairs(t *testing.T) {
-	mux, closer, err := NewSharedPort("127.0.0.1:0")
+	mux, closer, err := NewSharedPort("127.0.0.1:0", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

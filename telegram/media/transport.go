@@ -53,8 +53,12 @@ type ICEServer struct {
 
 // NewSharedPort opens one UDP socket at addr (for example "0.0.0.0:4000") and
 // returns an ICE mux that lets every call's agent use it for host candidates.
-// Close the returned Closer after the last call using it has closed.
-func NewSharedPort(addr string) (ice.UDPMux, io.Closer, error) {
+// Close the returned Closer after the last call using it has closed. The
+// mux logs to log (nil: slog.Default()).
+func NewSharedPort(addr string, log *slog.Logger) (ice.UDPMux, io.Closer, error) {
+	if log == nil {
+		log = slog.Default()
+	}
 	ua, err := net.ResolveUDPAddr("udp", addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
@@ -63,7 +67,10 @@ func NewSharedPort(addr string) (ice.UDPMux, io.Closer, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
 	}
-	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn})
+	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{
+		UDPConn: conn,
+		Logger:  pionLoggerFactory{log: log}.NewLogger("udpmux"),
+	})
 	return mux, mux, nil
 }
 

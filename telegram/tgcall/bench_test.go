@@ -43,31 +43,12 @@ func BenchmarkCallSetup(b *testing.B) {
 // counted: the figure is per call end, i.e. per trunk channel).
 // Run: go test -run '^$' -bench ActiveCallMemory -benchtime 1x ./telegram/tgcall/
 func BenchmarkActiveCallMemory(b *testing.B) {
-	const pairs = 8
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer func() { cancel(); wg.Wait() }()
-	var callers, callees []*account
-	for i := 0; i < pairs; i++ {
-		mk := func(role string) *account {
-			u, err := network.AddUser(emu.User{Phone: fmt.Sprintf("+1666%03d%d", i, len(role)), FirstName: role})
-			if err != nil {
-				b.Fatal(err)
-			}
-			return &account{user: u}
-		}
-		callers = append(callers, mk("caller"))
-		callees = append(callees, mk("callee!"))
-	}
-	all := append(append([]*account{}, callers...), callees...)
-	if err := startAccounts(ctx, &wg, all); err != nil {
+	callers, callees, err := benchPairs()
+	if err != nil {
 		b.Fatal(err)
 	}
-	defer func() {
-		for _, a := range all {
-			a.engine.Close()
-		}
-	}()
+	pairs := len(callers)
+	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		before := heap()
 		goroutines := runtime.NumGoroutine()
@@ -103,4 +84,37 @@ func heap() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
+}
+
+// benchAccounts are the extra account pairs of BenchmarkActiveCallMemory,
+// made once per process and running until TestMain ends.
+var benchAccounts struct {
+	once             sync.Once
+	callers, callees []*account
+	err              error
+}
+
+func benchPairs() (callers, callees []*account, err error) {
+	const pairs = 8
+	b := &benchAccounts
+	b.once.Do(func() {
+		for i := 0; i < pairs; i++ {
+			mk := func(role string, n int) *account {
+				u, err := network.AddUser(emu.User{Phone: fmt.Sprintf("+1666%03d%d", i, n), FirstName: role})
+				if err != nil && b.err == nil {
+					b.err = err
+				}
+				return &account{user: u}
+			}
+			b.callers = append(b.callers, mk("caller", 1))
+			b.callees = append(b.callees, mk("callee", 2))
+		}
+		if b.err != nil {
+			return
+		}
+		all := append(append([]*account{}, b.callers...), b.callees...)
+		b.err = startAccounts(runCtx, &runWG, all)
+		extraAccounts = append(extraAccounts, all...)
+	})
+	return b.callers, b.callees, b.err
 }

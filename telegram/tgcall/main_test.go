@@ -83,9 +83,18 @@ func loopbackTransport() *media.Transport {
 	}
 }
 
+// runCtx and runWG own the accounts' clients; extraAccounts are accounts
+// that benchmarks add, closed with the others.
+var (
+	runCtx        context.Context
+	runWG         sync.WaitGroup
+	extraAccounts []*account
+)
+
 func run(m *testing.M) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	runCtx = ctx
 	var err error
 	network, err = emu.New(emu.Options{
 		CallReceiveTimeout: receiveTimeout,
@@ -120,7 +129,7 @@ func run(m *testing.M) int {
 
 	// Alice is the trunk: all her calls share one UDP port (ICE UDP mux),
 	// the production shape; the others use a socket per call.
-	mux, muxCloser, err := media.NewSharedPort("127.0.0.1:0")
+	mux, muxCloser, err := media.NewSharedPort("127.0.0.1:0", testLogger())
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -130,9 +139,10 @@ func run(m *testing.M) int {
 	alice.transport = loopbackTransport()
 	alice.transport.UDPMux = mux
 	accounts := []*account{alice, bob, carol, dave, erin, frank, grace, heidi}
-	var wg sync.WaitGroup
+	wg := &runWG
+	fds := openFiles()
 	began := time.Now()
-	err = startAccounts(ctx, &wg, accounts)
+	err = startAccounts(ctx, wg, accounts)
 	fmt.Fprintf(os.Stderr, "%d accounts logged in in %v\n", len(accounts), time.Since(began).Round(time.Millisecond))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "accounts:", err)
@@ -140,7 +150,6 @@ func run(m *testing.M) int {
 		wg.Wait()
 		return 1
 	}
-	fds := openFiles()
 	code := m.Run()
 	// Nothing left behind: every call ended on Telegram, and no socket
 	// outlived its call (the accounts' own connections are still open).
@@ -150,15 +159,22 @@ func run(m *testing.M) int {
 			code = 1
 		}
 	}
-	if after := openFiles(); after > fds {
-		fmt.Fprintf(os.Stderr, "file descriptors: %d before the tests, %d after\n", fds, after)
-		code = 1
-	}
-	for _, a := range accounts {
+	for _, a := range append(accounts, extraAccounts...) {
 		a.engine.Close()
 	}
 	cancel()
 	wg.Wait()
+	// With every call and client gone, so is every socket they opened
+	// (the emulator's side of a client connection may take a moment to
+	// see the close).
+	deadline := time.Now().Add(5 * time.Second)
+	for openFiles() > fds && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if after := openFiles(); after > fds {
+		fmt.Fprintf(os.Stderr, "file descriptors: %d before the accounts started, %d after they stopped\n", fds, after)
+		code = 1
+	}
 	return code
 }
 
