@@ -98,6 +98,14 @@ type OutboundConfig struct {
 	FromDomain string `yaml:"from_domain"`
 	// RingTimeout bounds the wait for an answer; default 60 s.
 	RingTimeout time.Duration `yaml:"ring_timeout"`
+	// Register keeps a registration of Username at the PBX (the trunk
+	// account), refreshed at 3/4 of the granted expiry.
+	Register bool `yaml:"register"`
+	// RegisterExpires is the expiry we ask for; default 3600 s.
+	RegisterExpires time.Duration `yaml:"register_expires"`
+	// OptionsPing, when set, sends OPTIONS to the PBX at this interval and
+	// marks it up or down.
+	OptionsPing time.Duration `yaml:"options_ping"`
 }
 
 // Config is the SIP leg's configuration.
@@ -169,6 +177,9 @@ func (c Config) withDefaults() Config {
 	if c.SessionTimers.MinSE <= 0 {
 		c.SessionTimers.MinSE = defaultMinSE
 	}
+	if c.Outbound.RegisterExpires <= 0 {
+		c.Outbound.RegisterExpires = time.Hour
+	}
 	if c.Outbound.RingTimeout <= 0 {
 		c.Outbound.RingTimeout = defaultRingTimeout
 	}
@@ -230,6 +241,12 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("sip: trunks[%d] %q: digest algorithm %q is not MD5 or SHA-256", i, t.Name, a))
 			}
 		}
+	}
+	if (c.Outbound.Register || c.Outbound.OptionsPing > 0) && c.Outbound.URI == "" {
+		errs = append(errs, errors.New("sip: outbound.register and outbound.options_ping need outbound.uri"))
+	}
+	if c.Outbound.Register && c.Outbound.Username == "" {
+		errs = append(errs, errors.New("sip: outbound.register needs outbound.username"))
 	}
 	if err := c.Media.Validate(); err != nil {
 		errs = append(errs, err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/icholy/digest"
 )
 
 // DialRequest is a call from Telegram to the PBX.
@@ -168,7 +167,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	if s.cfg.Outbound.RingTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, s.cfg.Outbound.RingTimeout)
-		go func() { <-c.done; cancel() }()
+		s.goTracked(func() { <-c.done; cancel() })
 	}
 
 	inv := c.d.newRequest(sip.INVITE, c.d.localCSeq)
@@ -410,44 +409,17 @@ func (c *OutboundCall) learnRoute(res *sip.Response) {
 // authorize answers a 401/407 with credentials for the strongest
 // challenge we support and a fresh CSeq.
 func (c *OutboundCall) authorize(res *sip.Response) error {
-	cfg := c.s.cfg.Outbound
-	if cfg.Username == "" {
-		return errors.New("no credentials configured")
-	}
-	name, authName := "WWW-Authenticate", "Authorization"
-	if res.StatusCode == 407 {
-		name, authName = "Proxy-Authenticate", "Proxy-Authorization"
-	}
-	var best *digest.Challenge
-	for _, h := range res.GetHeaders(name) {
-		ch, err := digest.ParseChallenge(h.Value())
-		if err != nil {
-			continue
-		}
-		ch.Algorithm = strings.ToUpper(ch.Algorithm)
-		if _, _, ok := hashFor(ch.Algorithm); !ok {
-			continue
-		}
-		if best == nil || (ch.Algorithm == "SHA-256" && best.Algorithm != "SHA-256") {
-			best = ch
-		}
-	}
-	if best == nil {
-		return errors.New("no usable digest challenge")
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	inv := c.invite.Clone()
 	inv.SetBody(c.invite.Body())
-	cred, err := digest.Digest(best, digest.Options{
-		Method: "INVITE", URI: inv.Recipient.Addr(), Username: cfg.Username, Password: cfg.Password,
-	})
+	h, err := c.s.digestAnswer(res, "INVITE", inv.Recipient.Addr())
 	if err != nil {
 		return err
 	}
 	inv.RemoveHeader("Authorization")
 	inv.RemoveHeader("Proxy-Authorization")
-	inv.AppendHeader(sip.NewHeader(authName, cred.String()))
+	inv.AppendHeader(h)
 	inv.CSeq().SeqNo = c.d.nextCSeq()
 	c.invite = inv
 	return nil

@@ -44,15 +44,21 @@ type Server struct {
 	onCall    func(*InboundCall)
 	newEngine func(port *RTPPort) mediaEngine
 
-	mu        sync.Mutex
-	listeners map[Transport]netip.AddrPort
-	closers   []io.Closer
-	started   bool
+	mu      sync.Mutex
+	bound   map[Transport]netip.AddrPort
+	closers []io.Closer
+	started bool
+	pbx     PBXStatus
 
 	endedAcks sync.Map // dialogKey → *sip.Request
 	panics    atomic.Int64
 
-	wg        sync.WaitGroup
+	// work counts goroutines that may still send (calls, BYEs, the PBX
+	// loops); listeners counts the serve loops. Close waits for work
+	// before it closes the transport, or a late request would open a
+	// fresh socket behind the closed listener.
+	work      sync.WaitGroup
+	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
 }
@@ -67,11 +73,11 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		log = slog.Default()
 	}
 	s := &Server{
-		cfg:       cfg,
-		log:       log.With("component", "sip"),
-		dialogs:   newRegistry(),
-		listeners: map[Transport]netip.AddrPort{},
-		closing:   make(chan struct{}),
+		cfg:     cfg,
+		log:     log.With("component", "sip"),
+		dialogs: newRegistry(),
+		bound:   map[Transport]netip.AddrPort{},
+		closing: make(chan struct{}),
 	}
 	s.gate = newGatekeeper(cfg, &s.stats)
 	var err error
@@ -168,6 +174,7 @@ func (s *Server) Start() error {
 			return err
 		}
 	}
+	s.startPBXWatch()
 	return nil
 }
 
@@ -209,10 +216,10 @@ func (s *Server) listen(tp Transport, l ListenConfig) error {
 		return fmt.Errorf("sip: unknown transport %q", tp)
 	}
 	bound = netip.AddrPortFrom(bound.Addr().Unmap(), bound.Port())
-	s.listeners[tp] = bound
-	s.wg.Add(1)
+	s.bound[tp] = bound
+	s.listeners.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer s.listeners.Done()
 		if err := serve(); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.log.Warn("listener stopped", "transport", tp, "err", err)
 		}
@@ -244,7 +251,7 @@ func (s *Server) awaitUDPListener(a netip.AddrPort) {
 func (s *Server) Addr(tp Transport) (netip.AddrPort, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := s.listeners[tp]
+	a, ok := s.bound[tp]
 	return a, ok
 }
 
@@ -265,20 +272,21 @@ func (s *Server) Close() error {
 				c.shutdown()
 			}
 		}
+		s.work.Wait()
 		s.mu.Lock()
 		s.closeListenersLocked()
 		s.mu.Unlock()
 		s.ua.Close()
-		s.wg.Wait()
+		s.listeners.Wait()
 	})
 	return nil
 }
 
 // go runs f on a goroutine the server waits for at Close.
 func (s *Server) goTracked(f func()) {
-	s.wg.Add(1)
+	s.work.Add(1)
 	go func() {
-		defer s.wg.Done()
+		defer s.work.Done()
 		f()
 	}()
 }

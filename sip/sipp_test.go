@@ -441,3 +441,30 @@ func TestSippByeBeforeAck(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+func TestSippRegister(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_register.xml"})
+	s := pbxServer(t, port, func(c *Config) {
+		c.Outbound.Register = true
+		c.Outbound.Username, c.Outbound.Password = "trunk", "trunkpw"
+		c.Outbound.RegisterExpires = 60 * time.Second
+	})
+	start(t, s)
+	waitUntil(t, func() bool { return s.PBX().Registered }, "registration")
+	// sipp passes only once it got the refresh at 3/4 of the 2 s binding.
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestSippOptionsPing(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_options.xml"})
+	s := pbxServer(t, port, func(c *Config) { c.Outbound.OptionsPing = 300 * time.Millisecond })
+	start(t, s)
+	waitUntil(t, func() bool { return s.PBX().Up }, "PBX up")
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	// sipp has exited: the next pings go unanswered.
+	waitUntil(t, func() bool { return !s.PBX().Up }, "PBX down")
+}
