@@ -1,0 +1,93 @@
+package tgcall
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/gotd/td/tg"
+
+	"github.com/tgsip/tgsip/telegram/wire"
+)
+
+// The caller side (research/tgcalls.md §1.2).
+
+func (call *Call) startOutgoing() {
+	call.state = stateRequesting
+	c := call.client
+	call.arm(c.timeouts.Receive + time.Second) // bounds the RPC itself, as tdlib does
+	call.goRPC("requestCall", func(ctx context.Context) (any, error) {
+		cfg, random, err := c.dh.get(ctx, c.api)
+		if err != nil {
+			return nil, err
+		}
+		a, err := wire.NewExponent(c.opts.Random, random)
+		if err != nil {
+			return nil, err
+		}
+		gA := wire.Public(cfg, a)
+		call.dh, call.secret, call.gA, call.gAHash = cfg, a, gA, wire.GAHash(gA)
+		res, err := c.api.PhoneRequestCall(ctx, &tg.PhoneRequestCallRequest{
+			UserID:   call.peerInput,
+			RandomID: int(randomInt32(c)),
+			GAHash:   call.gAHash,
+			Protocol: call.protocolOffer(),
+		})
+		return res, err
+	})
+}
+
+func (call *Call) onRequestResult(e evRPC) {
+	defer close(call.requested)
+	if e.err != nil {
+		call.requestErr = rpcError(e.err)
+		call.finish(call.requestErr.(*Error))
+		return
+	}
+	res := e.res.(*tg.PhonePhoneCall)
+	w, ok := res.PhoneCall.(*tg.PhoneCallWaiting)
+	if !ok {
+		// tdesktop startOutgoing: anything but phoneCallWaiting is a failure.
+		call.requestErr = &Error{Cause: CauseInternal, Err: fmt.Errorf("requestCall returned %T", res.PhoneCall)}
+		if d, ok := res.PhoneCall.(*tg.PhoneCallDiscarded); ok {
+			call.requestErr = call.discardedError(d)
+		}
+		call.finish(call.requestErr.(*Error))
+		return
+	}
+	call.mu.Lock()
+	call.id, call.accessHash, call.peer = w.ID, w.AccessHash, w.ParticipantID
+	call.mu.Unlock()
+	call.log = call.log.With("call_id", w.ID, "peer", w.ParticipantID)
+	call.state = stateWaiting
+	call.arm(call.client.timeouts.Receive)
+	call.client.bind(call, w.ID)
+	call.log.Info("call requested")
+	if call.hangupWant {
+		call.onHangup(DiscardNone)
+		return
+	}
+	call.onUpdate(w) // a receive_date already set means the callee rings
+}
+
+func (call *Call) onAccepted(a *tg.PhoneCallAccepted) {
+	if call.state != stateWaiting && call.state != stateRinging {
+		return
+	}
+	key, err := wire.SharedKey(call.dh, a.GB, call.secret)
+	if err != nil {
+		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: g_b: %v", ErrKeyMismatch, err)})
+		return
+	}
+	call.key = &key
+	call.protocol = a.Protocol
+	call.state = stateExchanging
+	call.arm(call.client.timeouts.Receive) // tdlib on_begin_exchanging_key
+	fp := key.Fingerprint()
+	in, gA, proto := call.input(), call.gA, call.protocolOffer()
+	call.goRPC("confirmCall", func(ctx context.Context) (any, error) {
+		return call.client.api.PhoneConfirmCall(ctx, &tg.PhoneConfirmCallRequest{
+			Peer: in, GA: gA, KeyFingerprint: fp, Protocol: proto,
+		})
+	})
+}
