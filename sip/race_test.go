@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,6 +44,16 @@ func newUAC(t *testing.T) *uac {
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.ServeUDP(conn) }()
 	t.Cleanup(func() { ua.Close(); conn.Close(); <-served })
+	// sipgo registers the listener asynchronously; requests bound to its
+	// address fail until it has.
+	waitUntil(t, func() bool {
+		c, err := ua.TransportLayer().GetConnection("udp", u.addr.String())
+		if err == nil && c != nil {
+			c.TryClose()
+			return true
+		}
+		return false
+	}, "UAC listener")
 	if u.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(u.addr.String())); err != nil {
 		t.Fatal(err)
 	}
@@ -162,5 +174,61 @@ func TestInboundCancelAnswerRace(t *testing.T) {
 		}
 	}
 	t.Logf("outcomes: %v", outcomes)
+	waitNoCalls(t, s)
+}
+
+// TestAdvertisedAddresses: behind 1:1 NAT the Contact and Via we send
+// carry the external signalling address and the SDP the external media
+// address, while everything stays bound to 127.0.0.1.
+func TestAdvertisedAddresses(t *testing.T) {
+	s := newTestServer(t, func(c *Config) {
+		c.ExternalSignalingAddr = netip.MustParseAddr("203.0.113.5")
+		c.ExternalMediaAddr = netip.MustParseAddr("198.51.100.7")
+	})
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "nat-1")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	ap, _ := s.Addr(UDP)
+	if c := res.Contact(); c == nil || c.Address.Host != "203.0.113.5" || c.Address.Port != int(ap.Port()) {
+		t.Errorf("Contact = %v", res.Contact())
+	}
+	if !strings.Contains(string(res.Body()), "c=IN IP4 198.51.100.7") {
+		t.Errorf("SDP does not advertise the media address:\n%s", res.Body())
+	}
+	// The Contact is not routable from here; send the ACK to the socket.
+	ack := sip.NewRequest(sip.ACK, res.Contact().Address)
+	ack.AppendHeader(sip.HeaderClone(inv.From()))
+	ack.AppendHeader(sip.HeaderClone(res.To()))
+	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.ACK})
+	ack.SetDestination(ap.String())
+	if err := u.cli.WriteRequest(ack); err != nil {
+		t.Fatal(err)
+	}
+	c := waitFor(t, got, "call")
+	waitFor(t, c.Confirmed(), "ACK")
+	// The caller hangs up: our response to a BYE of ours would go to the
+	// advertised address, which does not exist here.
+	bye := sip.NewRequest(sip.BYE, res.Contact().Address)
+	bye.AppendHeader(sip.HeaderClone(inv.From()))
+	bye.AppendHeader(sip.HeaderClone(res.To()))
+	bye.AppendHeader(sip.HeaderClone(inv.CallID()))
+	bye.AppendHeader(&sip.CSeqHeader{SeqNo: 2, MethodName: sip.BYE})
+	bye.SetDestination(ap.String())
+	if res, err := u.cli.Do(ctx, bye); err != nil || res.StatusCode != 200 {
+		t.Fatalf("BYE: %v %v", res, err)
+	}
+	endOf(t, c)
 	waitNoCalls(t, s)
 }
