@@ -53,6 +53,29 @@ func got(t *testing.T, ch <-chan *tgcall.Call) *tgcall.Call {
 	}
 }
 
+// dial places a call from a to b and fails the test if Telegram refuses it.
+func dial(t *testing.T, a, b *account) *tgcall.Call {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := a.engine.Dial(ctx, b.peer())
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	return out
+}
+
+// ringing places a call from a to b that b lets ring, and waits until the
+// caller hears it ring.
+func ringing(t *testing.T, a, b *account) (out, in *tgcall.Call) {
+	t.Helper()
+	ring := ringOnly(b)
+	out = dial(t, a, b)
+	in = got(t, ring)
+	wait(t, out.Ringing(), 10*time.Second, "ringing")
+	return out, in
+}
+
 // ended checks how a finished call ended.
 func ended(t *testing.T, c *tgcall.Call, cause tgcall.Cause, reason tgcall.DiscardReason, remote bool) *tgcall.Error {
 	t.Helper()
@@ -151,12 +174,7 @@ func toneTrip(t *testing.T, a, b *tgcall.Call) {
 func connect(t *testing.T, a, b *account) (*tgcall.Call, *tgcall.Call) {
 	t.Helper()
 	in := answer(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := a.engine.Dial(ctx, b.peer())
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
+	out := dial(t, a, b)
 	callee := got(t, in)
 	wait(t, out.Ringing(), 10*time.Second, "ringing")
 	wait(t, out.Connected(), 30*time.Second, "caller connected")
@@ -230,12 +248,7 @@ func TestCallMediaState(t *testing.T) {
 func TestCallUnreachable(t *testing.T) {
 	network.Faults().Vanish(frank.user.ID)
 	defer network.Faults().Restore(frank.user.ID)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := alice.engine.Dial(ctx, frank.peer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := dial(t, alice, frank)
 	// Frank's phone never acknowledges (no phone.receivedCall): the call
 	// ends after call_receive_timeout_ms, never having rung.
 	wait(t, out.Done(), receiveTimeout+10*time.Second, "receive timeout")
@@ -320,12 +333,7 @@ func TestCallSignalingLoss(t *testing.T) {
 
 func TestCallDeclined(t *testing.T) {
 	bob.incoming(func(c *tgcall.Call) { c.Decline() })
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := alice.engine.Dial(ctx, bob.peer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	out := dial(t, alice, bob)
 	e := ended(t, out, tgcall.CauseBusy, tgcall.DiscardBusy, true)
 	if e.SIPStatus() != 486 {
 		t.Errorf("SIP status %d, want 486", e.SIPStatus())
@@ -334,15 +342,7 @@ func TestCallDeclined(t *testing.T) {
 }
 
 func TestCallCancelBeforeAnswer(t *testing.T) {
-	ring := ringOnly(bob)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := alice.engine.Dial(ctx, bob.peer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := got(t, ring)
-	wait(t, out.Ringing(), 10*time.Second, "ringing")
+	out, in := ringing(t, alice, bob)
 	out.Hangup()
 	ended(t, out, tgcall.CauseCancelled, tgcall.DiscardMissed, false)
 	ended(t, in, tgcall.CauseNoAnswer, tgcall.DiscardMissed, true)
@@ -353,15 +353,7 @@ func TestCallCancelBeforeAnswer(t *testing.T) {
 }
 
 func TestCallRingTimeout(t *testing.T) {
-	ring := ringOnly(bob)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := alice.engine.Dial(ctx, bob.peer())
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := got(t, ring)
-	wait(t, out.Ringing(), 10*time.Second, "ringing")
+	out, in := ringing(t, alice, bob)
 	// Nobody answers: the call ends as missed after the ring timeout,
 	// whichever side (ours or the emulated Telegram's) notices first.
 	wait(t, out.Done(), ringTimeout+10*time.Second, "ring timeout")
@@ -422,10 +414,7 @@ func TestCallBusyAccount(t *testing.T) {
 	if _, err := alice.engine.Dial(ctx, dave.peer()); !errors.Is(err, tgcall.ErrBusy) {
 		t.Errorf("second dial: %v, want ErrBusy", err)
 	}
-	second, err := dave.engine.Dial(ctx, bob.peer())
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := dial(t, dave, bob)
 	ended(t, second, tgcall.CauseBusy, tgcall.DiscardBusy, true)
 	in.Hangup()
 	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, true)
@@ -490,12 +479,7 @@ func TestCallUnsupportedSelection(t *testing.T) {
 			network.Faults().SetCallProtocol(tt.proto)
 			defer network.Faults().SetCallProtocol(emu.CallProtocol{})
 			in := answer(bob)
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			out, err := alice.engine.Dial(ctx, bob.peer())
-			if err != nil {
-				t.Fatal(err)
-			}
+			out := dial(t, alice, bob)
 			callee := got(t, in)
 			// Both sides refuse; whichever refuses first discards the
 			// call, so the other may see that discard before its own
