@@ -62,6 +62,7 @@ type OutboundCall struct {
 	onOffer     func([]byte) ([]byte, error)
 	onMedia     func(Media)
 	provisional bool // a provisional arrived: CANCEL may be sent (RFC 3261 §9.1)
+	refreshes   int  // session refreshes we sent and had accepted
 }
 
 // Progress delivers provisional responses (buffered; late readers may
@@ -704,6 +705,9 @@ func (c *OutboundCall) refreshSession() {
 		c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Session refresh failed"}, &CallError{Status: 408, Cause: CauseSessionExpired, Err: err})
 		return
 	}
+	c.mu.Lock()
+	c.refreshes++
+	c.mu.Unlock()
 	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
 }
 

@@ -468,3 +468,49 @@ func TestSippOptionsPing(t *testing.T) {
 	// sipp has exited: the next pings go unanswered.
 	waitUntil(t, func() bool { return !s.PBX().Up }, "PBX down")
 }
+
+func TestSippEarlyMedia100rel(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Progress(nil); err != nil {
+			t.Error(err)
+		}
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_183_100rel.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	endOf(t, waitFor(t, got, "call"))
+	waitNoCalls(t, s)
+}
+
+func TestSippOutboundSessionTimer(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_session_timer.xml"})
+	s := pbxServer(t, port, func(c *Config) {
+		c.SessionTimers.Expires = 90 * time.Second
+		c.SessionTimers.MinSE = time.Second
+	})
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer")
+	waitUntil(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.refreshes > 0
+	}, "session refresh")
+	c.Hangup(Reason{})
+	if ce := endOf(t, c); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
