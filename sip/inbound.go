@@ -1,9 +1,7 @@
 package sip
 
 import (
-	"context"
 	"errors"
-	"log/slog"
 	"net/netip"
 	"strings"
 	"sync"
@@ -27,7 +25,7 @@ const (
 // b2bua answers it with Ringing/Progress/Answer or Reject, ends it with
 // Hangup, and learns of its end through Done and Err.
 type InboundCall struct {
-	ending
+	leg
 
 	// ID is our short id for logs and records.
 	ID string
@@ -48,14 +46,8 @@ type InboundCall struct {
 	// Offer is the SDP offer of the INVITE (empty for a late offer).
 	Offer []byte
 
-	s    *Server
-	d    *dialog
-	key  dialogKey
-	inv  *sip.Request
-	tx   sip.ServerTransaction
-	log  *slog.Logger
-	port *RTPPort
-	eng  mediaEngine
+	inv *sip.Request
+	tx  sip.ServerTransaction
 
 	localSDP  []byte // our answer (or our offer when the INVITE had none)
 	lateOffer bool
@@ -67,32 +59,10 @@ type InboundCall struct {
 	finalOnce  sync.Once
 	confirmed  chan struct{}
 
-	mu         sync.Mutex
-	state      callState
-	sdpSent    bool // our SDP went out in a reliable provisional
-	rel        reliableState
-	timer      *sessionTimer
-	inviteBusy bool       // a re-INVITE or UPDATE is being processed or sent
-	ackWait    *ackWaiter // the 2xx to an INVITE waiting for its ACK
-	onOffer    func([]byte) ([]byte, error)
-	onMedia    func(Media)
-	dtmf       chan DTMF
-	peerAllow  string
-}
-
-// ackWaiter is a 2xx to an INVITE (initial or re-INVITE) that waits for
-// its ACK.
-type ackWaiter struct {
-	cseq  uint32
-	acked chan *sip.Request
-	once  sync.Once
-	// wantAnswer: our 2xx carried an offer (late-offer INVITE), so the ACK
-	// carries the answer.
-	wantAnswer bool
-}
-
-func (w *ackWaiter) ack(r *sip.Request) {
-	w.once.Do(func() { w.acked <- r; close(w.acked) })
+	// guarded by leg.mu
+	state   callState
+	sdpSent bool // our SDP went out in a reliable provisional
+	rel     reliableState
 }
 
 // Header returns the first value of a header of the INVITE.
@@ -101,31 +71,6 @@ func (c *InboundCall) Header(name string) string {
 		return h.Value()
 	}
 	return ""
-}
-
-// Logger is the call's logger (call id, SIP Call-ID).
-func (c *InboundCall) Logger() *slog.Logger { return c.log }
-
-// Media is the RTP endpoint as last negotiated.
-func (c *InboundCall) Media() Media { return c.eng.media() }
-
-// DTMF delivers key presses received in SIP INFO requests.
-func (c *InboundCall) DTMF() <-chan DTMF { return c.dtmf }
-
-// OnOffer installs the function that answers new offers in re-INVITE or
-// UPDATE (hold, resume, codec change). Without it the call's own SDP
-// session answers (a sendonly offer gets recvonly back).
-func (c *InboundCall) OnOffer(f func(offer []byte) (answer []byte, err error)) {
-	c.mu.Lock()
-	c.onOffer = f
-	c.mu.Unlock()
-}
-
-// OnMedia installs a function called after each successful renegotiation.
-func (c *InboundCall) OnMedia(f func(Media)) {
-	c.mu.Lock()
-	c.onMedia = f
-	c.mu.Unlock()
 }
 
 // Confirmed is closed when the ACK for our 2xx arrived: the call is up.
@@ -217,30 +162,36 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trunk *TrunkConfig, port *RTPPort, eng mediaEngine, timer *sessionTimer) *InboundCall {
 	callID := req.CallID().Value()
 	tag := LocalTag(sip.GenerateTagN(16))
+	from, to := req.From(), req.To()
+	tp := Transport(strings.ToUpper(req.Transport()))
 	c := &InboundCall{
-		ending:      newEnding(),
+		leg: leg{
+			ending:      newEnding(),
+			s:           s,
+			port:        port,
+			eng:         eng,
+			transport:   tp,
+			contactUser: to.Address.User,
+			timer:       timer,
+			dtmf:        make(chan DTMF, 16),
+		},
 		ID:          newCallID(),
 		CallID:      callID,
 		Trunk:       trunk.Name,
 		RequestUser: req.Recipient.User,
 		Source:      sourceAddr(req),
-		Transport:   Transport(strings.ToUpper(req.Transport())),
+		Transport:   tp,
 		Offer:       req.Body(),
-		s:           s,
 		inv:         req,
 		tx:          tx,
-		port:        port,
-		eng:         eng,
 		cancelled:   make(chan struct{}),
 		finalSent:   make(chan struct{}),
 		confirmed:   make(chan struct{}),
-		timer:       timer,
-		dtmf:        make(chan DTMF, 16),
 	}
+	c.leg.endCall = c.finish
 	if h := req.GetHeader("Allow"); h != nil {
 		c.peerAllow = h.Value()
 	}
-	from, to := req.From(), req.To()
 	c.FromUser, c.ToUser = from.Address.User, to.Address.User
 	c.CallerID, c.CallerName = from.Address.User, from.DisplayName
 	if pai := req.GetHeader("P-Asserted-Identity"); pai != nil {
@@ -420,72 +371,22 @@ func (c *InboundCall) Answer(sdp []byte) error {
 	}
 	c.finalOnce.Do(func() { close(c.finalSent) })
 	c.log.Info("answered")
-	c.s.goTracked(func() { c.awaitAck(c.tx, res, w, true) })
+	c.s.goTracked(func() { c.awaitAck(c.tx, res, w, c.acked) })
 	return nil
 }
 
-// awaitAck retransmits a 2xx at T1, 2T1 … T2 until its ACK arrives; after
-// 64*T1 without one the dialog is torn down with a BYE.
-func (c *InboundCall) awaitAck(tx sip.ServerTransaction, res *sip.Response, w *ackWaiter, initial bool) {
-	t1 := c.s.cfg.T1
-	giveUp := time.NewTimer(64 * t1)
-	defer giveUp.Stop()
-	retrans := time.NewTimer(t1)
-	defer retrans.Stop()
-	if c.Transport != UDP {
-		retrans.Stop() // reliable transports carry the 2xx once
-	}
-	txAcks, txDone := tx.Acks(), tx.Done()
-	for i := 1; ; i++ {
-		select {
-		case ack := <-w.acked:
-			c.acked(ack, w, initial)
-			return
-		case ack := <-txAcks:
-			// An ACK that reused the INVITE's branch lands in the tx.
-			c.acked(ack, w, initial)
-			return
-		case <-txDone:
-			txAcks, txDone = nil, nil
-		case <-retrans.C:
-			if err := tx.Respond(res); err != nil {
-				_ = c.s.srv.WriteResponse(res) // the tx is gone; a stateless copy is as good
-			}
-			retrans.Reset(timerBackoff(t1, i))
-		case <-giveUp.C:
-			c.log.Warn("no ACK for 2xx, hanging up")
-			c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "ACK timeout"}, &CallError{Status: 408, Cause: CauseACKTimeout})
-			return
-		case <-c.done:
-			return
-		}
-	}
-}
-
-func (c *InboundCall) acked(ack *sip.Request, w *ackWaiter, initial bool) {
+// acked completes the initial INVITE: the dialog is confirmed.
+func (c *InboundCall) acked(*sip.Request) {
 	c.mu.Lock()
-	if c.ackWait == w {
-		c.ackWait = nil
-	}
-	late := w.wantAnswer
-	confirmedNow := initial && c.state == stateAnswered
-	if confirmedNow {
+	first := c.state == stateAnswered
+	if first {
 		c.state = stateConfirmed
+		c.up = true
 	}
 	c.mu.Unlock()
-	if confirmedNow {
+	if first {
 		close(c.confirmed)
-	}
-	if late && len(ack.Body()) > 0 {
-		if err := c.eng.acceptAnswer(ack.Body()); err != nil {
-			c.log.Warn("bad SDP answer in ACK", "err", err)
-			c.bye(Reason{Protocol: "SIP", Cause: 488, Text: "Bad answer"}, &CallError{Status: 488, Cause: CauseRejected, Err: err})
-			return
-		}
-		c.mediaChanged()
-	}
-	if initial {
-		c.startSessionTimer()
+		c.armTimer()
 	}
 }
 
@@ -534,26 +435,6 @@ func (c *InboundCall) shutdown() {
 	c.Hangup(Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"})
 }
 
-// bye ends the dialog from our side.
-func (c *InboundCall) bye(reason Reason, e *CallError) {
-	if !c.finish(e) {
-		return
-	}
-	req := c.d.newRequest(sip.BYE, c.d.nextCSeq())
-	if !reason.IsZero() {
-		req.AppendHeader(sip.NewHeader("Reason", reason.String()))
-	}
-	c.s.goTracked(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
-		defer cancel()
-		if res, err := c.s.do(ctx, req); err != nil {
-			c.log.Debug("BYE failed", "err", err)
-		} else if !res.IsSuccess() {
-			c.log.Debug("BYE answered", "status", res.StatusCode)
-		}
-	})
-}
-
 // finish ends the call once: unregister, free the port, stop timers.
 func (c *InboundCall) finish(e *CallError) bool {
 	if !c.end(e) {
@@ -572,16 +453,6 @@ func (c *InboundCall) finish(e *CallError) bool {
 	return true
 }
 
-// handleAck takes an ACK that arrived as its own transaction.
-func (c *InboundCall) handleAck(req *sip.Request) {
-	c.mu.Lock()
-	w := c.ackWait
-	c.mu.Unlock()
-	if w != nil && req.CSeq() != nil && req.CSeq().SeqNo == w.cseq {
-		w.ack(req)
-	}
-}
-
 // handleInDialog serves BYE, re-INVITE, UPDATE, INFO and PRACK.
 func (c *InboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if RemoteTag(fromTag(req)) != c.d.remoteTag {
@@ -595,10 +466,8 @@ func (c *InboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction)
 	switch req.Method {
 	case sip.BYE:
 		c.handleBye(req, tx)
-	case sip.INVITE:
-		c.handleReinvite(req, tx)
-	case sip.UPDATE:
-		c.handleUpdate(req, tx)
+	case sip.INVITE, sip.UPDATE:
+		c.handleModify(req, tx)
 	case sip.INFO:
 		c.handleInfo(req, tx)
 	case sip.PRACK:
@@ -609,11 +478,6 @@ func (c *InboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction)
 }
 
 func (c *InboundCall) handleBye(req *sip.Request, tx sip.ServerTransaction) {
-	c.s.reply(tx, req, 200, "OK", nil)
-	var r Reason
-	if h := req.GetHeader("Reason"); h != nil {
-		r, _ = parseReason(h.Value()) // a bad Reason does not stop the BYE
-	}
 	c.mu.Lock()
 	early := c.state == stateEarly
 	if early {
@@ -622,42 +486,10 @@ func (c *InboundCall) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 	c.mu.Unlock()
 	if early {
 		// RFC 3261 §15.1.2: BYE in an early dialog ends the INVITE with 487.
-		_ = c.tx.Respond(c.response(487, "Request Terminated", nil)) // best effort: the dialog is gone anyway
+		_ = c.tx.Respond(c.response(487, "Request Terminated", nil)) // best effort: the dialog ends anyway
 		c.finalOnce.Do(func() { close(c.finalSent) })
 	}
-	c.finish(&CallError{Status: 200, Cause: CauseNormal, Reason: r, Remote: true})
-}
-
-func (c *InboundCall) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
-	ct := ""
-	if h := req.ContentType(); h != nil {
-		ct = h.Value()
-	}
-	if len(req.Body()) == 0 {
-		c.s.reply(tx, req, 200, "OK", nil) // keep-alive INFO
-		return
-	}
-	d, err := parseDTMFInfo(ct, req.Body())
-	if err != nil {
-		c.s.reply(tx, req, 415, "Unsupported Media Type", nil, sip.NewHeader("Accept", "application/dtmf-relay, application/dtmf"))
-		return
-	}
-	c.s.reply(tx, req, 200, "OK", nil)
-	select {
-	case c.dtmf <- d:
-	default:
-		c.log.Warn("DTMF dropped, reader too slow", "digit", string(d.Digit))
-	}
-}
-
-// mediaChanged tells the b2bua about a renegotiated endpoint.
-func (c *InboundCall) mediaChanged() {
-	c.mu.Lock()
-	f := c.onMedia
-	c.mu.Unlock()
-	if f != nil {
-		f(c.eng.media())
-	}
+	c.byeReceived(req, tx)
 }
 
 // statusText is the reason phrase we use for statuses we send.

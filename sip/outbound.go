@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -33,36 +31,21 @@ type ProgressEvent struct {
 
 // OutboundCall is an INVITE we sent to the PBX and its dialog.
 type OutboundCall struct {
-	ending
+	leg
 
+	// ID is our short id for logs and records; CallID the SIP Call-ID.
 	ID     string
 	CallID string
-
-	s    *Server
-	d    *dialog
-	key  dialogKey
-	log  *slog.Logger
-	port *RTPPort
-	eng  mediaEngine
 
 	progress chan ProgressEvent
 	answered chan struct{}
 	cancel   chan Reason
-	dtmf     chan DTMF
+	reAcks   atomic.Int32 // ACKs sent for retransmitted 2xx
 
-	reAcks atomic.Int32 // ACKs sent for retransmitted 2xx
-
-	mu          sync.Mutex
+	// guarded by leg.mu
 	invite      *sip.Request
 	ack         *sip.Request
-	confirmed   bool
-	cancelled   bool
-	inviteBusy  bool
-	timer       *sessionTimer
-	onOffer     func([]byte) ([]byte, error)
-	onMedia     func(Media)
 	provisional bool // a provisional arrived: CANCEL may be sent (RFC 3261 §9.1)
-	refreshes   int  // session refreshes we sent and had accepted
 }
 
 // Progress delivers provisional responses (buffered; late readers may
@@ -71,29 +54,6 @@ func (c *OutboundCall) Progress() <-chan ProgressEvent { return c.progress }
 
 // Answered is closed when the PBX answered and we sent the ACK.
 func (c *OutboundCall) Answered() <-chan struct{} { return c.answered }
-
-// Media is the RTP endpoint as last negotiated.
-func (c *OutboundCall) Media() Media { return c.eng.media() }
-
-// Logger is the call's logger.
-func (c *OutboundCall) Logger() *slog.Logger { return c.log }
-
-// DTMF delivers key presses received in SIP INFO.
-func (c *OutboundCall) DTMF() <-chan DTMF { return c.dtmf }
-
-// OnMedia installs a function called after each renegotiation.
-func (c *OutboundCall) OnMedia(f func(Media)) {
-	c.mu.Lock()
-	c.onMedia = f
-	c.mu.Unlock()
-}
-
-// OnOffer installs the answerer for re-INVITE/UPDATE offers.
-func (c *OutboundCall) OnOffer(f func([]byte) ([]byte, error)) {
-	c.mu.Lock()
-	c.onOffer = f
-	c.mu.Unlock()
-}
 
 // Dial sends an INVITE to the configured PBX. It returns at once; watch
 // Progress, Answered and Done. Cancelling ctx before the answer sends
@@ -143,17 +103,22 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 		tp = "TLS"
 	}
 	c := &OutboundCall{
-		ending:   newEnding(),
+		leg: leg{
+			ending:      newEnding(),
+			s:           s,
+			port:        port,
+			eng:         eng,
+			transport:   Transport(tp),
+			contactUser: fromUser,
+			dtmf:        make(chan DTMF, 16),
+		},
 		ID:       newCallID(),
 		CallID:   callID,
-		s:        s,
-		port:     port,
-		eng:      eng,
 		progress: make(chan ProgressEvent, 8),
 		answered: make(chan struct{}),
 		cancel:   make(chan Reason, 1),
-		dtmf:     make(chan DTMF, 16),
 	}
+	c.leg.endCall = c.finish
 	c.log = callLogger(s.log, c.ID, callID, "out")
 	c.d = &dialog{
 		callID:       callID,
@@ -197,7 +162,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 // Hangup ends the call: CANCEL before the answer, BYE after.
 func (c *OutboundCall) Hangup(reason Reason) {
 	c.mu.Lock()
-	confirmed := c.confirmed
+	confirmed := c.up
 	c.mu.Unlock()
 	if confirmed {
 		c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
@@ -284,9 +249,6 @@ func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction,
 }
 
 func (c *OutboundCall) markCancelled(r Reason, cancelReason **Reason) {
-	c.mu.Lock()
-	c.cancelled = true
-	c.mu.Unlock()
 	*cancelReason = &r
 }
 
@@ -467,7 +429,10 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 		c.mediaChanged()
 	}
 	c.mu.Lock()
-	c.confirmed = true
+	c.up = true
+	if h := res.GetHeader("Allow"); h != nil {
+		c.peerAllow = h.Value()
+	}
 	c.mu.Unlock()
 	c.startUACTimer(res)
 	close(c.answered)
@@ -504,24 +469,6 @@ func (c *OutboundCall) handleRetransmitted2xx(res *sip.Response) {
 	})
 }
 
-// bye ends the dialog from our side.
-func (c *OutboundCall) bye(reason Reason, e *CallError) {
-	if !c.finish(e) {
-		return
-	}
-	req := c.d.newRequest(sip.BYE, c.d.nextCSeq())
-	if !reason.IsZero() {
-		req.AppendHeader(sip.NewHeader("Reason", reason.String()))
-	}
-	c.s.goTracked(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
-		defer cancel()
-		if _, err := c.s.do(ctx, req); err != nil {
-			c.log.Debug("BYE failed", "err", err)
-		}
-	})
-}
-
 func (c *OutboundCall) finish(e *CallError) bool {
 	if !c.end(e) {
 		return false
@@ -542,8 +489,6 @@ func (c *OutboundCall) finish(e *CallError) bool {
 	return true
 }
 
-func (c *OutboundCall) handleAck(*sip.Request) {}
-
 // handleInDialog serves BYE, re-INVITE, UPDATE and INFO from the PBX.
 func (c *OutboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	c.d.mu.Lock()
@@ -559,112 +504,13 @@ func (c *OutboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction
 	}
 	switch req.Method {
 	case sip.BYE:
-		c.s.reply(tx, req, 200, "OK", nil)
-		var r Reason
-		if h := req.GetHeader("Reason"); h != nil {
-			r, _ = parseReason(h.Value()) // informative only
-		}
-		c.finish(&CallError{Status: 200, Cause: CauseNormal, Reason: r, Remote: true})
+		c.byeReceived(req, tx)
 	case sip.INFO:
-		ct := ""
-		if h := req.ContentType(); h != nil {
-			ct = h.Value()
-		}
-		d, err := parseDTMFInfo(ct, req.Body())
-		if err != nil && len(req.Body()) > 0 {
-			c.s.reply(tx, req, 415, "Unsupported Media Type", nil)
-			return
-		}
-		c.s.reply(tx, req, 200, "OK", nil)
-		if err == nil {
-			select {
-			case c.dtmf <- d:
-			default:
-			}
-		}
+		c.handleInfo(req, tx)
 	case sip.INVITE, sip.UPDATE:
 		c.handleModify(req, tx)
 	default:
 		c.s.reply(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowMethods))
-	}
-}
-
-// handleModify answers a re-INVITE or UPDATE from the PBX.
-func (c *OutboundCall) handleModify(req *sip.Request, tx sip.ServerTransaction) {
-	c.mu.Lock()
-	if c.inviteBusy {
-		c.mu.Unlock()
-		c.s.reply(tx, req, 491, "Request Pending", nil)
-		return
-	}
-	c.inviteBusy = true
-	f := c.onOffer
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.inviteBusy = false
-		c.mu.Unlock()
-	}()
-	var body []byte
-	var err error
-	if len(req.Body()) > 0 {
-		if f != nil {
-			body, err = f(req.Body())
-		} else {
-			body, err = c.eng.answer(req.Body())
-		}
-		if err != nil {
-			me := asMediaError(err)
-			c.s.reply(tx, req, me.Status, statusText(me.Status), nil, sip.NewHeader("Warning", me.Warning))
-			return
-		}
-	} else if req.Method == sip.INVITE {
-		body = c.eng.offer(false)
-	}
-	c.d.setTarget(req.Contact())
-	timer, _, _ := c.s.negotiateTimerUAS(req)
-	res := sip.NewResponseFromRequest(req, 200, "OK", body)
-	res.AppendHeader(c.s.contact(c.d.transport, c.d.local.User))
-	if len(body) > 0 {
-		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	}
-	if timer != nil {
-		timer.addHeaders(res, req)
-		c.mu.Lock()
-		if c.timer != nil {
-			c.timer.update(timer)
-			timer = c.timer
-		} else {
-			c.timer = timer
-		}
-		c.mu.Unlock()
-		timer.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
-	}
-	if err := tx.Respond(res); err != nil {
-		c.log.Warn("2xx not sent", "err", err)
-		return
-	}
-	if len(req.Body()) > 0 {
-		c.mediaChanged()
-	}
-	if req.Method == sip.INVITE {
-		// Our 2xx is retransmitted by nobody on reliable transports and by
-		// sipgo's tx on none: wait for the ACK briefly via the tx.
-		c.s.goTracked(func() {
-			t := time.NewTimer(64 * c.s.cfg.T1)
-			defer t.Stop()
-			select {
-			case ack := <-tx.Acks():
-				if len(req.Body()) == 0 && len(ack.Body()) > 0 {
-					if err := c.eng.acceptAnswer(ack.Body()); err == nil {
-						c.mediaChanged()
-					}
-				}
-			case <-tx.Done():
-			case <-t.C:
-			case <-c.done:
-			}
-		})
 	}
 }
 
@@ -674,48 +520,8 @@ func (c *OutboundCall) startUACTimer(res *sip.Response) {
 	if !ok || err != nil {
 		return
 	}
-	t := &sessionTimer{interval: se.Interval, refresher: se.Refresher, weRefresh: se.Refresher != RefresherUAS}
 	c.mu.Lock()
-	c.timer = t
+	c.timer = &sessionTimer{interval: se.Interval, refresher: se.Refresher, weRefresh: se.Refresher != RefresherUAS}
 	c.mu.Unlock()
-	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
-}
-
-func (c *OutboundCall) sessionExpired() {
-	c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Session expired"}, &CallError{Status: 408, Cause: CauseSessionExpired})
-}
-
-// refreshSession sends UPDATE as the refresher.
-func (c *OutboundCall) refreshSession() {
-	if c.ended() {
-		return
-	}
-	c.mu.Lock()
-	t := c.timer
-	c.mu.Unlock()
-	req := c.d.newRequest(sip.UPDATE, c.d.nextCSeq())
-	t.mu.Lock()
-	req.AppendHeader(sip.NewHeader("Session-Expires", sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()))
-	t.mu.Unlock()
-	req.AppendHeader(sip.NewHeader("Supported", "timer"))
-	ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
-	defer cancel()
-	res, err := c.s.do(ctx, req)
-	if err != nil || !res.IsSuccess() {
-		c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Session refresh failed"}, &CallError{Status: 408, Cause: CauseSessionExpired, Err: err})
-		return
-	}
-	c.mu.Lock()
-	c.refreshes++
-	c.mu.Unlock()
-	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
-}
-
-func (c *OutboundCall) mediaChanged() {
-	c.mu.Lock()
-	f := c.onMedia
-	c.mu.Unlock()
-	if f != nil {
-		f(c.eng.media())
-	}
+	c.armTimer()
 }

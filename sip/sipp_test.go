@@ -503,12 +503,40 @@ func TestSippOutboundSessionTimer(t *testing.T) {
 	waitUntil(t, func() bool {
 		c.mu.Lock()
 		defer c.mu.Unlock()
-		return c.refreshes > 0
+		return c.leg.refreshes > 0
 	}, "session refresh")
 	c.Hangup(Reason{})
 	if ce := endOf(t, c); ce.Cause != CauseNormal {
 		t.Errorf("end = %v", ce)
 	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippHoldByTrunk(t *testing.T) {
+	s := newTestServer(t, nil)
+	held := make(chan error, 1)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+			return
+		}
+		<-c.Confirmed()
+		held <- c.Reoffer(true)
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_hold_by_trunk.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	if err := waitFor(t, held, "hold"); err != nil {
+		t.Fatal(err)
+	}
+	if m := c.Media(); !m.Direction.Sends() || m.Direction.Receives() {
+		t.Errorf("on hold we only send; direction %v", m.Direction)
+	}
+	endOf(t, c)
 	if err := wait(); err != nil {
 		t.Fatal(err)
 	}

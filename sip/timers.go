@@ -1,7 +1,6 @@
 package sip
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"sync"
@@ -130,95 +129,4 @@ func (t *sessionTimer) update(n *sessionTimer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.interval, t.refresher, t.weRefresh, t.require = n.interval, n.refresher, n.weRefresh, n.require
-}
-
-// startSessionTimer arms the inbound call's timer after the ACK.
-func (c *InboundCall) startSessionTimer() {
-	c.mu.Lock()
-	t := c.timer
-	c.mu.Unlock()
-	if t == nil {
-		return
-	}
-	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
-}
-
-func (c *InboundCall) sessionExpired() {
-	c.log.Info("session expired without refresh")
-	c.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Session expired"}, &CallError{Status: 408, Cause: CauseSessionExpired})
-}
-
-// refreshSession sends our refresh as the refresher: UPDATE without SDP
-// when the peer allows it (RFC 4028 §7.4 recommends it), else a re-INVITE
-// with our current SDP.
-func (c *InboundCall) refreshSession() {
-	if c.ended() {
-		return
-	}
-	c.mu.Lock()
-	t := c.timer
-	if c.inviteBusy {
-		c.mu.Unlock()
-		t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
-		return
-	}
-	c.inviteBusy = true
-	useUpdate := strings.Contains(strings.ToUpper(c.peerAllow), "UPDATE")
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		c.inviteBusy = false
-		c.mu.Unlock()
-	}()
-
-	method := sip.UPDATE
-	var body []byte
-	if !useUpdate {
-		method = sip.INVITE
-		body = c.eng.offer(false)
-	}
-	cseq := c.d.nextCSeq()
-	req := c.d.newRequest(method, cseq)
-	// The refresher parameter is relative to this request: we are its UAC.
-	t.mu.Lock()
-	req.AppendHeader(sip.NewHeader("Session-Expires", sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()))
-	t.mu.Unlock()
-	req.AppendHeader(sip.NewHeader("Supported", "timer"))
-	req.AppendHeader(c.s.contact(c.d.transport, c.ToUser))
-	if len(body) > 0 {
-		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-		req.SetBody(body)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
-	defer cancel()
-	res, err := c.s.do(ctx, req)
-	if err != nil || !res.IsSuccess() {
-		status := 408
-		if res != nil {
-			status = res.StatusCode
-		}
-		c.log.Warn("session refresh failed", "method", method, "status", status, "err", err)
-		if status == 481 || status == 408 || err != nil {
-			c.bye(Reason{Protocol: "SIP", Cause: status, Text: "Session refresh failed"}, &CallError{Status: status, Cause: CauseSessionExpired, Err: err})
-			return
-		}
-		t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
-		return
-	}
-	if method == sip.INVITE {
-		ack := c.d.newRequest(sip.ACK, cseq)
-		if err := c.s.writeStateless(ack); err != nil {
-			c.log.Warn("ACK for refresh not sent", "err", err)
-		}
-		if len(res.Body()) > 0 {
-			if err := c.eng.acceptAnswer(res.Body()); err == nil {
-				c.mediaChanged()
-			}
-		}
-	}
-	c.d.setTarget(res.Contact())
-	if se, ok, err := sessionExpiresHeader(res); ok && err == nil {
-		t.update(&sessionTimer{interval: se.Interval, refresher: se.Refresher, weRefresh: se.Refresher != RefresherUAS, require: t.require})
-	}
-	t.arm(func() { c.s.goTracked(c.refreshSession) }, c.sessionExpired)
 }
