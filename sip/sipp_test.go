@@ -542,3 +542,28 @@ func TestSippHoldByTrunk(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+func TestSippGlare(t *testing.T) {
+	s := newTestServer(t, nil)
+	held := make(chan error, 1)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+			return
+		}
+		<-c.Confirmed()
+		held <- c.Reoffer(true)
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_glare.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	if err := waitFor(t, held, "our re-INVITE"); err != nil {
+		t.Fatal(err)
+	}
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
