@@ -1,9 +1,3 @@
-// Package sip is the SIP leg of the trunk: listeners on UDP/TCP/TLS, trust
-// (IP allowlists and digest authentication), our own dialog registry over
-// emiago/sipgo's transaction layer, and the two call directions — an
-// InboundCall for an INVITE from the PBX and an OutboundCall for an INVITE
-// we send to it. The b2bua drives both through small methods (Ringing,
-// Answer, Hangup …) and reads their Media endpoint; SDP itself is sip/sdp's.
 package sip
 
 import (
