@@ -567,3 +567,24 @@ func TestSippGlare(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+func TestSippRecordRoute(t *testing.T) {
+	s := newTestServer(t, nil)
+	calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+			return
+		}
+		select {
+		case <-c.Confirmed():
+			c.Hangup(Reason{Protocol: "Q.850", Cause: 16, Text: "Normal call clearing"})
+		case <-c.Done():
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_record_route.xml", Remote: ap}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
