@@ -588,3 +588,51 @@ func TestSippRecordRoute(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+func TestSippLateOffer(t *testing.T) {
+	s := newTestServer(t, nil)
+	medias := make(chan Media, 2)
+	got := calls(s, func(c *InboundCall) {
+		c.OnMedia(func(m Media) { medias <- m })
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_late_offer.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	if m := waitFor(t, medias, "answer in ACK"); m.Codec.Name != "PCMA" {
+		t.Errorf("codec from the ACK's answer = %q", m.Codec.Name)
+	}
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+func TestSippOutboundEarlyMedia100rel(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_183_100rel.xml"})
+	s := pbxServer(t, port, nil)
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev := range c.Progress() {
+		if ev.Status == 183 {
+			if !ev.EarlyMedia {
+				t.Error("183 with SDP not taken as early media")
+			}
+			break
+		}
+	}
+	waitFor(t, c.Answered(), "answer")
+	c.Hangup(Reason{})
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
