@@ -119,6 +119,7 @@ type sippRun struct {
 	Port     int            // local port; 0 picks one
 	Args     []string
 	Timeout  time.Duration
+	Calls    int // -m; default 1
 }
 
 func sippPath(t testing.TB) string {
@@ -144,7 +145,7 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 	args := []string{
 		"-sf", filepath.Join("testdata", "sipp", r.Scenario),
 		"-i", "127.0.0.1", "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(freeUDPPort(t)),
-		"-m", "1", "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
+		"-m", fmt.Sprint(max(r.Calls, 1)), "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
 		"-nostdin", "-s", "1000",

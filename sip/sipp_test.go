@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -635,4 +636,35 @@ func TestSippOutboundEarlyMedia100rel(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitNoCalls(t, s)
+}
+
+// TestSippConcurrentCalls runs 60 plain calls, up to 20 at a time, over
+// UDP and checks that every one was answered and nothing is left over.
+func TestSippConcurrentCalls(t *testing.T) {
+	s := newTestServer(t, nil)
+	var mu sync.Mutex
+	answered := 0
+	s.OnCall(func(c *InboundCall) {
+		if err := c.Ringing(); err != nil {
+			t.Error(err)
+		}
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+			return
+		}
+		mu.Lock()
+		answered++
+		mu.Unlock()
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_basic.xml", Remote: ap, Calls: 60, Args: []string{"-r", "60", "-l", "20"}}); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+	mu.Lock()
+	defer mu.Unlock()
+	if answered != 60 {
+		t.Errorf("answered %d of 60", answered)
+	}
 }
