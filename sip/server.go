@@ -51,7 +51,7 @@ type Server struct {
 	// loops); listeners counts the serve loops. Close waits for work
 	// before it closes the transport, or a late request would open a
 	// fresh socket behind the closed listener.
-	work      sync.WaitGroup
+	work      tracker
 	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
@@ -73,6 +73,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		bound:   map[Transport]netip.AddrPort{},
 		closing: make(chan struct{}),
 	}
+	s.work.idle.L = &s.work.mu
 	s.gate = newGatekeeper(cfg, &s.stats)
 	var err error
 	if s.ports, err = NewPortPool(cfg.MediaAddr, cfg.RTPPorts); err != nil {
@@ -266,7 +267,7 @@ func (s *Server) Close() error {
 				c.shutdown()
 			}
 		}
-		s.work.Wait()
+		s.work.closeWhenIdle()
 		s.mu.Lock()
 		s.closeListenersLocked()
 		s.mu.Unlock()
@@ -276,13 +277,56 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// go runs f on a goroutine the server waits for at Close.
+// goTracked runs f on a goroutine the server waits for at Close. Once
+// Close has seen all such goroutines finish, f is dropped.
 func (s *Server) goTracked(f func()) {
-	s.work.Add(1)
+	if !s.work.start() {
+		s.log.Debug("work dropped: server closed")
+		return
+	}
 	go func() {
-		defer s.work.Done()
+		defer s.work.finish()
 		f()
 	}()
+}
+
+// tracker counts running goroutines. Unlike a WaitGroup it may gain new
+// goroutines while Close waits (a BYE started by an ACK timeout during
+// shutdown), and refuses them once it has been idle and closed.
+type tracker struct {
+	mu     sync.Mutex
+	n      int
+	closed bool
+	idle   sync.Cond
+}
+
+func (t *tracker) start() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.n++
+	return true
+}
+
+func (t *tracker) finish() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.n--
+	if t.n == 0 {
+		t.idle.Broadcast()
+	}
+}
+
+// closeWhenIdle waits until nothing runs, then refuses new work.
+func (t *tracker) closeWhenIdle() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for t.n > 0 {
+		t.idle.Wait()
+	}
+	t.closed = true
 }
 
 // hostForURIs is the host we advertise in Contact and Via.
