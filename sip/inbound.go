@@ -60,9 +60,10 @@ type InboundCall struct {
 	confirmed  chan struct{}
 
 	// guarded by leg.mu
-	state   callState
-	sdpSent bool // our SDP went out in a reliable provisional
-	rel     reliableState
+	state    callState
+	sdpSent  bool // our SDP went out in a reliable provisional
+	rel      reliableState
+	byeLater *Reason // Hangup between our 2xx and its ACK
 }
 
 // Header returns the first value of a header of the INVITE.
@@ -383,10 +384,14 @@ func (c *InboundCall) acked(*sip.Request) {
 		c.state = stateConfirmed
 		c.up = true
 	}
+	later := c.byeLater
 	c.mu.Unlock()
 	if first {
 		close(c.confirmed)
 		c.armTimer()
+	}
+	if later != nil {
+		c.bye(*later, &CallError{Status: 200, Cause: CauseNormal, Reason: *later})
 	}
 }
 
@@ -418,6 +423,13 @@ func (c *InboundCall) Reject(status int, reason string) {
 func (c *InboundCall) Hangup(reason Reason) {
 	c.mu.Lock()
 	st := c.state
+	if st == stateAnswered {
+		// RFC 3261 §15: no BYE before the ACK for our 2xx (or its
+		// timeout, which sends the BYE anyway).
+		c.byeLater = &reason
+		c.mu.Unlock()
+		return
+	}
 	c.mu.Unlock()
 	if st == stateEarly {
 		status := 480

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,10 @@ type uac struct {
 	cli  *sipgo.Client
 	addr *net.UDPAddr
 	byes chan *sip.Request
+	// ackSent is set by a test before it ACKs; byesBeforeAck counts BYEs
+	// that arrived while it was unset.
+	ackSent       atomic.Bool
+	byesBeforeAck atomic.Int32
 }
 
 func newUAC(t *testing.T) *uac {
@@ -38,6 +43,9 @@ func newUAC(t *testing.T) *uac {
 	}
 	u := &uac{ua: ua, addr: conn.LocalAddr().(*net.UDPAddr), byes: make(chan *sip.Request, 4)}
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if !u.ackSent.Load() {
+			u.byesBeforeAck.Add(1)
+		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		u.byes <- req
 	})
@@ -230,5 +238,47 @@ func TestAdvertisedAddresses(t *testing.T) {
 		t.Fatalf("BYE: %v %v", res, err)
 	}
 	endOf(t, c)
+	waitNoCalls(t, s)
+}
+
+// TestHangupBeforeAckWaitsForAck: the b2bua hangs up right after Answer;
+// RFC 3261 §15 holds the BYE until the ACK for our 200 has arrived.
+func TestHangupBeforeAckWaitsForAck(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+		c.Hangup(Reason{Protocol: "Q.850", Cause: 16})
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "early-hangup")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	c := waitFor(t, got, "call")
+	ack := sip.NewRequest(sip.ACK, res.Contact().Address)
+	ack.AppendHeader(sip.HeaderClone(inv.From()))
+	ack.AppendHeader(sip.HeaderClone(res.To()))
+	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
+	ack.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.ACK})
+	u.ackSent.Store(true)
+	if err := u.cli.WriteRequest(ack); err != nil {
+		t.Fatal(err)
+	}
+	bye := waitFor(t, u.byes, "BYE after ACK")
+	if n := u.byesBeforeAck.Load(); n != 0 {
+		t.Fatalf("%d BYE before our ACK", n)
+	}
+	if h := bye.GetHeader("Reason"); h == nil || !strings.Contains(h.Value(), "cause=16") {
+		t.Errorf("BYE Reason = %v", h)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseNormal || ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
 	waitNoCalls(t, s)
 }
