@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"sync"
 	"testing"
@@ -667,4 +668,31 @@ func TestSippConcurrentCalls(t *testing.T) {
 	if answered != 60 {
 		t.Errorf("answered %d of 60", answered)
 	}
+}
+
+func TestSippOutboundTCP(t *testing.T) {
+	port := freeUDPPort(t) // sipp listens on TCP at the same number
+	_, wait := startSipp(t, sippRun{Scenario: "uas_busy.xml", Port: port, Args: []string{"-t", "t1"}})
+	// TCP is not retransmitted: wait until sipp accepts connections.
+	waitUntil(t, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}, "sipp TCP listener")
+	s := newTestServer(t, func(c *Config) { c.Outbound.URI = fmt.Sprintf("sip:127.0.0.1:%d;transport=tcp", port) })
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Status != 486 {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
 }
