@@ -287,8 +287,40 @@ func (call *Call) protocolOffer() tg.PhoneCallProtocol {
 	}
 }
 
+// dhGroup is the result of the "dhConfig" RPC step.
+type dhGroup struct {
+	cfg    wire.DHConfig
+	random []byte
+}
+
+// fetchDH gets the DH group and server randomness (messages.getDhConfig)
+// off the loop; onDH makes our secret exponent from them on the loop.
+func (call *Call) fetchDH() {
+	c := call.client
+	call.goRPC("dhConfig", func(ctx context.Context) (any, error) {
+		cfg, random, err := c.dh.get(ctx, c.api)
+		return dhGroup{cfg, random}, err
+	})
+}
+
+func (call *Call) onDH(e evRPC) {
+	if e.err == nil {
+		g := e.res.(dhGroup)
+		call.dh = g.cfg
+		call.secret, e.err = wire.NewExponent(call.client.opts.Random, g.random)
+	}
+	switch {
+	case call.outgoing && call.state == stateRequesting:
+		call.sendRequest(e)
+	case !call.outgoing && call.state == stateAccepting:
+		call.sendAccept(e)
+	}
+}
+
 func (call *Call) onRPC(e evRPC) {
 	switch e.name {
+	case "dhConfig":
+		call.onDH(e)
 	case "requestCall":
 		call.onRequestResult(e)
 	case "receivedCall":

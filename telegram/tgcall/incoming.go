@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/gotd/td/tg"
 
@@ -12,10 +13,19 @@ import (
 
 // The callee side (research/tgcalls.md §1.3).
 
+// ringGrace is how much longer than call_ring_timeout_ms an incoming call
+// may ring before we decline it ourselves: tdesktop arms the bare timeout
+// and declines (busy), tdlib arms none and waits for Telegram's missed.
+// Waiting a little longer lets Telegram's missed arrive first, so the caller
+// sees a missed call rather than a decline.
+const ringGrace = 3 * time.Second
+
 func (call *Call) startIncoming() {
 	call.state = stateRinging
 	c := call.client
-	call.arm(c.timeouts.Ring)
+	// Telegram ends a call that rings too long (phoneCallDiscarded, missed);
+	// our own timer is the safety net behind it, so it runs a little longer.
+	call.arm(c.timeouts.Ring + ringGrace)
 	close(call.ringing)
 	in := call.input()
 	// Acknowledge at once, or the caller never sees ringing and gives up
@@ -36,24 +46,22 @@ func (call *Call) onAccept() {
 		return
 	}
 	call.state = stateAccepting
-	c := call.client
-	call.arm(c.timeouts.Receive)
-	in, req := call.input(), call.request
+	call.arm(call.client.timeouts.Receive)
+	call.gAHash = call.request.GAHash
+	call.fetchDH()
+}
+
+// sendAccept sends phone.acceptCall with g_b once the DH group is known. The
+// secret is set before the RPC goes out, so a phoneCall update that beats
+// the acceptCall result is handled.
+func (call *Call) sendAccept(e evRPC) {
+	if e.err != nil {
+		call.fail(rpcError(e.err))
+		return
+	}
+	c, in, gB, proto := call.client, call.input(), wire.Public(call.dh, call.secret), call.protocolOffer()
 	call.goRPC("acceptCall", func(ctx context.Context) (any, error) {
-		cfg, random, err := c.dh.get(ctx, c.api)
-		if err != nil {
-			return nil, err
-		}
-		b, err := wire.NewExponent(c.opts.Random, random)
-		if err != nil {
-			return nil, err
-		}
-		call.dh, call.secret, call.gAHash = cfg, b, req.GAHash
-		return c.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{
-			Peer:     in,
-			GB:       wire.Public(cfg, b),
-			Protocol: call.protocolOffer(),
-		})
+		return c.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{Peer: in, GB: gB, Protocol: proto})
 	})
 }
 

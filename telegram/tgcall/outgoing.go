@@ -14,26 +14,31 @@ import (
 
 func (call *Call) startOutgoing() {
 	call.state = stateRequesting
-	c := call.client
-	call.arm(c.timeouts.Receive + time.Second) // bounds the RPC itself, as tdlib does
+	call.arm(call.client.timeouts.Receive + time.Second) // bounds the RPCs themselves, as tdlib does
+	call.fetchDH()
+}
+
+// sendRequest sends phone.requestCall once the DH group is known: g_a stays
+// secret until confirmCall, only its hash goes out now.
+func (call *Call) sendRequest(e evRPC) {
+	if e.err == nil && call.hangupWant {
+		e.err = &Error{Cause: CauseCancelled}
+	}
+	if e.err != nil {
+		call.onRequestResult(e)
+		return
+	}
+	call.gA = wire.Public(call.dh, call.secret)
+	call.gAHash = wire.GAHash(call.gA)
+	c, user, gAHash, proto := call.client, call.peerInput, call.gAHash, call.protocolOffer()
+	randomID := int(randomInt32(c))
 	call.goRPC("requestCall", func(ctx context.Context) (any, error) {
-		cfg, random, err := c.dh.get(ctx, c.api)
-		if err != nil {
-			return nil, err
-		}
-		a, err := wire.NewExponent(c.opts.Random, random)
-		if err != nil {
-			return nil, err
-		}
-		gA := wire.Public(cfg, a)
-		call.dh, call.secret, call.gA, call.gAHash = cfg, a, gA, wire.GAHash(gA)
-		res, err := c.api.PhoneRequestCall(ctx, &tg.PhoneRequestCallRequest{
-			UserID:   call.peerInput,
-			RandomID: int(randomInt32(c)),
-			GAHash:   call.gAHash,
-			Protocol: call.protocolOffer(),
+		return c.api.PhoneRequestCall(ctx, &tg.PhoneRequestCallRequest{
+			UserID:   user,
+			RandomID: randomID,
+			GAHash:   gAHash,
+			Protocol: proto,
 		})
-		return res, err
 	})
 }
 
