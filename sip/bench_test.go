@@ -3,7 +3,6 @@ package sip
 import (
 	"context"
 	"fmt"
-	"net"
 	"testing"
 
 	"github.com/emiago/sipgo"
@@ -17,7 +16,7 @@ const benchOffer = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1
 // at once, the UAC ACKs and hangs up.
 func BenchmarkInviteAnswerAckBye(b *testing.B) {
 	s := newTestServer(b, func(c *Config) {
-		c.RTPPorts = PortRange{Min: 40000, Max: 40999}
+		c.RTPPorts = PortRange{Min: 29200, Max: 30199}
 	})
 	s.OnCall(func(c *InboundCall) {
 		if err := c.Answer(nil); err != nil {
@@ -27,28 +26,8 @@ func BenchmarkInviteAnswerAckBye(b *testing.B) {
 	start(b, s)
 	ap, _ := s.Addr(UDP)
 
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("bench"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ua.Close()
-	// The UAC must be reachable for our BYE responses and 2xx copies.
-	uacConn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	uacAddr := uacConn.LocalAddr().(*net.UDPAddr)
-	uasrv, err := sipgo.NewServer(ua)
-	if err != nil {
-		b.Fatal(err)
-	}
-	served := make(chan struct{})
-	go func() { defer close(served); _ = uasrv.ServeUDP(uacConn) }()
-	defer func() { uacConn.Close(); <-served }()
-	cli, err := sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(uacAddr.String()))
-	if err != nil {
-		b.Fatal(err)
-	}
+	u := newUAC(b)
+	cli, uacAddr := u.cli, u.addr
 	dua := sipgo.DialogUA{Client: cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "bench", Host: "127.0.0.1", Port: uacAddr.Port}}}
 	target := sip.Uri{Scheme: "sip", User: "1000", Host: ap.Addr().String(), Port: int(ap.Port())}
 	ctx := context.Background()

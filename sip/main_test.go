@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -52,8 +53,8 @@ var rtpRange struct {
 func nextRTPRange() PortRange {
 	rtpRange.mu.Lock()
 	defer rtpRange.mu.Unlock()
-	if rtpRange.next == 0 || rtpRange.next > 38000 {
-		rtpRange.next = 31000
+	if rtpRange.next == 0 || rtpRange.next > 29000 {
+		rtpRange.next = 20000 // below the kernel's ephemeral range, where sipp's ports come from
 	}
 	r := PortRange{Min: rtpRange.next, Max: rtpRange.next + 199}
 	rtpRange.next += 200
@@ -164,13 +165,27 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- cmd.Wait(); cancel() }()
-	return r.Port, func() error {
-		err := <-done
+	finished := make(chan struct{})
+	// The reporting goroutine must not outlive the test (t.Errorf after
+	// the end panics): cleanup waits for sipp, which its timeout bounds.
+	t.Cleanup(func() { <-finished })
+	go func() {
+		defer close(finished)
+		err := cmd.Wait()
+		cancel()
 		if err != nil {
 			msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
 			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			return fmt.Errorf("sipp %s: %v\nerrors:\n%s\nmessages:\n%s\noutput tail:\n%s", r.Scenario, err, errs, msgs, tail(out.Bytes(), 2000))
+			err = fmt.Errorf("sipp %s: %v\nerrors:\n%s\nmessages:\n%s\noutput tail:\n%s", r.Scenario, err, errs, msgs, tail(out.Bytes(), 2000))
+			// Report at once: the test may be blocked waiting for an event
+			// that will not come now.
+			t.Errorf("%v", err)
+		}
+		done <- err
+	}()
+	return r.Port, func() error {
+		if err := <-done; err != nil {
+			return errors.New("sipp failed (reported above)")
 		}
 		return nil
 	}

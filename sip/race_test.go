@@ -27,7 +27,7 @@ type uac struct {
 	byesBeforeAck atomic.Int32
 }
 
-func newUAC(t *testing.T) *uac {
+func newUAC(t testing.TB) *uac {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"))
 	if err != nil {
