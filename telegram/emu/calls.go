@@ -411,20 +411,37 @@ func (n *Network) requestCall(c *rpc, r *tg.PhoneRequestCallRequest) (bin.Encode
 	}, nil
 }
 
-func (n *Network) receivedCall(c *rpc, r *tg.PhoneReceivedCallRequest) (bin.Encoder, error) {
+// liveCallLocked finds the call in for the requesting user, who must be
+// its admin (the caller) or its participant (the callee) as asked, and
+// refuses a call that is over. Caller holds n.mu.
+func (n *Network) liveCallLocked(c *rpc, in tg.InputPhoneCall, asAdmin bool) (*account, *call, error) {
 	self, err := c.selfLocked()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	cl, err := n.callForLocked(self, r.Peer)
+	cl, err := n.callForLocked(self, in)
+	if err != nil {
+		return nil, nil, err
+	}
+	party := cl.info.ParticipantID
+	if asAdmin {
+		party = cl.info.AdminID
+	}
+	switch {
+	case self.ID != party:
+		return nil, nil, tgerr.New(400, "CALL_PEER_INVALID")
+	case cl.info.State == CallDiscarded:
+		return nil, nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
+	}
+	return self, cl, nil
+}
+
+func (n *Network) receivedCall(c *rpc, r *tg.PhoneReceivedCallRequest) (bin.Encoder, error) {
+	_, cl, err := n.liveCallLocked(c, r.Peer, false)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case self.ID != cl.info.ParticipantID:
-		return nil, tgerr.New(400, "CALL_PEER_INVALID")
-	case cl.info.State == CallDiscarded:
-		return nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
 	case cl.info.State != CallWaiting:
 		return &tg.BoolTrue{}, nil // another device got there first
 	}
@@ -436,19 +453,11 @@ func (n *Network) receivedCall(c *rpc, r *tg.PhoneReceivedCallRequest) (bin.Enco
 }
 
 func (n *Network) acceptCall(c *rpc, r *tg.PhoneAcceptCallRequest) (bin.Encoder, error) {
-	self, err := c.selfLocked()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := n.callForLocked(self, r.Peer)
+	self, cl, err := n.liveCallLocked(c, r.Peer, false)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case self.ID != cl.info.ParticipantID:
-		return nil, tgerr.New(400, "CALL_PEER_INVALID")
-	case cl.info.State == CallDiscarded:
-		return nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
 	case cl.info.State >= CallAccepted:
 		return nil, tgerr.New(400, "CALL_ALREADY_ACCEPTED")
 	}
@@ -498,19 +507,13 @@ func (n *Network) acceptCall(c *rpc, r *tg.PhoneAcceptCallRequest) (bin.Encoder,
 }
 
 func (n *Network) confirmCall(c *rpc, r *tg.PhoneConfirmCallRequest) (bin.Encoder, error) {
-	self, err := c.selfLocked()
-	if err != nil {
-		return nil, err
-	}
-	cl, err := n.callForLocked(self, r.Peer)
+	self, cl, err := n.liveCallLocked(c, r.Peer, true)
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case self.ID != cl.info.AdminID || c.dev != cl.adminDev:
+	case c.dev != cl.adminDev:
 		return nil, tgerr.New(400, "CALL_PEER_INVALID")
-	case cl.info.State == CallDiscarded:
-		return nil, tgerr.New(400, "CALL_ALREADY_DECLINED")
 	case cl.info.State == CallActive:
 		return nil, tgerr.New(400, "CALL_ALREADY_ACCEPTED")
 	case cl.info.State != CallAccepted:
