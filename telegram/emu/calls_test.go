@@ -61,25 +61,8 @@ func requestCall(t *testing.T, a *tclient, callee string) (*tg.PhoneCallWaiting,
 // activeCall runs a call from a to b up to CallActive.
 func activeCall(t *testing.T, a, b *tclient) tg.InputPhoneCall {
 	t.Helper()
-	ctx := ctxT(t)
-	w, ga, err := requestCall(t, a, b.self.Username)
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := tg.InputPhoneCall{ID: w.ID, AccessHash: w.AccessHash}
-	waitCall[*tg.PhoneCallRequested](t, b, w.ID)
-	if _, err := b.api.PhoneReceivedCall(ctx, in); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := b.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{Peer: in, GB: random256(t), Protocol: protoB}); err != nil {
-		t.Fatal(err)
-	}
-	waitCall[*tg.PhoneCallAccepted](t, a, w.ID)
-	if _, err := a.api.PhoneConfirmCall(ctx, &tg.PhoneConfirmCallRequest{Peer: in, GA: ga, KeyFingerprint: 77, Protocol: protoA}); err != nil {
-		t.Fatal(err)
-	}
-	waitCall[*tg.PhoneCall](t, b, w.ID)
-	return in
+	pc := confirmedCall(t, a, b)
+	return tg.InputPhoneCall{ID: pc.ID, AccessHash: pc.AccessHash}
 }
 
 func hangup(t *testing.T, c *tclient, in tg.InputPhoneCall) {

@@ -11,8 +11,8 @@ import (
 	"github.com/tgsip/tgsip/telegram/wire"
 )
 
-// confirmedCall runs a call from a to b up to CallActive and returns the
-// caller's phoneCall (the confirmCall result).
+// confirmedCall runs a call from a to b up to CallActive (b acknowledges,
+// accepts; a confirms) and returns the caller's phoneCall.
 func confirmedCall(t *testing.T, a, b *tclient) *tg.PhoneCall {
 	t.Helper()
 	ctx := ctxT(t)
@@ -22,6 +22,9 @@ func confirmedCall(t *testing.T, a, b *tclient) *tg.PhoneCall {
 	}
 	in := tg.InputPhoneCall{ID: w.ID, AccessHash: w.AccessHash}
 	waitCall[*tg.PhoneCallRequested](t, b, w.ID)
+	if _, err := b.api.PhoneReceivedCall(ctx, in); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{Peer: in, GB: random256(t), Protocol: protoB}); err != nil {
 		t.Fatal(err)
 	}
