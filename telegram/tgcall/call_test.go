@@ -539,3 +539,16 @@ func TestCallPeerVanishes(t *testing.T) {
 		t.Errorf("vanished side ended %v", e)
 	}
 }
+
+// TestCallSurvivesReconnect: the account's MTProto connection drops in the
+// middle of a call (gotd reconnects with a new session); media goes on, and
+// the peer's hang-up, pushed after the reconnect, still ends the call.
+func TestCallSurvivesReconnect(t *testing.T) {
+	out, in := connect(t, alice, bob)
+	network.Faults().Vanish(alice.user.ID)
+	network.Faults().Restore(alice.user.ID)
+	toneTrip(t, out, in)
+	in.Hangup()
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
