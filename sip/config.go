@@ -65,6 +65,9 @@ type TrunkConfig struct {
 	Algorithms []DigestAlgorithm `yaml:"algorithms"`
 	// ProxyAuth challenges with 407/Proxy-Authenticate instead of 401.
 	ProxyAuth bool `yaml:"proxy_auth"`
+	// SRTP overrides media.srtp for calls from this trunk: off, optional
+	// or required. Unset means the global policy.
+	SRTP *sdp.SRTPPolicy `yaml:"srtp"`
 }
 
 // AuthLimitConfig throttles sources that keep failing authentication.
@@ -106,6 +109,9 @@ type OutboundConfig struct {
 	// OptionsPing, when set, sends OPTIONS to the PBX at this interval and
 	// marks it up or down.
 	OptionsPing time.Duration `yaml:"options_ping"`
+	// SRTP overrides media.srtp for calls to the PBX: off, optional or
+	// required. Unset means the global policy.
+	SRTP *sdp.SRTPPolicy `yaml:"srtp"`
 }
 
 // Config is the SIP leg's configuration.
@@ -241,6 +247,12 @@ func (c Config) Validate() error {
 				errs = append(errs, fmt.Errorf("sip: trunks[%d] %q: digest algorithm %q is not MD5 or SHA-256", i, t.Name, a))
 			}
 		}
+		if err := validSRTP(t.SRTP); err != nil {
+			errs = append(errs, fmt.Errorf("sip: trunks[%d] %q: %w", i, t.Name, err))
+		}
+	}
+	if err := validSRTP(c.Outbound.SRTP); err != nil {
+		errs = append(errs, fmt.Errorf("sip: outbound: %w", err))
 	}
 	if (c.Outbound.Register || c.Outbound.OptionsPing > 0) && c.Outbound.URI == "" {
 		errs = append(errs, errors.New("sip: outbound.register and outbound.options_ping need outbound.uri"))
@@ -255,4 +267,22 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("sip: session_timers.min_se is larger than expires"))
 	}
 	return errors.Join(errs...)
+}
+
+// validSRTP checks a per-trunk SRTP override (nil: none). YAML only
+// decodes the three names, but a Config built in code may hold any int.
+func validSRTP(p *sdp.SRTPPolicy) error {
+	if p != nil && (*p < sdp.SRTPOff || *p > sdp.SRTPRequired) {
+		return fmt.Errorf("srtp policy %d is not off, optional or required", int(*p))
+	}
+	return nil
+}
+
+// srtpPolicy is the SRTP policy of a call: the override when set, else
+// the global media.srtp.
+func (c Config) srtpPolicy(override *sdp.SRTPPolicy) sdp.SRTPPolicy {
+	if override != nil {
+		return *override
+	}
+	return c.Media.SRTP
 }

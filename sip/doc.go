@@ -5,6 +5,8 @@
 // (per-trunk IP allowlists and RFC 8760 digest authentication with
 // stateless HMAC-signed nonces and a failed-attempt limit per source),
 // keeps a registry of live dialogs, and owns a pool of RTP port pairs.
+// The SDES policy (off, optional, required) is global in Config.Media and
+// may be overridden per trunk for calls in and for calls out to the PBX.
 //
 // Calls from the PBX arrive as an InboundCall handed to the function set
 // with OnCall: 100 Trying has been sent, the SDP offer has been answered

@@ -134,7 +134,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 503, "Service Unavailable", nil)
 		return
 	}
-	eng := s.newEngine(port)
+	eng := s.newEngine(port, s.cfg.srtpPolicy(verdict.Trunk.SRTP))
 	c := s.newInboundCall(req, tx, verdict.Trunk, port, eng, timer)
 	if len(req.Body()) > 0 {
 		ans, err := eng.answer(req.Body())

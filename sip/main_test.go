@@ -117,6 +117,7 @@ func freeUDPPort(t testing.TB) int {
 type sippRun struct {
 	Scenario string
 	Remote   netip.AddrPort // empty for a UAS scenario
+	Local    netip.Addr     // sipp's address; default 127.0.0.1
 	Port     int            // local port; 0 picks one
 	Args     []string
 	Timeout  time.Duration
@@ -142,10 +143,13 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 	if r.Timeout == 0 {
 		r.Timeout = 20 * time.Second
 	}
+	if !r.Local.IsValid() {
+		r.Local = netip.MustParseAddr("127.0.0.1")
+	}
 	dir := t.TempDir()
 	args := []string{
 		"-sf", filepath.Join("testdata", "sipp", r.Scenario),
-		"-i", "127.0.0.1", "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(freeUDPPort(t)),
+		"-i", r.Local.String(), "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(freeUDPPort(t)),
 		"-m", fmt.Sprint(max(r.Calls, 1)), "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),

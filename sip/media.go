@@ -72,9 +72,11 @@ type sdpEngine struct {
 	neg sdp.Negotiated
 }
 
-// defaultEngine makes the SDP session of a new call on its RTP port.
-func (s *Server) defaultEngine(port *RTPPort) mediaEngine {
+// defaultEngine makes the SDP session of a new call on its RTP port under
+// the call's SRTP policy (its trunk's, or the global one).
+func (s *Server) defaultEngine(port *RTPPort, policy sdp.SRTPPolicy) mediaEngine {
 	cfg := s.cfg.Media
+	cfg.SRTP = policy
 	if s.cfg.ExternalMediaAddr.IsValid() {
 		cfg.Addr = s.cfg.ExternalMediaAddr
 	}

@@ -82,7 +82,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	if err != nil {
 		return nil, err
 	}
-	eng := s.newEngine(port)
+	eng := s.newEngine(port, s.cfg.srtpPolicy(s.cfg.Outbound.SRTP))
 	callID := sip.GenerateTagN(24) + "@" + s.hostForURIs()
 	tag := LocalTag(sip.GenerateTagN(16))
 	fromUser := dr.FromUser

@@ -18,6 +18,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tgsip/tgsip/sip/sdp"
 )
 
 // allowMethods is what we answer in Allow.
@@ -36,7 +38,7 @@ type Server struct {
 	stats   TrustStats
 
 	onCall    func(*InboundCall)
-	newEngine func(port *RTPPort) mediaEngine
+	newEngine func(port *RTPPort, policy sdp.SRTPPolicy) mediaEngine
 
 	mu      sync.Mutex
 	bound   map[Transport]netip.AddrPort
