@@ -11,7 +11,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"hash"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -124,7 +127,29 @@ func parseDigestCredentials(s string) (digestCredentials, error) {
 	if c.QOP != "" && (c.Cnonce == "" || c.NC == "") {
 		return c, errors.New("sip: digest qop without cnonce or nc")
 	}
+	if c.QOP != "" {
+		// RFC 7616 §3.4: nc is 8LHEX. Fewer digits are tolerated; the
+		// value is hashed as sent, so leniency costs nothing.
+		if len(c.NC) > 8 {
+			return c, errors.New("sip: digest nc longer than 8 hex digits")
+		}
+		if _, err := strconv.ParseUint(c.NC, 16, 32); err != nil {
+			return c, errors.New("sip: digest nc is not hexadecimal")
+		}
+	}
 	return c, nil
+}
+
+// count is the nonce count of the credentials for replay detection. With
+// qop the client counts its uses of the nonce in nc (RFC 7616 §3.4).
+// Without qop (RFC 2069 style) there is no counter, so such a nonce is
+// good for one request: its count is always 1.
+func (c digestCredentials) count() uint32 {
+	if c.QOP == "" {
+		return 1
+	}
+	n, _ := strconv.ParseUint(c.NC, 16, 32) // validated by parseDigestCredentials
+	return uint32(n)
 }
 
 // hashFor returns the hash of an RFC 8760 algorithm name; "" means MD5
@@ -181,8 +206,8 @@ func digestResponse(in digestInput) string {
 
 // nonceSigner issues stateless nonces: issue time and randomness signed with
 // a per-process HMAC key, so a nonce can be checked for origin and age
-// without a table. A nonce is accepted more than once within its lifetime
-// (nc is not tracked); the lifetime bounds replay of a captured INVITE.
+// without a table. Replays within a nonce's lifetime are caught by
+// nonceCounter.
 type nonceSigner struct {
 	key []byte
 	ttl time.Duration
@@ -213,22 +238,117 @@ func (n *nonceSigner) mac(b []byte) []byte {
 	return m.Sum(nil)[:nonceMACLen]
 }
 
-// check reports whether nonce is ours, and whether it has expired (RFC 3261
-// §22.4 / RFC 7616 §3.3: answer a well-formed but old nonce with stale=true).
-func (n *nonceSigner) check(nonce string) (valid, stale bool) {
+// check reports whether nonce is ours, when it was issued, and whether it
+// has expired (RFC 3261 §22.4 / RFC 7616 §3.3: answer a well-formed but old
+// nonce with stale=true).
+func (n *nonceSigner) check(nonce string) (issued time.Time, valid, stale bool) {
 	b, err := base64.RawURLEncoding.DecodeString(nonce)
 	if err != nil || len(b) != 16+nonceMACLen {
-		return false, false
+		return time.Time{}, false, false
 	}
 	if !hmac.Equal(b[16:], n.mac(b[:16])) {
-		return false, false
+		return time.Time{}, false, false
 	}
-	issued := time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
+	issued = time.Unix(0, int64(binary.BigEndian.Uint64(b[:8])))
 	age := n.now().Sub(issued)
 	if age < 0 || age > n.ttl {
-		return true, true
+		return issued, true, true
 	}
-	return true, false
+	return issued, true, false
+}
+
+// maxTrackedNonces bounds the nonce-count table. Only requests with the
+// right password add entries, so it fills with real traffic only: 65536
+// nonces within one nonce lifetime (5 min by default) is over 200 new
+// authenticated dialogs a second.
+const maxTrackedNonces = 1 << 16
+
+// nonceCounter remembers, for each nonce still within its lifetime, the
+// highest nonce count a request has authenticated with. RFC 7616 §3.4:
+// seeing the same nc twice means the request is a replay; RFC 8760 keeps
+// that rule for SIP. A count must therefore grow with every use; a reused
+// or lower one is refused, and the caller answers with a fresh challenge.
+type nonceCounter struct {
+	ttl   time.Duration
+	limit int
+
+	mu   sync.Mutex
+	seen map[string]nonceUse
+	// floor is the issue time of the newest nonce forgotten to make
+	// room: a nonce issued at or before it may have been used already,
+	// so it is refused as if replayed. Expired entries are dropped
+	// without raising it, because the signer refuses those nonces anyway.
+	floor time.Time
+}
+
+type nonceUse struct {
+	nc     uint32
+	issued time.Time
+}
+
+func newNonceCounter(ttl time.Duration, limit int) *nonceCounter {
+	return &nonceCounter{ttl: ttl, limit: limit, seen: map[string]nonceUse{}}
+}
+
+// use records that nonce, issued at issued, authenticated a request with
+// count nc. It reports false for a replay: nc not above the highest count
+// seen with this nonce, or a nonce too old to be told apart from one.
+func (c *nonceCounter) use(nonce string, issued time.Time, nc uint32, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !issued.After(c.floor) {
+		return false
+	}
+	if u, ok := c.seen[nonce]; ok {
+		if nc <= u.nc {
+			return false
+		}
+		u.nc = nc
+		c.seen[nonce] = u
+		return true
+	}
+	if len(c.seen) >= c.limit {
+		c.makeRoom(now)
+		if !issued.After(c.floor) {
+			return false
+		}
+	}
+	c.seen[nonce] = nonceUse{nc: nc, issued: issued}
+	return true
+}
+
+// makeRoom drops expired entries, and if that is not enough, the oldest
+// quarter of the table, raising floor past them.
+func (c *nonceCounter) makeRoom(now time.Time) {
+	for k, u := range c.seen {
+		if now.Sub(u.issued) > c.ttl {
+			delete(c.seen, k)
+		}
+	}
+	if len(c.seen) < c.limit {
+		return
+	}
+	times := make([]time.Time, 0, len(c.seen))
+	for _, u := range c.seen {
+		times = append(times, u.issued)
+	}
+	slices.SortFunc(times, time.Time.Compare)
+	cut := times[max(len(times)/4, 1)-1]
+	if cut.After(c.floor) {
+		c.floor = cut
+	}
+	for k, u := range c.seen {
+		if !u.issued.After(c.floor) {
+			delete(c.seen, k)
+		}
+	}
+}
+
+// len is the number of nonces tracked.
+func (c *nonceCounter) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.seen)
 }
 
 // challenge formats one WWW-Authenticate / Proxy-Authenticate value.

@@ -91,6 +91,10 @@ func TestParseDigestCredentials(t *testing.T) {
 		{`Digest username="a, realm="r"`, false},
 		{`Digest username="a", username="b", nonce="n", uri="sip:x", response="00"`, false},
 		{`Digest username="a", nonce="n", uri="sip:x", response="00", qop=auth`, false},
+		{`Digest username="a", nonce="n", uri="sip:x", response="00", qop=auth, cnonce="c", nc=00000001`, true},
+		{`Digest username="a", nonce="n", uri="sip:x", response="00", qop=auth, cnonce="c", nc=1f`, true},
+		{`Digest username="a", nonce="n", uri="sip:x", response="00", qop=auth, cnonce="c", nc=000000001`, false},
+		{`Digest username="a", nonce="n", uri="sip:x", response="00", qop=auth, cnonce="c", nc=0000000g`, false},
 		{`Digest =x`, false},
 		{``, false},
 	}
@@ -107,19 +111,87 @@ func TestNonceExpiry(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	n.now = func() time.Time { return now }
 	nonce := n.issue()
-	if v, s := n.check(nonce); !v || s {
-		t.Fatalf("fresh nonce: valid=%v stale=%v", v, s)
+	if at, v, s := n.check(nonce); !v || s || !at.Equal(now) {
+		t.Fatalf("fresh nonce: valid=%v stale=%v issued=%v", v, s, at)
 	}
 	now = now.Add(2 * time.Minute)
-	if v, s := n.check(nonce); !v || !s {
+	if _, v, s := n.check(nonce); !v || !s {
 		t.Fatalf("old nonce: valid=%v stale=%v", v, s)
 	}
 	other := newNonceSigner(time.Minute)
-	if v, _ := other.check(nonce); v {
+	if _, v, _ := other.check(nonce); v {
 		t.Fatal("nonce of another key accepted")
 	}
-	if v, _ := n.check(nonce[:len(nonce)-2] + "AA"); v {
+	if _, v, _ := n.check(nonce[:len(nonce)-2] + "AA"); v {
 		t.Fatal("tampered nonce accepted")
+	}
+}
+
+func TestNonceCounter(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	type step struct {
+		nonce  string
+		issued int // seconds after t0
+		nc     uint32
+		now    int
+		ok     bool
+	}
+	for _, tc := range []struct {
+		name  string
+		limit int
+		steps []step
+	}{
+		{"first use", 8, []step{{"a", 0, 1, 0, true}}},
+		{"same nc twice", 8, []step{{"a", 0, 1, 0, true}, {"a", 0, 1, 1, false}}},
+		{"increasing", 8, []step{{"a", 0, 1, 0, true}, {"a", 0, 2, 1, true}, {"a", 0, 3, 2, true}}},
+		{"gaps are fine", 8, []step{{"a", 0, 1, 0, true}, {"a", 0, 9, 1, true}}},
+		{"lower refused", 8, []step{{"a", 0, 5, 0, true}, {"a", 0, 4, 1, false}, {"a", 0, 6, 2, true}}},
+		{"refusal does not lower the mark", 8, []step{{"a", 0, 5, 0, true}, {"a", 0, 2, 1, false}, {"a", 0, 3, 2, false}}},
+		{"nonces counted apart", 8, []step{{"a", 0, 1, 0, true}, {"b", 0, 1, 0, true}, {"b", 0, 1, 0, false}, {"a", 0, 2, 0, true}}},
+		{"first count may be high", 8, []step{{"a", 0, 0xffffffff, 0, true}, {"a", 0, 0xffffffff, 0, false}}},
+		{"full: expired entries make room", 2, []step{
+			{"a", 0, 1, 0, true}, {"b", 1, 1, 1, true},
+			{"c", 100, 1, 100, true}, // a and b are past the 60 s lifetime
+			{"d", 101, 1, 101, true},
+		}},
+		{"full: oldest forgotten and then refused", 4, []step{
+			{"a", 0, 1, 0, true}, {"b", 1, 1, 1, true}, {"c", 2, 1, 2, true}, {"d", 3, 1, 3, true},
+			{"e", 4, 1, 4, true},  // a is forgotten: floor is its issue time
+			{"a", 0, 2, 5, false}, // even with a higher count: it might be a replay
+			{"b", 1, 2, 5, true},  // newer nonces keep their counts
+			{"b", 1, 2, 5, false},
+			{"e", 4, 1, 5, false},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newNonceCounter(time.Minute, tc.limit)
+			for i, st := range tc.steps {
+				if got := c.use(st.nonce, at(st.issued), st.nc, at(st.now)); got != st.ok {
+					t.Fatalf("step %d (%s nc=%d): use = %v, want %v", i, st.nonce, st.nc, got, st.ok)
+				}
+				if n := c.len(); n > tc.limit {
+					t.Fatalf("step %d: %d nonces tracked, limit %d", i, n, tc.limit)
+				}
+			}
+		})
+	}
+}
+
+func TestDigestCount(t *testing.T) {
+	for _, tc := range []struct {
+		qop, nc string
+		want    uint32
+	}{
+		{"auth", "00000001", 1},
+		{"auth", "0000002a", 42},
+		{"auth", "ffffffff", 0xffffffff},
+		{"", "", 1},
+		{"", "00000007", 1}, // nc without qop means nothing (RFC 2617 §3.2.2)
+	} {
+		if got := (digestCredentials{QOP: tc.qop, NC: tc.nc}).count(); got != tc.want {
+			t.Errorf("qop=%q nc=%q: count %d, want %d", tc.qop, tc.nc, got, tc.want)
+		}
 	}
 }
 

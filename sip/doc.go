@@ -3,7 +3,8 @@
 //
 // A Server listens on UDP, TCP and TLS, decides which peers may call in
 // (per-trunk IP allowlists and RFC 8760 digest authentication with
-// stateless HMAC-signed nonces and a failed-attempt limit per source),
+// HMAC-signed nonces whose nonce counts must grow, so a replayed request
+// gets a fresh challenge, and a failed-attempt limit per source),
 // keeps a registry of live dialogs, and owns a pool of RTP port pairs.
 // The SDES policy (off, optional, required) is global in Config.Media and
 // may be overridden per trunk for calls in and for calls out to the PBX.

@@ -28,12 +28,14 @@ type TrustStats struct {
 	AuthFailures atomic.Uint64 // bad or unknown credentials
 	Throttled    atomic.Uint64 // refused by the failed-auth limit
 	Challenges   atomic.Uint64 // 401/407 sent
+	Replays      atomic.Uint64 // right password, but a nonce count used before
 }
 
 // gatekeeper applies the per-trunk IP allowlist and digest rules.
 type gatekeeper struct {
 	trunks []TrunkConfig
 	nonces *nonceSigner
+	counts *nonceCounter
 	limit  AuthLimitConfig
 	now    func() time.Time
 	stats  *TrustStats
@@ -51,6 +53,7 @@ func newGatekeeper(cfg Config, stats *TrustStats) *gatekeeper {
 	return &gatekeeper{
 		trunks:   cfg.Trunks,
 		nonces:   newNonceSigner(cfg.AuthLimit.NonceTTL),
+		counts:   newNonceCounter(cfg.AuthLimit.NonceTTL, maxTrackedNonces),
 		limit:    cfg.AuthLimit,
 		now:      time.Now,
 		stats:    stats,
@@ -146,7 +149,7 @@ func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
 		g.fail(src)
 		return g.challenge(candidates[0], false, "unknown username or realm")
 	}
-	valid, stale := g.nonces.check(cred.Nonce)
+	issued, valid, stale := g.nonces.check(cred.Nonce)
 	if !valid {
 		g.fail(src)
 		return g.challenge(trunk, false, "nonce not issued by us")
@@ -159,6 +162,15 @@ func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
 		// Right password, old nonce: RFC 7616 §3.3 stale=true lets the
 		// client retry without asking anybody for the password.
 		return g.challenge(trunk, true, "stale nonce")
+	}
+	if !g.counts.use(cred.Nonce, issued, cred.count(), g.now()) {
+		// RFC 7616 §3.4: a nonce count seen before is a replay. It is
+		// not counted as an authentication failure: a replay sent from
+		// the real peer's (spoofed) address must not get it throttled.
+		// stale=true lets a client that merely miscounted retry with
+		// the fresh nonce without asking anyone for the password.
+		g.stats.Replays.Add(1)
+		return g.challenge(trunk, true, "nonce count replayed")
 	}
 	return trustVerdict{Trunk: trunk, Why: "digest"}
 }

@@ -101,6 +101,76 @@ func TestGatekeeper(t *testing.T) {
 	}
 }
 
+// credentials builds an Authorization value for nonce with an explicit
+// nonce count (qop "" leaves nc and cnonce out, RFC 2069 style).
+func credentials(nonce, qop, nc string) string {
+	const user, realm, pass, uri = "road", "tgsip.test", "warrior", "sip:1000@127.0.0.1"
+	resp := digestResponse(digestInput{
+		Algorithm: SHA256, Username: user, Realm: realm, Password: pass,
+		Method: "INVITE", URI: uri, Nonce: nonce, NC: nc, Cnonce: "c0ffee", QOP: qop,
+	})
+	h := `Digest username="` + user + `", realm="` + realm + `", uri="` + uri + `", algorithm=SHA-256, nonce="` + nonce + `", response="` + resp + `"`
+	if qop != "" {
+		h += `, qop=` + qop + `, nc=` + nc + `, cnonce="c0ffee"`
+	}
+	return h
+}
+
+func TestGatekeeperNonceCountReplay(t *testing.T) {
+	type try struct {
+		qop, nc string
+		status  int
+		stale   bool
+	}
+	for _, tc := range []struct {
+		name  string
+		tries []try
+	}{
+		{"counting up", []try{{"auth", "00000001", 0, false}, {"auth", "00000002", 0, false}, {"auth", "00000003", 0, false}}},
+		{"same nc replayed", []try{{"auth", "00000001", 0, false}, {"auth", "00000001", 401, true}}},
+		{"lower nc", []try{{"auth", "00000005", 0, false}, {"auth", "00000004", 401, true}, {"auth", "00000006", 0, false}}},
+		{"no qop: one use", []try{{"", "", 0, false}, {"", "", 401, true}}},
+		{"qop after a no-qop use", []try{{"", "", 0, false}, {"auth", "00000001", 401, true}, {"auth", "00000002", 0, false}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := Config{
+				Domain:    "tgsip.test",
+				Trunks:    []TrunkConfig{{Name: "roaming", Username: "road", Password: "warrior"}},
+				AuthLimit: AuthLimitConfig{Failures: 1, Window: time.Minute, NonceTTL: time.Minute},
+			}.withDefaults()
+			var st TrustStats
+			g := newGatekeeper(cfg, &st)
+			src := netip.MustParseAddr("198.51.100.1")
+			nonce := g.nonces.issue()
+			replays := 0
+			for i, tr := range tc.tries {
+				v := g.check(inviteFrom(credentials(nonce, tr.qop, tr.nc)), src)
+				if v.Status != tr.status {
+					t.Fatalf("try %d (qop=%q nc=%s): status %d (%s), want %d", i, tr.qop, tr.nc, v.Status, v.Why, tr.status)
+				}
+				if tr.status == 0 {
+					continue
+				}
+				replays++
+				// A fresh challenge: a new nonce, stale=true so the
+				// client retries without asking for the password.
+				if len(v.Challenges) == 0 || !strings.Contains(v.Challenges[0].Value(), "stale=true") ||
+					strings.Contains(v.Challenges[0].Value(), nonce) {
+					t.Fatalf("try %d: challenge %v", i, v.Challenges)
+				}
+			}
+			if st.Replays.Load() != uint64(replays) {
+				t.Errorf("replays counted %d, want %d", st.Replays.Load(), replays)
+			}
+			// Replays are not password failures: with a limit of one
+			// failure the source would otherwise be throttled now.
+			if st.AuthFailures.Load() != 0 || st.Throttled.Load() != 0 {
+				t.Errorf("failures=%d throttled=%d", st.AuthFailures.Load(), st.Throttled.Load())
+			}
+		})
+	}
+}
+
 func TestGatekeeperUnknownAndProxyAuth(t *testing.T) {
 	cfg := Config{Trunks: []TrunkConfig{{Name: "p", Username: "u", Password: "p", ProxyAuth: true, Algorithms: []DigestAlgorithm{MD5}}}}.withDefaults()
 	var st TrustStats
