@@ -96,8 +96,16 @@ func (s *Session) Offer(dir Direction) []byte {
 	}
 	if s.cfg.SRTP != SRTPOff {
 		// RFC 4568 §7.1.1: one line per suite, in our preference order;
-		// RFC 4568 §7.1.4 lets a re-offer keep the keys in use.
-		for i, suite := range s.cfg.Suites {
+		// RFC 4568 §7.1.4 lets a re-offer keep the keys in use. Only the
+		// first maxOfferedSuites go out (any subset may be offered): six
+		// lines push an INVITE past the 1300 bytes at which RFC 3261
+		// §18.1.1 moves it from UDP to TCP, which many PBXs do not listen
+		// on. Answers still accept every configured suite.
+		suites := s.cfg.Suites
+		if len(suites) > maxOfferedSuites {
+			suites = suites[:maxOfferedSuites]
+		}
+		for i, suite := range suites {
 			c := s.keyFor(suite)
 			c.Tag = i + 1
 			o.crypto = append(o.crypto, c)
@@ -111,6 +119,9 @@ func (s *Session) Offer(dir Direction) []byte {
 	st := streamSpec{proto: proto, codecs: o.codecs, dir: dir, rtcpMux: true, crypto: o.crypto}
 	return s.emit([]streamSpec{st})
 }
+
+// maxOfferedSuites is how many crypto lines our offers carry.
+const maxOfferedSuites = 2
 
 // keyFor returns our key for suite, drawing one on first use.
 func (s *Session) keyFor(suite Suite) Crypto {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -394,7 +395,9 @@ func TestOfferContents(t *testing.T) {
 			"a=rtpmap:101 telephone-event/8000\r\n", "a=rtpmap:110 telephone-event/48000\r\n", "a=ptime:20\r\n", "a=rtcp-mux\r\n", "a=sendrecv\r\n"}, []string{"a=crypto"}},
 		{"pcm only, no DTMF", func(c *Config) { c.Codecs = []string{"PCMA"}; c.DTMF = false }, []string{"m=audio 30000 RTP/AVP 8\r\n"}, []string{"telephone-event", "opus"}},
 		{"opus only", func(c *Config) { c.Codecs = []string{"opus"} }, []string{"m=audio 30000 RTP/AVP 111 110\r\n"}, []string{"telephone-event/8000"}},
-		{"optional: AVP with crypto", func(c *Config) { c.SRTP = SRTPOptional }, []string{"RTP/AVP ", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:", "a=crypto:6 AES_256_CM_HMAC_SHA1_32 inline:"}, nil},
+		// Only the first two configured suites are offered, so that the
+		// INVITE stays small enough for UDP (RFC 3261 §18.1.1).
+		{"optional: AVP with crypto", func(c *Config) { c.SRTP = SRTPOptional }, []string{"RTP/AVP ", "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:", "a=crypto:2 AES_256_CM_HMAC_SHA1_80 inline:"}, []string{"a=crypto:3"}},
 		{"required: SAVP with crypto", func(c *Config) { c.SRTP = SRTPRequired; c.Suites = []Suite{AEADAES256GCM} }, []string{"RTP/SAVP ", "a=crypto:1 AEAD_AES_256_GCM inline:"}, []string{"a=crypto:2"}},
 		{"ptime 30", func(c *Config) { c.PTime = 30 }, []string{"a=ptime:30\r\n"}, nil},
 	}
@@ -656,5 +659,19 @@ func TestSRTPPolicyText(t *testing.T) {
 	}
 	if _, err := SRTPPolicy(9).MarshalText(); err == nil {
 		t.Fatal("unknown policy marshalled")
+	}
+}
+
+// TestOfferFitsUDP: with every codec and every suite configured, our SRTP
+// offer stays small enough that the INVITE carrying it (with typical
+// headers, ~500 bytes) is under the 1300 bytes at which RFC 3261 §18.1.1
+// would move it from UDP to TCP.
+func TestOfferFitsUDP(t *testing.T) {
+	o := newTestSession(func(c *Config) {
+		c.SRTP = SRTPRequired
+		c.Suites = slices.Clone(DefaultSuites)
+	}).Offer(SendRecv)
+	if len(o) > 700 {
+		t.Errorf("SRTP offer is %d bytes, want at most 700:\n%s", len(o), o)
 	}
 }
