@@ -244,3 +244,20 @@ func waitNoCalls(t testing.TB, s *Server) {
 		time.Sleep(10 * time.Millisecond) // polling a counter, not waiting for a protocol event
 	}
 }
+
+// sippAgainst starts s and runs the sipp scenario r (a UAC) against its UDP
+// listener. The returned finish waits for sipp to succeed and for every
+// dialog to be gone.
+func sippAgainst(t *testing.T, s *Server, r sippRun) (finish func()) {
+	t.Helper()
+	start(t, s)
+	r.Remote, _ = s.Addr(UDP)
+	_, wait := startSipp(t, r)
+	return func() {
+		t.Helper()
+		if err := wait(); err != nil {
+			t.Fatal(err)
+		}
+		waitNoCalls(t, s)
+	}
+}

@@ -95,17 +95,12 @@ func TestSippByeFromTrunk(t *testing.T) {
 		case <-c.Done():
 		}
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_bye_from_trunk.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_bye_from_trunk.xml"})
 	c := waitFor(t, got, "call")
 	if ce := endOf(t, c); ce.Cause != CauseNormal || ce.Remote {
 		t.Errorf("end = %v", ce)
 	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippCancel(t *testing.T) {
@@ -115,9 +110,7 @@ func TestSippCancel(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_cancel.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_cancel.xml"})
 	c := waitFor(t, got, "call")
 	ce := endOf(t, c)
 	if ce.Cause != CauseCancelled || ce.Status != 487 || ce.Reason.Cause != 200 {
@@ -126,10 +119,7 @@ func TestSippCancel(t *testing.T) {
 	if err := c.Answer(nil); err == nil {
 		t.Error("Answer after CANCEL succeeded")
 	}
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippHoldResume(t *testing.T) {
@@ -141,9 +131,7 @@ func TestSippHoldResume(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_hold.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_hold.xml"})
 	c := waitFor(t, got, "call")
 	if m := waitFor(t, medias, "hold"); m.Direction.Sends() || !m.Direction.Receives() {
 		t.Errorf("on hold we should only receive, direction %v", m.Direction)
@@ -152,10 +140,7 @@ func TestSippHoldResume(t *testing.T) {
 		t.Errorf("after resume direction %v", m.Direction)
 	}
 	endOf(t, c)
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippSessionRefresh(t *testing.T) {
@@ -277,19 +262,14 @@ func TestSippOptions(t *testing.T) {
 func TestSippInfoDTMF(t *testing.T) {
 	s := newTestServer(t, nil)
 	got := calls(s, answerer(t))
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_info_dtmf.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_info_dtmf.xml"})
 	c := waitFor(t, got, "call")
 	d := waitFor(t, c.DTMF(), "dtmf")
 	if d.Digit != '5' || d.Duration != 160*time.Millisecond {
 		t.Errorf("dtmf = %+v", d)
 	}
 	endOf(t, c)
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSipp100rel(t *testing.T) {
@@ -528,9 +508,7 @@ func TestSippHoldByTrunk(t *testing.T) {
 		<-c.Confirmed()
 		held <- c.Reoffer(true)
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_hold_by_trunk.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_hold_by_trunk.xml"})
 	c := waitFor(t, got, "call")
 	if err := waitFor(t, held, "hold"); err != nil {
 		t.Fatal(err)
@@ -539,10 +517,7 @@ func TestSippHoldByTrunk(t *testing.T) {
 		t.Errorf("on hold we only send; direction %v", m.Direction)
 	}
 	endOf(t, c)
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippGlare(t *testing.T) {
@@ -556,18 +531,13 @@ func TestSippGlare(t *testing.T) {
 		<-c.Confirmed()
 		held <- c.Reoffer(true)
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_glare.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_glare.xml"})
 	c := waitFor(t, got, "call")
 	if err := waitFor(t, held, "our re-INVITE"); err != nil {
 		t.Fatal(err)
 	}
 	endOf(t, c)
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippRecordRoute(t *testing.T) {
@@ -600,18 +570,13 @@ func TestSippLateOffer(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	_, wait := startSipp(t, sippRun{Scenario: "uac_late_offer.xml", Remote: ap})
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_late_offer.xml"})
 	c := waitFor(t, got, "call")
 	if m := waitFor(t, medias, "answer in ACK"); m.Codec.Name != "PCMA" {
 		t.Errorf("codec from the ACK's answer = %q", m.Codec.Name)
 	}
 	endOf(t, c)
-	if err := wait(); err != nil {
-		t.Fatal(err)
-	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippOutboundEarlyMedia100rel(t *testing.T) {
