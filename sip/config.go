@@ -112,6 +112,21 @@ type OutboundConfig struct {
 	// SRTP overrides media.srtp for calls to the PBX: off, optional or
 	// required. Unset means the global policy.
 	SRTP *sdp.SRTPPolicy `yaml:"srtp"`
+	// TLS says how the PBX's certificate is verified when URI uses
+	// transport=tls or sips:.
+	TLS OutboundTLS `yaml:"tls"`
+}
+
+// OutboundTLS configures the verification of the PBX's TLS certificate.
+// The certificate is always verified; PBXs with self-signed certificates
+// are trusted by listing that certificate (or their CA) in CAFile.
+type OutboundTLS struct {
+	// CAFile is a PEM bundle of certificates trusted besides the system
+	// roots.
+	CAFile string `yaml:"ca_file"`
+	// ServerName is the name the certificate must carry; empty means the
+	// host of each connection (the URI's host or IP).
+	ServerName string `yaml:"server_name"`
 }
 
 // Config is the SIP leg's configuration.

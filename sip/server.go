@@ -85,7 +85,12 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	// sipgo logs whole unparsable messages; keep them out of our logs (they
 	// may carry SDES keys) and keep its chatter at warning level.
 	sipgoLog := slog.New(redactHandler{h: s.log.Handler()})
+	clientTLS, err := cfg.Outbound.TLS.config()
+	if err != nil {
+		return nil, err
+	}
 	s.ua, err = sipgo.NewUA(
+		sipgo.WithUserAgenTLSConfig(clientTLS),
 		sipgo.WithUserAgent(cfg.UserAgent),
 		sipgo.WithUserAgentHostname(s.hostForURIs()),
 		sipgo.WithUserAgentTransactionLayerOptions(

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"fmt"
 	"math/big"
 	"net"
 	"net/netip"
@@ -124,4 +125,69 @@ func TestTLSCallByeFromTrunk(t *testing.T) {
 		t.Errorf("end = %v", ce)
 	}
 	waitNoCalls(t, s)
+}
+
+// TestTLSOutboundVerifiesPBX: calls to a PBX over TLS verify its
+// certificate; a self-signed one is trusted only when listed in
+// outbound.tls.ca_file.
+func TestTLSOutboundVerifiesPBX(t *testing.T) {
+	certFile, keyFile, _ := writeTestCert(t)
+	pbx := newTestServer(t, func(c *Config) {
+		c.Listen = append(c.Listen, ListenConfig{Transport: TLS, Addr: netip.MustParseAddrPort("127.0.0.1:0"), CertFile: certFile, KeyFile: keyFile})
+	})
+	got := calls(pbx, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, pbx)
+	ap, _ := pbx.Addr(TLS)
+	uri := fmt.Sprintf("sip:127.0.0.1:%d;transport=tls", ap.Port())
+
+	// Without the PBX's certificate the TLS handshake fails: no call.
+	untrusting := newTestServer(t, func(c *Config) { c.Outbound.URI = uri })
+	start(t, untrusting)
+	if c, err := untrusting.Dial(context.Background(), DialRequest{To: "2000"}); err == nil {
+		if ce := endOf(t, c); ce.Cause != CauseTransport {
+			t.Errorf("call to an unverified PBX ended %v, want a transport error", ce)
+		}
+	}
+	select {
+	case in := <-got:
+		t.Fatalf("the PBX got a call over an unverified connection: %v", in.CallID)
+	default:
+	}
+	waitNoCalls(t, untrusting)
+
+	trunk := newTestServer(t, func(c *Config) {
+		c.Outbound.URI = uri
+		c.Outbound.TLS.CAFile = certFile
+	})
+	start(t, trunk)
+	c, err := trunk.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer over TLS")
+	in := waitFor(t, got, "call at the PBX")
+	if in.Transport != TLS {
+		t.Errorf("PBX got the call over %v", in.Transport)
+	}
+	c.Hangup(Reason{})
+	if ce := endOf(t, c); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, trunk)
+	waitNoCalls(t, pbx)
+
+	// A CA file that is not PEM is a configuration error.
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Listen: []ListenConfig{{Transport: UDP, Addr: netip.MustParseAddrPort("127.0.0.1:0")}}, RTPPorts: nextRTPRange()}
+	cfg.Outbound.TLS.CAFile = bad
+	if _, err := NewServer(cfg, nil); err == nil {
+		t.Error("NewServer accepted a CA file without certificates")
+	}
 }
