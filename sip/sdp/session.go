@@ -120,6 +120,20 @@ func (s *Session) Offer(dir Direction) []byte {
 	return s.emit([]streamSpec{st})
 }
 
+// keysFor records remote as the peer's crypto in use and returns the SRTP
+// keys of both directions. remote's suite must be one we implement.
+func (s *Session) keysFor(local, remote Crypto) *SRTPKeys {
+	prof, _ := remote.Suite.Profile()
+	r := remote
+	s.remote = &r
+	return &SRTPKeys{
+		Profile:  prof,
+		LocalKey: local.Key, LocalSalt: local.Salt,
+		RemoteKey: remote.Key, RemoteSalt: remote.Salt,
+		RemoteMKI: remote.MKI,
+	}
+}
+
 // maxOfferedSuites is how many crypto lines our offers carry.
 const maxOfferedSuites = 2
 
@@ -251,15 +265,7 @@ func (s *Session) answerStream(m *Media) (Negotiated, streamSpec, *NegotiationEr
 	if useSRTP {
 		local := s.answerKey(remote)
 		st.crypto = []Crypto{local}
-		prof, _ := remote.Suite.Profile() // chooseCrypto only returns supported suites
-		n.SRTP = &SRTPKeys{
-			Profile:  prof,
-			LocalKey: local.Key, LocalSalt: local.Salt,
-			RemoteKey: remote.Key, RemoteSalt: remote.Salt,
-			RemoteMKI: remote.MKI,
-		}
-		r := remote
-		s.remote = &r
+		n.SRTP = s.keysFor(local, remote) // chooseCrypto only returns supported suites
 	} else {
 		s.remote = nil
 	}
@@ -472,15 +478,7 @@ func (s *Session) AcceptAnswer(answer []byte) (Negotiated, error) {
 	}
 	n.PTime = sendPTime(m, s.cfg.PTime)
 	if useSRTP {
-		prof, _ := remote.Suite.Profile()
-		n.SRTP = &SRTPKeys{
-			Profile:  prof,
-			LocalKey: local.Key, LocalSalt: local.Salt,
-			RemoteKey: remote.Key, RemoteSalt: remote.Salt,
-			RemoteMKI: remote.MKI,
-		}
-		r := remote
-		s.remote = &r
+		n.SRTP = s.keysFor(local, remote)
 	} else {
 		s.remote = nil
 	}
