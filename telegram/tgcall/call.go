@@ -188,6 +188,28 @@ func (call *Call) Decline() { call.box.post(evHangup{reason: DiscardBusy}) }
 // otherwise. It does not wait; use Done.
 func (call *Call) Hangup() { call.box.post(evHangup{reason: DiscardNone}) }
 
+// HangupWith ends the call with a given discard reason, for outcomes of the
+// other leg that Hangup cannot know: DiscardDisconnect when the SIP side
+// failed, DiscardBusy for a PBX that answered busy, DiscardMissed when the
+// PBX never answered. DiscardNone is Hangup.
+func (call *Call) HangupWith(reason DiscardReason) { call.box.post(evHangup{reason: reason}) }
+
+// Logger is the call's logger (call_id, peer, direction and the Client's
+// own fields), for the other leg to log under the same call.
+func (call *Call) Logger() *slog.Logger {
+	call.mu.Lock()
+	defer call.mu.Unlock()
+	return call.log
+}
+
+// setLogger replaces the call's logger; only the loop writes it, under mu
+// so that Logger may read it from anywhere.
+func (call *Call) setLogger(l *slog.Logger) {
+	call.mu.Lock()
+	call.log = l
+	call.mu.Unlock()
+}
+
 // run is the call's event loop: the only goroutine touching loop-owned state.
 func (call *Call) run() {
 	defer call.client.wg.Done()

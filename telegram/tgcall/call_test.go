@@ -1,9 +1,14 @@
 package tgcall_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"math"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -551,4 +556,49 @@ func TestCallSurvivesReconnect(t *testing.T) {
 	in.Hangup()
 	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, false)
 	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
+
+// TestCallHangupWithAndLogger: the b2bua ends a call with the reason of the
+// other leg, and logs the Telegram leg under its own per-call logger.
+func TestCallHangupWithAndLogger(t *testing.T) {
+	var buf syncBuffer
+	sipLog := slog.New(slog.NewTextHandler(&buf, nil)).With("sip_call_id", "abc@pbx")
+	in := answer(bob)
+	out, err := alice.engine.Dial(context.Background(), bob.peer(), tgcall.WithLogger(sipLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	callee := got(t, in)
+	wait(t, out.Connected(), 30*time.Second, "connected")
+	wait(t, callee.Connected(), 30*time.Second, "callee connected")
+	out.Logger().Info("bridged")
+	// The SIP side failed: Telegram is told the call was disconnected.
+	out.HangupWith(tgcall.DiscardDisconnect)
+	ended(t, out, tgcall.CauseDisconnected, tgcall.DiscardDisconnect, false)
+	ended(t, callee, tgcall.CauseDisconnected, tgcall.DiscardDisconnect, true)
+	onTelegram(t, out.ID(), tgcall.DiscardDisconnect)
+	logs := buf.String()
+	for _, want := range []string{"sip_call_id=abc@pbx", fmt.Sprintf("call_id=%d", out.ID()), "msg=bridged", "msg=\"call connected\""} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("call log lacks %q:\n%s", want, logs)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the call loop and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

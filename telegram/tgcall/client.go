@@ -237,12 +237,24 @@ func (c *Client) admit(call *Call) error {
 	return nil
 }
 
+// DialOption adjusts one call placed with Dial.
+type DialOption func(*Call)
+
+// WithLogger makes the call log through l (for example a logger that
+// already carries the SIP Call-ID); call_id and peer are added to it.
+func WithLogger(l *slog.Logger) DialOption {
+	return func(call *Call) { call.log = l.With("direction", "out") }
+}
+
 // Dial places a call to user and returns once Telegram accepted the request
 // (phoneCallWaiting). Progress is then reported by the Call: Ringing when the
 // callee's device rings, Connected when media flows, Done with the outcome.
 // Cancelling ctx before Dial returns cancels the call.
-func (c *Client) Dial(ctx context.Context, user tg.InputUserClass) (*Call, error) {
+func (c *Client) Dial(ctx context.Context, user tg.InputUserClass, opts ...DialOption) (*Call, error) {
 	call := c.newCall(true)
+	for _, o := range opts {
+		o(call)
+	}
 	if err := c.admit(call); err != nil {
 		return nil, err
 	}

@@ -57,11 +57,13 @@ func (call *Call) onHangup(reason DiscardReason) {
 		}
 	}
 	cause := CauseHangup
-	if call.state < stateActive {
+	switch {
+	case reason == DiscardDisconnect:
+		cause = CauseDisconnected
+	case call.state < stateActive && !call.outgoing && reason == DiscardBusy:
+		cause = CauseBusy
+	case call.state < stateActive:
 		cause = CauseCancelled
-		if !call.outgoing && reason == DiscardBusy {
-			cause = CauseBusy
-		}
 	}
 	call.fail(&Error{Cause: cause, Reason: reason})
 }

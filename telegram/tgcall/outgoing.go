@@ -63,7 +63,7 @@ func (call *Call) onRequestResult(e evRPC) {
 	call.mu.Lock()
 	call.id, call.accessHash, call.peer = w.ID, w.AccessHash, w.ParticipantID
 	call.mu.Unlock()
-	call.log = call.log.With("call_id", w.ID, "peer", w.ParticipantID)
+	call.setLogger(call.log.With("call_id", w.ID, "peer", w.ParticipantID))
 	call.state = stateWaiting
 	call.arm(call.client.timeouts.Receive)
 	call.client.bind(call, w.ID)
