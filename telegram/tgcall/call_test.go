@@ -602,3 +602,38 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCallBadInput: garbage signaling and mismatching call updates for a
+// live call are dropped; the call goes on undisturbed.
+func TestCallBadInput(t *testing.T) {
+	out, in := connect(t, alice, bob)
+	id := out.ID()
+	for _, junk := range [][]byte{
+		nil,
+		{0x01},
+		bytes.Repeat([]byte{0xAB}, 21),      // minimum size, wrong msg_key
+		bytes.Repeat([]byte{0x00}, 200),     // zeros
+		bytes.Repeat([]byte{0xFF}, 130<<10), // over the 128 KiB limit
+	} {
+		alice.engine.HandleSignalingData(id, junk)
+		bob.engine.HandleSignalingData(id, junk)
+	}
+	// Updates whose fields do not match the call (tdesktop
+	// checkCallCommonFields), and updates for unknown calls. (A
+	// phoneCallDiscarded carries only the id: it comes from Telegram over
+	// the authenticated MTProto session and is always honoured.)
+	bob.engine.HandlePhoneCall(&tg.PhoneCallAccepted{ID: id, AccessHash: 1, AdminID: 2, ParticipantID: 3, GB: []byte{1}})
+	alice.engine.HandlePhoneCall(&tg.PhoneCallAccepted{ID: id, AccessHash: 1, AdminID: alice.user.ID, ParticipantID: bob.user.ID, GB: []byte{1}})
+	alice.engine.HandlePhoneCall(&tg.PhoneCall{ID: id, AccessHash: 1, AdminID: alice.user.ID, ParticipantID: bob.user.ID})
+	alice.engine.HandlePhoneCall(&tg.PhoneCall{ID: id + 1, AccessHash: 7})
+	bob.engine.HandleSignalingData(id+1, []byte("nobody's"))
+	toneTrip(t, out, in)
+	select {
+	case <-out.Done():
+		t.Fatalf("call ended by forged input: %v", out.Err())
+	default:
+	}
+	out.Hangup()
+	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
+	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
