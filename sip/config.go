@@ -156,6 +156,11 @@ type Config struct {
 	SessionTimers SessionTimerConfig `yaml:"session_timers"`
 	// Outbound is the PBX that receives calls from Telegram.
 	Outbound OutboundConfig `yaml:"outbound"`
+	// MaxCalls caps the calls (both directions) the server carries at once;
+	// an INVITE beyond it gets 503 with Retry-After, the status a SIP load
+	// balancer fails over on. 0 means no cap (the b2bua still answers 503
+	// when no Telegram account is free).
+	MaxCalls int `yaml:"max_calls"`
 	// T1 is the SIP round-trip estimate; default 500 ms (tests shorten it).
 	T1 time.Duration `yaml:"t1"`
 }
@@ -232,6 +237,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if len(c.Listen) == 0 {
 		errs = append(errs, errors.New("sip: at least one listener is needed"))
+	}
+	if c.MaxCalls < 0 {
+		errs = append(errs, fmt.Errorf("sip: max_calls %d: use 0 for no cap or a positive number", c.MaxCalls))
 	}
 	for i, l := range c.Listen {
 		switch Transport(strings.ToUpper(string(l.Transport))) {

@@ -128,6 +128,13 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
+	if s.cfg.MaxCalls > 0 && s.dialogs.len() >= s.cfg.MaxCalls {
+		// RFC 3261 §21.5.4: overloaded; Retry-After tells when to retry.
+		s.overloaded.Add(1)
+		s.log.Warn("INVITE refused: call limit reached", "max_calls", s.cfg.MaxCalls, "call_id", req.CallID().Value())
+		s.reply(tx, req, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", "5"))
+		return
+	}
 	port, err := s.ports.Allocate()
 	if err != nil {
 		s.log.Warn("no RTP port for INVITE", "err", err)

@@ -282,3 +282,65 @@ func TestHangupBeforeAckWaitsForAck(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestMaxCalls: beyond max_calls an INVITE gets 503 with Retry-After (the
+// status a load balancer fails over on), and the call slot frees again.
+func TestMaxCalls(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.MaxCalls = 1 })
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	u := newUAC(t)
+	dua := sipgo.DialogUA{Client: u.cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "uac", Host: "127.0.0.1", Port: u.addr.Port}}}
+	target := sip.Uri{Scheme: "sip", User: "1000", Host: ap.Addr().String(), Port: int(ap.Port())}
+	ct := sip.NewHeader("Content-Type", "application/sdp")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	invite := func() (*sipgo.DialogClientSession, error) {
+		sess, err := dua.Invite(ctx, target, []byte(benchOffer), ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return sess, sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+	}
+	first, err := invite()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, got, "first call")
+	second, err := invite()
+	var de *sipgo.ErrDialogResponse
+	if !errors.As(err, &de) || de.Res.StatusCode != 503 || de.Res.GetHeader("Retry-After") == nil {
+		t.Fatalf("second INVITE: %v, want 503 with Retry-After", err)
+	}
+	second.Close()
+	if s.Overloaded() != 1 {
+		t.Errorf("overloaded counter %d, want 1", s.Overloaded())
+	}
+	if err := first.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first.Close()
+	waitNoCalls(t, s)
+	// The slot is free again.
+	third, err := invite()
+	if err != nil {
+		t.Fatalf("INVITE after the first call ended: %v", err)
+	}
+	if err := third.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, got, "third call")
+	if err := third.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	third.Close()
+	waitNoCalls(t, s)
+}

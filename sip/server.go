@@ -36,6 +36,8 @@ type Server struct {
 	gate    *gatekeeper
 	dialogs *registry
 	stats   TrustStats
+	// overloaded counts INVITEs refused with 503 by MaxCalls.
+	overloaded atomic.Uint64
 
 	onCall    func(*InboundCall)
 	newEngine func(port *RTPPort, policy sdp.SRTPPolicy) mediaEngine
@@ -154,6 +156,9 @@ func (s *Server) OnCall(f func(*InboundCall)) { s.onCall = f }
 
 // Stats returns the trust counters.
 func (s *Server) Stats() *TrustStats { return &s.stats }
+
+// Overloaded is how many INVITEs MaxCalls refused with 503.
+func (s *Server) Overloaded() uint64 { return s.overloaded.Load() }
 
 // Calls is the number of live dialogs (inbound and outbound).
 func (s *Server) Calls() int { return s.dialogs.len() }
