@@ -27,13 +27,16 @@ type uac struct {
 	byesBeforeAck atomic.Int32
 }
 
-func newUAC(t testing.TB) *uac {
+func newUAC(t testing.TB) *uac { return newUACOn(t, net.IPv4(127, 0, 0, 1)) }
+
+// newUACOn is a sipgo UAC on ip.
+func newUACOn(t testing.TB, ip net.IP) *uac {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: ip})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +65,7 @@ func newUAC(t testing.TB) *uac {
 		}
 		return false
 	}, "UAC listener")
-	if u.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname("127.0.0.1"), sipgo.WithClientConnectionAddr(u.addr.String())); err != nil {
+	if u.cli, err = sipgo.NewClient(ua, sipgo.WithClientHostname(uriHost(ip)), sipgo.WithClientConnectionAddr(u.addr.String())); err != nil {
 		t.Fatal(err)
 	}
 	return u
@@ -343,4 +346,65 @@ func TestMaxCalls(t *testing.T) {
 	}
 	third.Close()
 	waitNoCalls(t, s)
+}
+
+// TestIPv6Call: a call over IPv6 loopback, signalling and SDP (c=IN IP6).
+func TestIPv6Call(t *testing.T) {
+	probe, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+	if err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	}
+	probe.Close()
+	lo6 := netip.IPv6Loopback()
+	s := newTestServer(t, func(c *Config) {
+		c.Listen = []ListenConfig{{Transport: UDP, Addr: netip.AddrPortFrom(lo6, 0)}}
+		c.MediaAddr = lo6
+		c.Trunks = []TrunkConfig{{Name: "v6", Allow: []netip.Prefix{netip.PrefixFrom(lo6, 128)}}}
+	})
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	u := newUACOn(t, net.IPv6loopback)
+	dua := sipgo.DialogUA{Client: u.cli, ContactHDR: sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "uac", Host: "[::1]", Port: u.addr.Port}}}
+	target := sip.Uri{Scheme: "sip", User: "1000", Host: "[" + ap.Addr().String() + "]", Port: int(ap.Port())}
+	offer := "v=0\r\no=- 1 1 IN IP6 ::1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := dua.Invite(ctx, target, []byte(offer), sip.NewHeader("Content-Type", "application/sdp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	if err := sess.WaitAnswer(ctx, sipgo.AnswerOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if body := string(sess.InviteResponse.Body()); !strings.Contains(body, "c=IN IP6 ::1") {
+		t.Errorf("answer is not IPv6:\n%s", body)
+	}
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c := waitFor(t, got, "call")
+	if m := c.Media(); m.Remote != netip.AddrPortFrom(lo6, 40000) {
+		t.Errorf("remote media %v", m.Remote)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
+
+// uriHost is ip as the host part of a SIP URI (RFC 3261 §25.1: IPv6 in brackets).
+func uriHost(ip net.IP) string {
+	if ip.To4() == nil {
+		return "[" + ip.String() + "]"
+	}
+	return ip.String()
 }
