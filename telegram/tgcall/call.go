@@ -86,7 +86,6 @@ type Call struct {
 	gA           []byte // caller: our g_a; callee: the caller's g_a
 	gAHash       []byte
 	key          *wire.Key
-	protocol     tg.PhoneCallProtocol
 	sig          *signaling
 	neg          *negotiator
 	media        *media.Session
@@ -452,7 +451,6 @@ func (call *Call) startMedia(pc *tg.PhoneCall) {
 		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: key fingerprint", ErrKeyMismatch)})
 		return
 	}
-	call.protocol = pc.Protocol
 	if err := checkSelected(pc, call.client.opts.Versions, call.log); err != nil {
 		call.fail(&Error{Cause: CauseProtocol, Err: err})
 		return

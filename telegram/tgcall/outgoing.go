@@ -85,7 +85,6 @@ func (call *Call) onAccepted(a *tg.PhoneCallAccepted) {
 		return
 	}
 	call.key = &key
-	call.protocol = a.Protocol
 	call.state = stateExchanging
 	call.arm(call.client.timeouts.Receive) // tdlib on_begin_exchanging_key
 	fp := key.Fingerprint()
