@@ -105,6 +105,7 @@ type Session struct {
 
 	dtlsEP *dtlsEndpoint
 	keys   atomic.Pointer[srtpKeys]
+	dc     dataChannel
 
 	extAbsSendTime, extTransportCC atomic.Uint32
 
@@ -153,6 +154,7 @@ func New(cfg Config) (*Session, error) {
 		startCh:      make(chan struct{}),
 		iceConnected: make(chan struct{}),
 		connected:    make(chan struct{}),
+		dc:           dataChannel{open: make(chan struct{})},
 		handoff:      make(chan struct{}),
 		done:         make(chan struct{}),
 		rxBuf:        make([]byte, receiveMTU),
@@ -357,6 +359,7 @@ func (s *Session) closeResources() {
 	s.mu.Lock()
 	dc := s.dtlsConn
 	s.mu.Unlock()
+	s.closeDataChannel()
 	if dc != nil {
 		_ = dc.Close() // best effort close_notify; the transport is going away
 	}
@@ -468,6 +471,8 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 	s.keys.Store(keys)
 	close(s.connected)
 	s.log.Debug("media connected", "srtp_profile", profileName(keys.profile), "dtls_client", isClient)
+	s.wg.Add(1)
+	go s.runDataChannel(dc)
 	s.rtcpLoop()
 }
 

@@ -52,6 +52,7 @@ type (
 		err  error
 	}
 	evCandidate struct{ sdp string }
+	evData      struct{ msg string }
 	evMuted     struct{ muted bool }
 )
 
@@ -93,6 +94,7 @@ type Call struct {
 	pendingCands []string
 	early        [][]byte // signaling that came before the keys
 	mediaUp      bool
+	dataUp       bool // the data channel is open
 	remoteState  wire.MediaState
 	startedAt    time.Time // media connected
 	muted        bool
@@ -212,12 +214,15 @@ func (call *Call) setLogger(l *slog.Logger) {
 // run is the call's event loop: the only goroutine touching loop-owned state.
 func (call *Call) run() {
 	defer call.client.wg.Done()
-	var mediaConnected, mediaDone <-chan struct{}
+	var mediaConnected, mediaDone, dataOpen <-chan struct{}
 	for call.state != stateEnded {
-		mediaConnected, mediaDone = nil, nil
+		mediaConnected, mediaDone, dataOpen = nil, nil, nil
 		if call.media != nil && call.state < stateEnding {
 			if call.state == stateConnecting && !call.mediaUp {
 				mediaConnected = call.media.Connected()
+			}
+			if !call.dataUp {
+				dataOpen = call.media.DataChannelOpen()
 			}
 			mediaDone = call.media.Done()
 		}
@@ -239,6 +244,13 @@ func (call *Call) run() {
 			call.sig.poll(time.Now())
 		case <-mediaConnected:
 			call.onMediaConnected()
+		case <-dataOpen:
+			// tgcalls sends its MediaState when the channel opens
+			// (onDataChannelStateUpdated).
+			call.dataUp = true
+			if call.state == stateActive {
+				call.sendMediaState()
+			}
 		case <-mediaDone:
 			err := call.media.Err()
 			call.log.Info("media failed", "err", err)
@@ -266,6 +278,15 @@ func (call *Call) handle(ev any) {
 		call.onRPC(e)
 	case evCandidate:
 		call.sendMessage(&wire.Candidates{Candidates: []wire.Candidate{{SDPString: e.sdp}}})
+	case evData:
+		msg, err := wire.UnmarshalMessage([]byte(e.msg))
+		if err != nil {
+			call.log.Debug("ignoring data channel message", "err", err)
+			return
+		}
+		if m, ok := msg.(*wire.MediaState); ok {
+			call.onRemoteState(m)
+		}
 	case evMuted:
 		call.muted = e.muted
 		if call.state == stateActive {
@@ -483,6 +504,7 @@ func (call *Call) startMedia(pc *tg.PhoneCall) {
 	call.neg = newNegotiator(call.outgoing, call.client.opts.Random)
 	box := call.box
 	sess.OnCandidate(func(sdp string) { box.post(evCandidate{sdp}) })
+	sess.OnData(func(msg string) { box.post(evData{msg}) })
 	if err := sess.Start(); err != nil {
 		call.fail(&Error{Cause: CauseInternal, Err: fmt.Errorf("media: %w", err)})
 		return

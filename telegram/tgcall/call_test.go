@@ -220,6 +220,15 @@ func TestCallMediaState(t *testing.T) {
 		<-out.Done()
 		<-in.Done()
 	}()
+	// Media (and with it DTLS, SCTP and RTCP) is processed while someone
+	// reads, as rtpbridge does.
+	drain(out.Conn())
+	drain(in.Conn())
+	// MediaState goes on the data channel once it is open, as tgcalls
+	// sends it: from here on the mute changes below can only arrive
+	// through SCTP.
+	wait(t, out.Conn().DataChannelOpen(), 10*time.Second, "caller data channel")
+	wait(t, in.Conn().DataChannelOpen(), 10*time.Second, "callee data channel")
 	// waitState waits for the peer's MediaState to satisfy ok.
 	waitState := func(c *tgcall.Conn, ok func(tgcall.MediaState) bool) tgcall.MediaState {
 		t.Helper()
@@ -519,17 +528,8 @@ func TestCallPeerVanishes(t *testing.T) {
 	out, in := connect(t, frank, dave)
 	toneTrip(t, out, in)
 	// Media is processed while someone reads it, as rtpbridge does.
-	for _, c := range []*tgcall.Call{out, in} {
-		conn := c.Conn()
-		go func() {
-			buf := make([]byte, 1500)
-			for {
-				if _, err := conn.ReadRTP(buf); err != nil {
-					return
-				}
-			}
-		}()
-	}
+	drain(out.Conn())
+	drain(in.Conn())
 	network.Faults().Vanish(dave.user.ID)
 	defer network.Faults().Restore(dave.user.ID)
 	wait(t, out.Done(), 30*time.Second, "survivor notices")
@@ -636,4 +636,17 @@ func TestCallBadInput(t *testing.T) {
 	out.Hangup()
 	ended(t, out, tgcall.CauseHangup, tgcall.DiscardHangup, false)
 	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
+
+// drain reads c's RTP until the call ends, as rtpbridge keeps a reader
+// running (RTCP, DTLS and the data channel are processed on the way).
+func drain(c *tgcall.Conn) {
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			if _, err := c.ReadRTP(buf); err != nil {
+				return
+			}
+		}
+	}()
 }

@@ -73,6 +73,10 @@ func (c *Conn) RemoteStateChanged() <-chan struct{} {
 // SetMuted tells the peer we are muted (or on hold) or not.
 func (c *Conn) SetMuted(muted bool) { c.call.box.post(evMuted{muted}) }
 
+// DataChannelOpen is closed when the call's data channel (tgcalls' "data"
+// channel over SCTP) is open; MediaState then travels on it.
+func (c *Conn) DataChannelOpen() <-chan struct{} { return c.sess.DataChannelOpen() }
+
 // Stats are the media counters of the call.
 func (c *Conn) Stats() media.Stats { return c.sess.Stats() }
 

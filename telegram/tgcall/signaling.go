@@ -177,10 +177,7 @@ func (call *Call) onMessage(msg any) {
 		call.applyNegotiation()
 		call.maybeActive()
 	case *wire.MediaState:
-		call.remoteState = *m
-		if conn := call.Conn(); conn != nil {
-			conn.setRemoteState(*m)
-		}
+		call.onRemoteState(m)
 	}
 }
 
@@ -236,16 +233,39 @@ func (call *Call) sendOffer() {
 	}
 }
 
+// onRemoteState takes the peer's MediaState, from signaling or from the
+// data channel (tgcalls parses both, and sends on the channel).
+func (call *Call) onRemoteState(m *wire.MediaState) {
+	call.remoteState = *m
+	if conn := call.Conn(); conn != nil {
+		conn.setRemoteState(*m)
+	}
+}
+
 // sendMediaState tells the peer our audio state; video is always inactive
 // for an audio-only trunk, and videoState is always sent with videoRotation
 // (tgcalls v2/Signaling.cpp reads the rotation through the state field).
+// Like tgcalls it goes on the data channel once that is open; before, on
+// signaling, which tgcalls parses too.
 func (call *Call) sendMediaState() {
-	call.sendMessage(&wire.MediaState{
+	m := &wire.MediaState{
 		Muted:           call.muted,
 		VideoState:      "inactive",
 		VideoRotation:   0,
 		ScreencastState: "inactive",
-	})
+	}
+	if !call.dataUp {
+		call.sendMessage(m)
+		return
+	}
+	raw, err := wire.MarshalMessage(m)
+	if err == nil {
+		err = call.media.SendData(string(raw))
+	}
+	if err != nil {
+		call.log.Debug("media state on the data channel failed, using signaling", "err", err)
+		call.sendMessage(m)
+	}
 }
 
 func (call *Call) sendMessage(m any) {
