@@ -12,6 +12,7 @@ import (
 
 	"github.com/gotd/td/session"
 	"github.com/gotd/td/telegram"
+	"github.com/gotd/td/telegram/updates"
 	"github.com/gotd/td/tg"
 	"go.uber.org/goleak"
 
@@ -42,11 +43,15 @@ const (
 )
 
 type account struct {
-	user       emu.User
-	transport  *media.Transport // nil: the shared per-call-socket transport
-	client     *telegram.Client
-	engine     *tgcall.Client
-	onIncoming atomic.Pointer[func(*tgcall.Call)]
+	user      emu.User
+	transport *media.Transport // nil: the shared per-call-socket transport
+	// withUpdates runs gotd's updates manager (pts/seq ordering, gap
+	// recovery with getDifference) in front of the dispatcher, as a
+	// production trunk does.
+	withUpdates bool
+	client      *telegram.Client
+	engine      *tgcall.Client
+	onIncoming  atomic.Pointer[func(*tgcall.Call)]
 }
 
 // incoming sets what the account does with its next incoming calls.
@@ -122,6 +127,7 @@ func run(m *testing.M) int {
 	frank = add(emu.User{Phone: "+15550006", FirstName: "Frank"})
 	grace = add(emu.User{Phone: "+15550007", FirstName: "Grace"})
 	heidi = add(emu.User{Phone: "+15550008", FirstName: "Heidi"})
+	grace.withUpdates, heidi.withUpdates = true, true
 	if err := network.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -202,6 +208,11 @@ func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account)
 		d := tg.NewUpdateDispatcher()
 		opts := network.ClientOptions()
 		opts.UpdateHandler = d
+		var mgr *updates.Manager
+		if a.withUpdates {
+			mgr = updates.New(updates.Config{Handler: d})
+			opts.UpdateHandler = mgr
+		}
 		opts.SessionStorage = &session.StorageMemory{}
 		a.client = telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
@@ -238,6 +249,11 @@ func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account)
 				release()
 				if err := a.engine.Start(ctx); err != nil {
 					return err
+				}
+				if mgr != nil {
+					return mgr.Run(ctx, a.client.API(), a.engine.Self(), updates.AuthOptions{
+						OnStart: func(context.Context) { ready <- nil },
+					})
 				}
 				ready <- nil
 				<-ctx.Done()
