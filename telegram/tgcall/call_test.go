@@ -224,9 +224,8 @@ func TestCallMediaState(t *testing.T) {
 	// reads, as rtpbridge does.
 	drain(out.Conn())
 	drain(in.Conn())
-	// MediaState goes on the data channel once it is open, as tgcalls
-	// sends it: from here on the mute changes below can only arrive
-	// through SCTP.
+	// MediaState goes only on the data channel, as tgcalls sends it: the
+	// states below can only arrive through SCTP.
 	wait(t, out.Conn().DataChannelOpen(), 10*time.Second, "caller data channel")
 	wait(t, in.Conn().DataChannelOpen(), 10*time.Second, "callee data channel")
 	// waitState waits for the peer's MediaState to satisfy ok.

@@ -245,26 +245,24 @@ func (call *Call) onRemoteState(m *wire.MediaState) {
 // sendMediaState tells the peer our audio state; video is always inactive
 // for an audio-only trunk, and videoState is always sent with videoRotation
 // (tgcalls v2/Signaling.cpp reads the rotation through the state field).
-// Like tgcalls it goes on the data channel once that is open; before, on
-// signaling, which tgcalls parses too.
+// Like tgcalls (sendMediaState needs _isDataChannelOpen) it goes only on the
+// data channel, and is sent when the channel opens: one channel keeps the
+// states in order, where a copy on signaling could arrive after a newer one.
 func (call *Call) sendMediaState() {
-	m := &wire.MediaState{
+	if !call.dataUp {
+		return
+	}
+	raw, err := wire.MarshalMessage(&wire.MediaState{
 		Muted:           call.muted,
 		VideoState:      "inactive",
 		VideoRotation:   0,
 		ScreencastState: "inactive",
-	}
-	if !call.dataUp {
-		call.sendMessage(m)
-		return
-	}
-	raw, err := wire.MarshalMessage(m)
+	})
 	if err == nil {
 		err = call.media.SendData(string(raw))
 	}
 	if err != nil {
-		call.log.Debug("media state on the data channel failed, using signaling", "err", err)
-		call.sendMessage(m)
+		call.log.Debug("sending media state", "err", err)
 	}
 }
 
