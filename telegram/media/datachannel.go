@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/pion/datachannel"
@@ -19,6 +20,10 @@ const (
 	dataChannelLabel   = "data"
 	dataChannelStream  = 0
 	dataChannelMaxSize = 262144
+	// dataChannelReadSize is the first read buffer: MediaState is ~150
+	// bytes, and a 256 KiB buffer for every call would double its memory;
+	// a larger message grows it once.
+	dataChannelReadSize = 8 << 10
 )
 
 // ErrDataChannelClosed is returned by SendData while the data channel is not open.
@@ -98,9 +103,15 @@ func (s *Session) runDataChannel(conn *dtls.Conn) {
 	s.dc.mu.Unlock()
 	close(s.dc.open)
 	s.log.Debug("data channel open", "label", ch.Config.Label, "stream", ch.StreamIdentifier())
-	buf := make([]byte, dataChannelMaxSize)
+	buf := make([]byte, dataChannelReadSize)
 	for {
 		n, isString, err := ch.ReadDataChannel(buf)
+		if errors.Is(err, io.ErrShortBuffer) && len(buf) < dataChannelMaxSize {
+			// pion keeps the message queued: read it again with room
+			// for the largest one tgcalls sends.
+			buf = make([]byte, dataChannelMaxSize)
+			continue
+		}
 		if err != nil {
 			return
 		}

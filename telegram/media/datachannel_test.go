@@ -1,6 +1,7 @@
 package media
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -47,6 +48,43 @@ func TestDataChannel(t *testing.T) {
 			}
 		case <-time.After(testTimeout):
 			t.Fatalf("message %q not delivered", c.want)
+		}
+	}
+	a.Close()
+	b.Close()
+	ra.wait(t)
+	rb.wait(t)
+}
+
+// TestDataChannelLargeMessage: a message larger than the first read buffer
+// still arrives whole (the buffer grows to tgcalls' 256 KiB limit).
+func TestDataChannelLargeMessage(t *testing.T) {
+	a, b := newSession(t, Config{Transport: loopbackTransport(), Outgoing: true, P2PAllowed: true}), newSession(t, Config{Transport: loopbackTransport(), P2PAllowed: true})
+	got := make(chan string, 2)
+	b.OnData(func(m string) { got <- m })
+	link(t, a, b)
+	handshake(t, a, b)
+	waitConnected(t, a, b)
+	ra, rb := startReader(a), startReader(b)
+	select {
+	case <-a.DataChannelOpen():
+	case <-time.After(testTimeout):
+		t.Fatal("data channel did not open")
+	}
+	big := strings.Repeat("x", 100<<10)
+	for _, m := range []string{big, "small"} {
+		if err := a.SendData(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []string{big, "small"} {
+		select {
+		case m := <-got:
+			if m != want {
+				t.Fatalf("got %d bytes, want %d", len(m), len(want))
+			}
+		case <-time.After(testTimeout):
+			t.Fatal("message not delivered")
 		}
 	}
 	a.Close()
