@@ -497,7 +497,11 @@ func TestSippOutboundSessionTimer(t *testing.T) {
 	waitNoCalls(t, s)
 }
 
-func TestSippHoldByTrunk(t *testing.T) {
+// holdOnAnswer runs scenario against a server that answers the call and,
+// once it is confirmed, puts it on hold with a re-INVITE of its own; it
+// returns the call after that re-INVITE completed.
+func holdOnAnswer(t *testing.T, scenario string) (c *InboundCall, finish func()) {
+	t.Helper()
 	s := newTestServer(t, nil)
 	held := make(chan error, 1)
 	got := calls(s, func(c *InboundCall) {
@@ -508,11 +512,16 @@ func TestSippHoldByTrunk(t *testing.T) {
 		<-c.Confirmed()
 		held <- c.Reoffer(true)
 	})
-	finish := sippAgainst(t, s, sippRun{Scenario: "uac_hold_by_trunk.xml"})
-	c := waitFor(t, got, "call")
-	if err := waitFor(t, held, "hold"); err != nil {
+	finish = sippAgainst(t, s, sippRun{Scenario: scenario})
+	c = waitFor(t, got, "call")
+	if err := waitFor(t, held, "our re-INVITE"); err != nil {
 		t.Fatal(err)
 	}
+	return c, finish
+}
+
+func TestSippHoldByTrunk(t *testing.T) {
+	c, finish := holdOnAnswer(t, "uac_hold_by_trunk.xml")
 	if m := c.Media(); !m.Direction.Sends() || m.Direction.Receives() {
 		t.Errorf("on hold we only send; direction %v", m.Direction)
 	}
@@ -520,22 +529,10 @@ func TestSippHoldByTrunk(t *testing.T) {
 	finish()
 }
 
+// TestSippGlare: the peer's re-INVITE crosses ours (uac_glare.xml checks
+// our 491, RFC 3261 §14.2).
 func TestSippGlare(t *testing.T) {
-	s := newTestServer(t, nil)
-	held := make(chan error, 1)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-			return
-		}
-		<-c.Confirmed()
-		held <- c.Reoffer(true)
-	})
-	finish := sippAgainst(t, s, sippRun{Scenario: "uac_glare.xml"})
-	c := waitFor(t, got, "call")
-	if err := waitFor(t, held, "our re-INVITE"); err != nil {
-		t.Fatal(err)
-	}
+	c, finish := holdOnAnswer(t, "uac_glare.xml")
 	endOf(t, c)
 	finish()
 }
