@@ -159,6 +159,9 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	s.dialogs.add(c.key, c)
 	c.log.Info("inbound call", "trunk", c.Trunk, "to", c.RequestUser, "from", c.CallerID, "src", src, "transport", c.Transport)
+	// Watch for CANCEL before the b2bua can send 180: a CANCEL answering
+	// it must find our callback, or its Reason is lost.
+	c.watchCancel()
 	if s.onCall == nil {
 		c.Reject(480, "No handler")
 	} else {
@@ -259,9 +262,6 @@ func unsupportedRequire(req *sip.Request) string {
 // response: sipgo terminates a server transaction whose handler returned
 // without one.
 func (c *InboundCall) serveInvite() {
-	if !c.tx.OnCancel(func(r *sip.Request) { c.cancelReq.Store(r); c.markCancelled() }) {
-		c.markCancelled()
-	}
 	select {
 	case <-c.finalSent:
 	case <-c.cancelled:
@@ -270,6 +270,14 @@ func (c *InboundCall) serveInvite() {
 	case <-c.tx.Done():
 		c.finish(&CallError{Status: 500, Cause: CauseTransport, Err: c.tx.Err()})
 	case <-c.done:
+	}
+}
+
+// watchCancel records a CANCEL of the INVITE (sipgo answers it with 200
+// and the INVITE with 487).
+func (c *InboundCall) watchCancel() {
+	if !c.tx.OnCancel(func(r *sip.Request) { c.cancelReq.Store(r); c.markCancelled() }) {
+		c.markCancelled()
 	}
 }
 
