@@ -94,6 +94,7 @@ type Call struct {
 	pendingCands []string
 	early        [][]byte // signaling that came before the keys
 	mediaUp      bool
+	rang         bool // Ringing is closed
 	dataUp       bool // the data channel is open
 	remoteState  wire.MediaState
 	startedAt    time.Time // media connected
@@ -144,7 +145,8 @@ func (call *Call) Outgoing() bool { return call.outgoing }
 
 // Ringing is closed when the callee's device rings: for an outgoing call when
 // Telegram reports phoneCallWaiting.receive_date (the callee sent
-// phone.receivedCall), for an incoming call at once.
+// phone.receivedCall) or, if that update is overtaken, when the callee
+// answers; for an incoming call at once.
 func (call *Call) Ringing() <-chan struct{} { return call.ringing }
 
 // Connected is closed when media is connected and our audio is negotiated;
@@ -423,7 +425,7 @@ func (call *Call) onUpdate(pc tg.PhoneCallClass) {
 			if _, ok := p.GetReceiveDate(); ok {
 				call.state = stateRinging
 				call.arm(call.client.timeouts.Ring)
-				close(call.ringing)
+				call.markRinging()
 				call.log.Info("callee ringing")
 			}
 		}
@@ -447,6 +449,16 @@ func (call *Call) onUpdate(pc tg.PhoneCallClass) {
 		call.finishRemote(p)
 	case *tg.PhoneCallEmpty, *tg.PhoneCallRequested:
 		// Repeats of what we know (getDifference replays): ignore.
+	}
+}
+
+// markRinging closes Ringing once. An answer implies the callee's device
+// rang: gotd delivers updates concurrently, so phoneCallAccepted can come
+// before the phoneCallWaiting that carried receive_date.
+func (call *Call) markRinging() {
+	if !call.rang {
+		call.rang = true
+		close(call.ringing)
 	}
 }
 

@@ -26,7 +26,7 @@ func (call *Call) startIncoming() {
 	// Telegram ends a call that rings too long (phoneCallDiscarded, missed);
 	// our own timer is the safety net behind it, so it runs a little longer.
 	call.arm(c.timeouts.Ring + ringGrace)
-	close(call.ringing)
+	call.markRinging()
 	in := call.input()
 	// Acknowledge at once, or the caller never sees ringing and gives up
 	// after call_receive_timeout_ms (tdlib send_received_query).

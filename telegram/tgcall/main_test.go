@@ -45,6 +45,9 @@ const (
 type account struct {
 	user      emu.User
 	transport *media.Transport // nil: the shared per-call-socket transport
+	// connectTimeout overrides the media connect timeout (0: Telegram's,
+	// at least tgcalls' 20 s, which signaling under 20% loss may need).
+	connectTimeout time.Duration
 	// withUpdates runs gotd's updates manager (pts/seq ordering, gap
 	// recovery with getDifference) in front of the dispatcher, as a
 	// production trunk does.
@@ -128,6 +131,9 @@ func run(m *testing.M) int {
 	grace = add(emu.User{Phone: "+15550007", FirstName: "Grace"})
 	heidi = add(emu.User{Phone: "+15550008", FirstName: "Heidi"})
 	grace.withUpdates, heidi.withUpdates = true, true
+	// The peer-vanishes test waits for dead media to be noticed; a short
+	// connect timeout (it also bounds interruptions) keeps it quick.
+	dave.connectTimeout, frank.connectTimeout = 8*time.Second, 8*time.Second
 	if err := network.Start(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -218,9 +224,7 @@ func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
 			Logger:    testLogger().With("account", a.user.FirstName),
 			Transport: a.mediaTransport(),
-			// Media connects in milliseconds on loopback; a short connect
-			// timeout keeps the media-failure tests quick.
-			Timeouts: tgcall.Timeouts{Connect: 8 * time.Second},
+			Timeouts:  tgcall.Timeouts{Connect: a.connectTimeout},
 			OnIncoming: func(c *tgcall.Call) {
 				if f := a.onIncoming.Load(); f != nil {
 					(*f)(c)

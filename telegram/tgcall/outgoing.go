@@ -79,6 +79,7 @@ func (call *Call) onAccepted(a *tg.PhoneCallAccepted) {
 	if call.state != stateWaiting && call.state != stateRinging {
 		return
 	}
+	call.markRinging()
 	key, err := wire.SharedKey(call.dh, a.GB, call.secret)
 	if err != nil {
 		call.fail(&Error{Cause: CauseProtocol, Err: fmt.Errorf("%w: g_b: %v", ErrKeyMismatch, err)})
