@@ -146,29 +146,21 @@ func TestSippHoldResume(t *testing.T) {
 func TestSippSessionRefresh(t *testing.T) {
 	s := newTestServer(t, nil)
 	got := calls(s, answerer(t))
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	if err := runSipp(t, sippRun{Scenario: "uac_session_refresh.xml", Remote: ap}); err != nil {
-		t.Fatal(err)
-	}
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_session_refresh.xml"})
 	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseNormal {
 		t.Errorf("end = %v", ce)
 	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippSessionExpires(t *testing.T) {
 	s := newTestServer(t, func(c *Config) { c.SessionTimers.MinSE = 2 * time.Second })
 	got := calls(s, answerer(t))
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	if err := runSipp(t, sippRun{Scenario: "uac_session_expire.xml", Remote: ap}); err != nil {
-		t.Fatal(err)
-	}
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_session_expire.xml"})
 	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseSessionExpired || ce.Remote {
 		t.Errorf("end = %v", ce)
 	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSipp422(t *testing.T) {
@@ -275,13 +267,9 @@ func TestSippInfoDTMF(t *testing.T) {
 func TestSipp100rel(t *testing.T) {
 	s := newTestServer(t, nil)
 	got := calls(s, answerer(t))
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	if err := runSipp(t, sippRun{Scenario: "uac_100rel.xml", Remote: ap}); err != nil {
-		t.Fatal(err)
-	}
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_100rel.xml"})
 	endOf(t, waitFor(t, got, "call"))
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippPlainCallTCP(t *testing.T) {
@@ -399,29 +387,21 @@ func TestSippOutboundCancelRace(t *testing.T) {
 func TestSippNoAck(t *testing.T) {
 	s := newTestServer(t, nil) // T1 100 ms: the 200 is retransmitted, BYE after 6.4 s
 	got := calls(s, answerer(t))
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	if err := runSipp(t, sippRun{Scenario: "uac_no_ack.xml", Remote: ap}); err != nil {
-		t.Fatal(err)
-	}
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_no_ack.xml"})
 	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseACKTimeout || ce.Remote {
 		t.Errorf("end = %v", ce)
 	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippByeBeforeAck(t *testing.T) {
 	s := newTestServer(t, nil)
 	got := calls(s, answerer(t))
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	if err := runSipp(t, sippRun{Scenario: "uac_bye_before_ack.xml", Remote: ap}); err != nil {
-		t.Fatal(err)
-	}
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_bye_before_ack.xml"})
 	if ce := endOf(t, waitFor(t, got, "call")); ce.Cause != CauseNormal || !ce.Remote {
 		t.Errorf("end = %v", ce)
 	}
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippRegister(t *testing.T) {
@@ -461,13 +441,9 @@ func TestSippEarlyMedia100rel(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	start(t, s)
-	ap, _ := s.Addr(UDP)
-	if err := runSipp(t, sippRun{Scenario: "uac_183_100rel.xml", Remote: ap}); err != nil {
-		t.Fatal(err)
-	}
+	finish := sippAgainst(t, s, sippRun{Scenario: "uac_183_100rel.xml"})
 	endOf(t, waitFor(t, got, "call"))
-	waitNoCalls(t, s)
+	finish()
 }
 
 func TestSippOutboundSessionTimer(t *testing.T) {
