@@ -361,4 +361,3 @@ func (e *Endpoint) sendReport(now time.Time, bye bool) {
 	}
 	e.c.rtcpOut.Add(1)
 }
-

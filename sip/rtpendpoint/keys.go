@@ -17,8 +17,8 @@ const replayWindow = 128
 // Update: profile, key, salt and MKI. It holds key bytes and is never
 // printed or logged.
 type keyID struct {
-	profile         srtp.ProtectionProfile
-	key, salt, mki  string
+	profile        srtp.ProtectionProfile
+	key, salt, mki string
 }
 
 // cryptoPair is the SRTP context and the SRTCP context of one master key in

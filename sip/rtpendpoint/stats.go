@@ -167,7 +167,7 @@ type counters struct {
 	rxPackets    uint64
 	rxBytes      uint64
 	lastRx       time.Time
-	fraction     uint8 // rx loss fraction of our last report
+	fraction     uint8     // rx loss fraction of our last report
 	srSSRC       uint32    // sender of the last SR received
 	lastSR       uint32    // middle 32 bits of its NTP time (LSR)
 	srAt         time.Time // when it arrived
