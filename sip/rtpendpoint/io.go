@@ -235,7 +235,11 @@ func (e *Endpoint) receiveRTCP(pkt []byte, src netip.AddrPort, muxed bool, now t
 		err = worseError(err, tryErr)
 	}
 	if err != nil {
-		e.countRxError(err)
+		// RTP's drop counters are for RTP; only a failed SRTCP
+		// authentication also counts as one.
+		if errors.Is(err, srtp.ErrFailedToVerifyAuthTag) || errors.Is(err, srtp.ErrMKINotFound) {
+			e.c.authFailures.Add(1)
+		}
 		e.c.rtcpErrors.Add(1)
 		return
 	}
