@@ -225,9 +225,14 @@ func (e *Endpoint) derive(neg sdp.Negotiated, old *state) (*state, error) {
 	if old == nil {
 		return ns, nil
 	}
-	if rx == old.rx {
+	switch {
+	case rx == old.rx:
 		ns.prev, ns.hasPrev = old.prev, old.hasPrev
-	} else {
+	case old.hasPrev:
+		// Rekeyed again before any packet came under the last new keys:
+		// the peer is still on the older ones, so they stay accepted.
+		ns.prev, ns.hasPrev = old.prev, true
+	default:
 		ns.prev, ns.hasPrev = old.rx, true
 	}
 	if old.remote == remote && old.remoteRTCP == remoteRTCP && old.mux == ns.mux {

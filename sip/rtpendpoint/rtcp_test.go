@@ -2,6 +2,7 @@ package rtpendpoint
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 	"time"
 
@@ -174,5 +175,25 @@ func TestReportsScheduled(t *testing.T) {
 	sched.mu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d endpoints left on the scheduler", left)
+	}
+}
+
+// TestSharedSchedulerGoroutines: endpoints with rtcp-mux on a shared
+// scheduler start no goroutine of their own.
+func TestSharedSchedulerGoroutines(t *testing.T) {
+	sched := NewScheduler(0)
+	defer sched.Close()
+	before := runtime.NumGoroutine()
+	var eps []*Endpoint
+	for range 50 {
+		pr := newPair(t, newKeys(t, sdp.AESCM128HMACSHA180, false), true,
+			Options{RTCPInterval: time.Second, Scheduler: sched}, nil)
+		eps = append(eps, pr.ep)
+	}
+	if n := runtime.NumGoroutine() - before; n != 0 {
+		t.Fatalf("%d goroutines for 50 endpoints", n)
+	}
+	for _, ep := range eps {
+		ep.Close()
 	}
 }

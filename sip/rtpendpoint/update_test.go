@@ -210,3 +210,28 @@ func TestPlainToSRTP(t *testing.T) {
 		t.Fatal("plain still accepted after the first SRTP packet")
 	}
 }
+
+// TestDoubleRekey: two re-INVITEs in a row before the peer switched: the
+// keys the peer still uses stay accepted, then the newest take over.
+func TestDoubleRekey(t *testing.T) {
+	k1 := newKeys(t, sdp.AEADAES128GCM, false)
+	pr := newPair(t, k1, true, Options{}, nil)
+	r := startReader(t, pr.ep)
+	for range 2 {
+		neg := pr.neg
+		neg.SRTP = newKeys(t, sdp.AEADAES128GCM, false)
+		if err := pr.ep.Update(neg); err != nil {
+			t.Fatal(err)
+		}
+		pr.neg = neg
+	}
+	pr.peer.send([]byte("old keys"))
+	pr.peer.setKeys(pr.neg.SRTP)
+	pr.peer.send([]byte("newest keys"))
+	for _, want := range []string{"old keys", "newest keys"} {
+		got, err := r.next(waitFor)
+		if err != nil || string(got.Payload) != want {
+			t.Fatalf("want %q: %v %q", want, err, got.Payload)
+		}
+	}
+}
