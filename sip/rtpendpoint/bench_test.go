@@ -156,3 +156,23 @@ func BenchmarkReceivePath(b *testing.B) {
 		})
 	}
 }
+
+// TestReportNoAllocs: building, protecting and sending a report allocates
+// nothing either, so a shared scheduler's pass costs no garbage.
+func TestReportNoAllocs(t *testing.T) {
+	pr := newPair(t, newKeys(t, sdp.AEADAES128GCM, false), true, Options{}, nil)
+	pr.peer.send(make([]byte, 20)) // a report block to write
+	if _, err := pr.ep.ReadRTP(make([]byte, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.ep.WriteRTP(rtpPacket(t, 5, 1, 1, make([]byte, 20))); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	if n := testing.AllocsPerRun(50, func() { pr.ep.sendReport(now, false) }); n != 0 {
+		t.Fatalf("%v allocations per report", n)
+	}
+	if pr.ep.Stats().RTCPSent < 50 {
+		t.Fatal("reports not sent")
+	}
+}
