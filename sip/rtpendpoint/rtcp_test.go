@@ -69,7 +69,9 @@ func TestRTCPStats(t *testing.T) {
 			if want := uint32(1)<<16 | uint32(first+99); rb.LastSequenceNumber != want {
 				t.Fatalf("extended highest seq %#x, want %#x", rb.LastSequenceNumber, want)
 			}
-			if rb.Jitter < 120 || rb.Jitter > 200 {
+			// Loose bounds: gaps in the sequence add, a sender slowed by
+			// load subtracts; TestJitterA8 pins the arithmetic exactly.
+			if rb.Jitter < 100 || rb.Jitter > 260 {
 				t.Fatalf("jitter %d units, want ~160", rb.Jitter)
 			}
 			if rb.LastSenderReport != uint32(srNTP>>16) {
@@ -87,7 +89,8 @@ func TestRTCPStats(t *testing.T) {
 			if rs.Lost != 10 || rs.FractionLost != float64(25)/256 || rs.Packets != 90 || rs.Bytes != 3600 {
 				t.Fatalf("received stats %+v", rs)
 			}
-			if rs.Jitter < 15*time.Millisecond || rs.Jitter > 25*time.Millisecond {
+			// Stats shows the same jitter as the report, unrounded.
+			if d := rs.Jitter - rtpDuration(float64(rb.Jitter), 8000); d < 0 || d >= 125*time.Microsecond {
 				t.Fatalf("jitter %v", rs.Jitter)
 			}
 

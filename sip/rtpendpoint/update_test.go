@@ -32,17 +32,20 @@ func TestRekeyNoLoss(t *testing.T) {
 			var oldStale []byte // an old-key packet kept to replay after the switch
 			expect := p.seq + 1
 			sent := make(chan struct{})
+			// At most 64 packets in flight, so a reader starved by a
+			// loaded machine cannot overflow the socket buffer: a
+			// kernel drop would look like a lost packet.
+			window := make(chan struct{}, 64)
 			go func() {
 				defer close(sent)
 				tick := time.NewTicker(200 * time.Microsecond)
 				defer tick.Stop()
-				switched := 0
 				for i := 0; i < total; i++ {
 					<-tick.C
+					window <- struct{}{}
 					raw := p.packet(bytes.Repeat([]byte{byte(i)}, 80))
 					var out []byte
 					if switchKeys.Load() {
-						switched++
 						out, _ = newPeer.tx.EncryptRTP(nil, raw, nil)
 					} else {
 						out, _ = oldTx.EncryptRTP(nil, raw, nil)
@@ -67,6 +70,7 @@ func TestRekeyNoLoss(t *testing.T) {
 				}
 				expect++
 				seen++
+				<-window
 				switch seen {
 				case 100:
 					neg := pr.neg
