@@ -114,10 +114,13 @@ type Endpoint struct {
 	ownSched   bool
 	nextReport time.Time // owned by the scheduler goroutine after New
 	wg         sync.WaitGroup
+	// rtcpReading: the RTCP socket has its reader (under updMu).
+	rtcpReading bool
 }
 
 // New makes the endpoint of a call from its sockets and first negotiation.
-// rtcpConn may be nil (no RTCP without rtcp-mux). The endpoint does not
+// rtcpConn may be nil (no RTCP without rtcp-mux); it is read only while a
+// negotiation without rtcp-mux needs it. The endpoint does not
 // close the sockets: their owner (sip.RTPPort) does, after Close.
 func New(rtpConn, rtcpConn *net.UDPConn, neg sdp.Negotiated, opt Options) (*Endpoint, error) {
 	if rtpConn == nil {
@@ -157,11 +160,14 @@ func New(rtpConn, rtcpConn *net.UDPConn, neg sdp.Negotiated, opt Options) (*Endp
 	if err != nil {
 		return nil, err
 	}
-	e.st.Store(st)
+	// Clear the past deadline an earlier endpoint's Close left on the
+	// sockets, should they be reused.
+	_ = rtpConn.SetReadDeadline(time.Time{}) // an error here shows up in ReadRTP
 	if rtcpConn != nil {
-		e.wg.Add(1)
-		go e.readRTCPSocket()
+		_ = rtcpConn.SetReadDeadline(time.Time{})
 	}
+	e.st.Store(st)
+	e.startRTCPReader(st)
 	if e.interval > 0 {
 		e.sched = opt.Scheduler
 		if e.sched == nil {
@@ -172,6 +178,18 @@ func New(rtpConn, rtcpConn *net.UDPConn, neg sdp.Negotiated, opt Options) (*Endp
 		e.sched.add(e)
 	}
 	return e, nil
+}
+
+// startRTCPReader starts the RTCP socket's reader the first time a
+// negotiation without rtcp-mux needs it; with rtcp-mux the endpoint has no
+// goroutine of its own. Called from New and under updMu.
+func (e *Endpoint) startRTCPReader(st *state) {
+	if st.mux || e.rtcpConn == nil || e.rtcpReading {
+		return
+	}
+	e.rtcpReading = true
+	e.wg.Add(1)
+	go e.readRTCPSocket()
 }
 
 // cryptoRead fills b from crypto/rand (which does not fail).
@@ -272,6 +290,7 @@ func (e *Endpoint) Update(neg sdp.Negotiated) error {
 		// The packet paths may have latched or finished a rekey since
 		// Load; derive again from what they published.
 		if e.st.CompareAndSwap(old, ns) {
+			e.startRTCPReader(ns)
 			e.log.Debug("rtp endpoint updated", "remote", ns.remote, "mux", ns.mux,
 				"sends", ns.sends, "rekey_rx", ns.rx != old.rx, "rekey_tx", ns.tx != old.tx, "srtp", neg.SRTP)
 			return nil

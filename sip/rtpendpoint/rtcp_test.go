@@ -193,10 +193,53 @@ func TestSharedSchedulerGoroutines(t *testing.T) {
 			Options{RTCPInterval: time.Second, Scheduler: sched}, nil)
 		eps = append(eps, pr.ep)
 	}
-	if n := runtime.NumGoroutine() - before; n != 0 {
+	// Other tests' goroutines may still be ending: only a rise counts.
+	if n := runtime.NumGoroutine() - before; n > 0 {
 		t.Fatalf("%d goroutines for 50 endpoints", n)
 	}
 	for _, ep := range eps {
 		ep.Close()
 	}
+}
+
+// TestRTCPReaderOnDemand: given both sockets but rtcp-mux negotiated, the
+// endpoint starts no goroutine; a re-INVITE without rtcp-mux starts the
+// RTCP socket's reader, and RTCP sent there is read.
+func TestRTCPReaderOnDemand(t *testing.T) {
+	sched := NewScheduler(0)
+	defer sched.Close()
+	keys := newKeys(t, sdp.AESCM128HMACSHA180, false)
+	pr := newPair(t, keys, true, Options{RTCPInterval: time.Hour, Scheduler: sched}, nil)
+	pr.ep.Close() // leaves a past read deadline on the RTP socket
+	before := runtime.NumGoroutine()
+	ep, err := New(pr.epRTP, pr.epRTCP, pr.neg, Options{RTCPInterval: time.Hour, Scheduler: sched})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	if n := runtime.NumGoroutine() - before; n > 0 {
+		t.Fatalf("%d goroutines with rtcp-mux", n)
+	}
+	p := pr.peer
+	p.rtcp = listen(t)
+	neg := pr.neg
+	neg.RTCPMux = false
+	neg.RemoteRTCP = addrOf(p.rtcp)
+	if err := ep.Update(neg); err != nil {
+		t.Fatal(err)
+	}
+	ep.updMu.Lock()
+	reading := ep.rtcpReading
+	ep.updMu.Unlock()
+	if !reading {
+		t.Fatal("no RTCP reader without rtcp-mux")
+	}
+	// The sockets served a closed endpoint before: New cleared the
+	// deadline its Close left, so RTP flows too.
+	p.send([]byte("rtp"))
+	if _, err := ep.ReadRTP(make([]byte, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	p.sendRTCP(&rtcp.ReceiverReport{SSRC: p.ssrc})
+	eventually(t, "RTCP read on its own socket", func() bool { return ep.Stats().RTCPReceived == 1 })
 }
