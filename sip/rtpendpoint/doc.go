@@ -28,9 +28,9 @@
 // negotiates (AES_CM_128_HMAC_SHA1_80/32, AES_256_CM_HMAC_SHA1_80/32,
 // AEAD_AES_128_GCM, AEAD_AES_256_GCM), with the MKI each side announced.
 // Update with new remote keys keeps the old receive context until the first
-// packet authenticates under the new one (RFC 4568 §7.1.4: the answerer may
-// still be sending under the old keys while the answer travels), so a rekey
-// loses no packet; unchanged keys keep their context, and with it the
+// packet authenticates under the new one (the peer sends under its old keys
+// until the offer/answer exchange has completed on its side: RFC 4568 §7.1.4,
+// and RFC 3264 §8.3.1 for addresses), so a rekey loses no packet; unchanged keys keep their context, and with it the
 // rollover counter. New local keys take effect with the next packet sent.
 // Packets the peer protects with keys we have not been given yet (its
 // answer to our own re-offer still in flight) cannot be authenticated and

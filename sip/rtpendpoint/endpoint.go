@@ -292,7 +292,7 @@ func (e *Endpoint) Update(neg sdp.Negotiated) error {
 		if e.st.CompareAndSwap(old, ns) {
 			e.startRTCPReader(ns)
 			e.log.Debug("rtp endpoint updated", "remote", ns.remote, "mux", ns.mux,
-				"sends", ns.sends, "rekey_rx", ns.rx != old.rx, "rekey_tx", ns.tx != old.tx, "srtp", neg.SRTP)
+				"sends", ns.sends, "rekey_rx", ns.rx != old.rx, "rekey_tx", ns.tx != old.tx, "srtp", neg.SRTP != nil)
 			return nil
 		}
 	}

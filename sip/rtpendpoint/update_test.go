@@ -2,6 +2,11 @@ package rtpendpoint
 
 import (
 	"bytes"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strings"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -236,6 +241,43 @@ func TestDoubleRekey(t *testing.T) {
 		got, err := r.next(waitFor)
 		if err != nil || string(got.Payload) != want {
 			t.Fatalf("want %q: %v %q", want, err, got.Payload)
+		}
+	}
+}
+
+// TestNoKeysInLogs: with debug logging on, creating, rekeying and latching
+// log no key material, in any spelling.
+func TestNoKeysInLogs(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	k1 := newKeys(t, sdp.AESCM128HMACSHA180, true)
+	pr := newPair(t, k1, true, Options{Logger: log, Latch: true}, nil)
+	r := startReader(t, pr.ep)
+	pr.peer.send([]byte("latch"))
+	if _, err := r.next(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	k2 := newKeys(t, sdp.AEADAES256GCM, false)
+	neg := pr.neg
+	neg.SRTP = k2
+	if err := pr.ep.Update(neg); err != nil {
+		t.Fatal(err)
+	}
+	pr.peer.setKeys(k2)
+	pr.peer.send([]byte("new keys"))
+	if _, err := r.next(waitFor); err != nil {
+		t.Fatal(err)
+	}
+	pr.ep.Close()
+	out := buf.String()
+	if !strings.Contains(out, "latched") || !strings.Contains(out, "updated") {
+		t.Fatalf("expected debug lines, got:\n%s", out)
+	}
+	for _, k := range [][]byte{k1.LocalKey, k1.RemoteKey, k1.LocalSalt, k1.RemoteSalt, k2.LocalKey, k2.RemoteKey} {
+		for _, enc := range []string{string(k), hex.EncodeToString(k), base64.StdEncoding.EncodeToString(k), fmt.Sprint(k)} {
+			if strings.Contains(out, enc) {
+				t.Fatalf("key material in the log:\n%s", out)
+			}
 		}
 	}
 }
