@@ -1,6 +1,8 @@
 package rtpendpoint
 
 import (
+	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -173,5 +175,62 @@ func TestAddressMove(t *testing.T) {
 	_ = moved.SetReadDeadline(time.Now().Add(waitFor))
 	if _, _, err := moved.ReadFromUDPAddrPort(buf); err != nil {
 		t.Fatalf("nothing sent to the new address: %v", err)
+	}
+}
+
+// TestMappedRemote: an SDP address written as IPv4-mapped IPv6 matches the
+// IPv4 source the socket reports.
+func TestMappedRemote(t *testing.T) {
+	pr := newPair(t, newKeys(t, sdp.AESCM128HMACSHA180, false), true, Options{}, func(pr *pair) {
+		a := pr.neg.Remote
+		pr.neg.Remote = netip.AddrPortFrom(netip.AddrFrom16(a.Addr().As16()), a.Port())
+		pr.neg.RemoteRTCP = pr.neg.Remote
+	})
+	pr.peer.send([]byte("v4"))
+	if _, err := pr.ep.ReadRTP(make([]byte, 1500)); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.ep.WriteRTP(rtpPacket(t, 1, 1, 1, []byte("back"))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := pr.peer.recvRTP(waitFor); err != nil || string(got.Payload) != "back" {
+		t.Fatalf("%v %q", err, got.Payload)
+	}
+}
+
+// TestIPv6 runs a call over ::1 when the host has IPv6.
+func TestIPv6(t *testing.T) {
+	lis := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	epConn, peerConn := lis(), lis()
+	keys := newKeys(t, sdp.AEADAES128GCM, false)
+	p := &peer{t: t, conn: peerConn, epRTP: addrOf(epConn), ssrc: 3}
+	p.setKeys(keys)
+	neg := sdp.Negotiated{
+		Codec:  sdp.Codec{Name: sdp.PCMA, PayloadType: 8, ClockRate: 8000, Channels: 1},
+		Remote: addrOf(peerConn), RemoteRTCP: addrOf(peerConn), RTCPMux: true, SRTP: keys,
+	}
+	ep, err := New(epConn, nil, neg, Options{RTCPInterval: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close()
+	p.send([]byte("v6"))
+	buf := make([]byte, 1500)
+	n, err := ep.ReadRTP(buf)
+	if err != nil || string(buf[12:n]) != "v6" {
+		t.Fatalf("%v %q", err, buf[:n])
+	}
+	if err := ep.WriteRTP(rtpPacket(t, 1, 1, 1, []byte("back"))); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := p.recvRTP(waitFor); err != nil || string(got.Payload) != "back" {
+		t.Fatalf("%v %q", err, got.Payload)
 	}
 }
