@@ -17,19 +17,29 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // chanEndpoint is an in-memory Endpoint: the test feeds what the bridge
 // reads through rx and receives what it writes on tx.
 type chanEndpoint struct {
-	rx   chan []byte
+	// reads gets, each time ReadRTP is entered, how many packets it
+	// returned before (dropped when nobody listens).
+	reads chan int
+	n     int
+	rx    chan []byte
 	tx   chan []byte
 	done chan struct{}
 	once sync.Once
 }
 
 func newChanEndpoint() *chanEndpoint {
-	return &chanEndpoint{rx: make(chan []byte, 1024), tx: make(chan []byte, 8192), done: make(chan struct{})}
+	return &chanEndpoint{reads: make(chan int, 1), rx: make(chan []byte, 1024), tx: make(chan []byte, 8192), done: make(chan struct{})}
 }
 
 func (e *chanEndpoint) ReadRTP(b []byte) (int, error) {
 	select {
+	case <-e.reads:
+	default:
+	}
+	e.reads <- e.n
+	select {
 	case p := <-e.rx:
+		e.n++
 		return copy(b, p), nil
 	case <-e.done:
 		return 0, net.ErrClosed
@@ -48,6 +58,22 @@ func (e *chanEndpoint) WriteRTP(b []byte) error {
 func (e *chanEndpoint) Close() error {
 	e.once.Do(func() { close(e.done) })
 	return nil
+}
+
+// waitReads waits until the bridge has read n packets and asks for more.
+func (e *chanEndpoint) waitReads(t testing.TB, n int) {
+	t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case got := <-e.reads:
+			if got >= n {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("the bridge did not read %d packets", n)
+		}
+	}
 }
 
 // recv waits for the next packet the bridge wrote, parsed.

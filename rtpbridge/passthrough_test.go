@@ -6,7 +6,6 @@ import (
 	"errors"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -173,13 +172,11 @@ func TestRunEndsOnEndpointError(t *testing.T) {
 // genEndpoint makes packets on ReadRTP as fast as they are read, n of
 // them, then blocks until closed; writes are counted and dropped.
 type genEndpoint struct {
-	tmpl    []byte
-	n       int
-	seq     uint16
-	written atomic.Int64
-	done    chan struct{}
-	once    sync.Once
-	all     chan struct{}
+	tmpl []byte
+	n    int
+	seq  uint16
+	done chan struct{}
+	once sync.Once
 }
 
 func (g *genEndpoint) ReadRTP(b []byte) (int, error) {
