@@ -10,8 +10,8 @@ import (
 // (to keep 48 kHz-clock frames of 60 ms within a packet). Conceal repeats the last frame at half level
 // (a crude PLC) and counts FEC uses.
 type linearCodec struct {
-	rate  int
-	last  []int16
+	rate   int
+	last   []int16
 	fec    int
 	plc    int
 	narrow bool

@@ -22,9 +22,9 @@ type chanEndpoint struct {
 	reads chan int
 	n     int
 	rx    chan []byte
-	tx   chan []byte
-	done chan struct{}
-	once sync.Once
+	tx    chan []byte
+	done  chan struct{}
+	once  sync.Once
 }
 
 func newChanEndpoint() *chanEndpoint {
