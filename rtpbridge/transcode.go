@@ -31,6 +31,9 @@ type transcoder struct {
 	frame         int    // samples per outgoing packet at encRate
 	frameTicks    uint32 // RTP ticks per outgoing packet
 	lastDecoded   int    // samples of the last decoded frame (PLC length)
+	nextTS        uint32 // source timestamp expected next
+	haveTS        bool
+	resync        bool // the next frame out follows a pause in the source
 
 	// DTMF from SIP rendered as tones toward Telegram.
 	render    bool
@@ -114,6 +117,16 @@ func (t *transcoder) decode(f *jbFrame, now time.Duration) {
 	n = min(n, len(t.decBuf))
 	if f.kind == framePacket {
 		t.lastDecoded = n
+		// A timestamp jump with no packet missing is a pause in the
+		// source (DTX, RFC 7587 §3.2; silence suppression): the output
+		// jumps by the pause too rather than closing it up.
+		if t.haveTS && f.ts-t.nextTS > 0 && f.ts-t.nextTS < 1<<31 {
+			t.resync = true
+		}
+		t.haveTS = true
+	}
+	if f.kind == framePacket || (t.haveTS && f.ticks > 0) {
+		t.nextTS = f.ts + uint32(int64(n)*int64(t.inClock)/int64(t.decRate))
 	}
 	if t.render && t.tone.on {
 		// Audio under a rendered tone is dropped (RFC 4733 §2.6: the
@@ -166,6 +179,9 @@ func (t *transcoder) emit(pcm []int16, now time.Duration) {
 	if err != nil || n <= 0 {
 		d.c.discarded.Add(1)
 		return
+	}
+	if t.resync {
+		d.stream.resync, d.filled, t.resync = true, true, false
 	}
 	marker := d.filled
 	d.filled = false

@@ -106,3 +106,27 @@ func TestTranscodeFromTelegram(t *testing.T) {
 	}
 	checkTone(t, got[:4*480], 8000, 440)
 }
+
+// TestTranscodeDTXPause: a timestamp jump with no sequence gap (Opus DTX)
+// is a pause, not a loss: nothing is concealed and the SIP stream resumes
+// with the marker bit (RFC 3551 §4.1, first packet of a talkspurt).
+func TestTranscodeDTXPause(t *testing.T) {
+	sip, tg := newChanEndpoint(), newChanEndpoint()
+	cfg, _, tgDec := transcodingConfig(sip, tg)
+	b, stop := running(t, cfg)
+	frame := l8(make([]int16, 320))
+	tg.rx <- pkt(112, 1, 0, 9, false, frame)
+	tg.rx <- pkt(112, 2, 960, 9, false, frame)
+	tg.rx <- pkt(112, 3, 960+48000, 9, false, frame) // after 1 s of DTX
+	for i, wantMarker := range []bool{false, false, true} {
+		if h, _ := sip.recv(t); h.marker != wantMarker {
+			t.Fatalf("packet %d: marker %v", i, h.marker)
+		}
+	}
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	if st := b.Stats().TelegramToSIP; st.Concealed != 0 || st.Lost != 0 || tgDec.plc+tgDec.fec != 0 {
+		t.Fatalf("a pause was concealed: %+v", st)
+	}
+}
