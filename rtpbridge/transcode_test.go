@@ -130,3 +130,30 @@ func TestTranscodeDTXPause(t *testing.T) {
 		t.Fatalf("a pause was concealed: %+v", st)
 	}
 }
+
+// BenchmarkTranscodePacket is the pipeline's own cost per 60 ms Telegram
+// packet (jitter buffer, resampling, re-framing into three 20 ms SIP
+// packets) with the trivial test codec; the real codecs' costs are
+// rtpbridge/codec's benchmarks.
+func BenchmarkTranscodePacket(b *testing.B) {
+	sink := &sinkEndpoint{all: make(chan struct{}), done: make(chan struct{}), want: -1}
+	cfg, _, _ := transcodingConfig(sink, newChanEndpoint())
+	br, err := New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := br.dirs[LegTelegram]
+	frame := make([]int16, 960)
+	audiotest.Tone(frame, 440, 16000, 0)
+	p := pkt(112, 0, 0, 5, false, l8(frame))
+	buf := make([]byte, maxPacket)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		n := copy(buf, p)
+		buf[2], buf[3] = byte(i>>8), byte(i)
+		ts := uint32(i) * 2880
+		buf[4], buf[5], buf[6], buf[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+		d.packet(buf[:n], br.now())
+	}
+}
