@@ -18,8 +18,10 @@ type Leg struct {
 	// Format is the leg's negotiated audio.
 	Format Format
 	// Decoder decodes what the leg sends and Encoder encodes what the
-	// bridge sends toward it; both are needed only when the bridge
-	// transcodes (the legs' codecs differ).
+	// bridge sends toward it; both are needed when the bridge transcodes
+	// (the legs' codecs differ). On a passthrough bridge, the Telegram
+	// leg's Decoder serves DetectDTMF and its Encoder RenderDTMF; an
+	// Encoder also makes the silence a NeedsPackets leg is filled with.
 	Decoder Decoder
 	Encoder Encoder
 	// Resampler converts the other leg's decoded audio to this leg's
@@ -44,13 +46,14 @@ type Config struct {
 	// silence toward a NeedsPackets leg (default 1 s).
 	FillAfter time.Duration
 	// RenderDTMF renders RFC 4733 events from the SIP leg as in-band tones
-	// toward Telegram (whose users have no keypad to see them on).
-	// Transcoding bridges only.
+	// toward Telegram (whose users have no keypad to see them on). A
+	// passthrough bridge needs the Telegram Leg's Encoder for it.
 	RenderDTMF bool
 	// DetectDTMF detects DTMF tones in the Telegram leg's audio and sends
 	// them to the SIP leg as RFC 4733 events instead of audio (so a
 	// Telegram user who plays tones can drive an IVR). Off by default;
-	// transcoding bridges whose SIP leg negotiated telephone-event only.
+	// needs telephone-event on the SIP leg, and on a passthrough bridge the
+	// Telegram Leg's Decoder.
 	DetectDTMF bool
 	// OnDTMF receives every telephone event, from the goroutine of the
 	// direction it came from; it must not block.

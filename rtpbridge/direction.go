@@ -23,6 +23,8 @@ type direction struct {
 	rx    rxStream
 	dtmf  dtmfReceiver
 	tc    *transcoder
+	pd    *passDetect     // passthrough: DTMF detection in Telegram's audio
+	pr    *passRender     // passthrough: SIP events rendered toward Telegram
 	stopC <-chan struct{} // closed when Run ends; set before the goroutines start
 
 	// mu serialises what is sent toward dst: the direction's goroutine and
@@ -46,6 +48,8 @@ func newDirection(b *Bridge, src, dst *legState) (*direction, error) {
 	d.rel.out = &d.stream
 	if !b.passthrough {
 		d.tc = newTranscoder(b, d)
+	} else {
+		d.pd, d.pr = newPassDetect(b, d), newPassRender(b, d)
 	}
 	return d, nil
 }
@@ -90,6 +94,12 @@ func (d *direction) packet(pkt []byte, now time.Duration) {
 		d.tc.packet(h, now)
 		return
 	}
+	if d.pd != nil && d.pd.packet(d, h, now) {
+		return
+	}
+	if d.pr != nil && d.pr.audio() {
+		return
+	}
 	d.relayPacket(pkt, h, d.out.PayloadType, now)
 }
 
@@ -112,6 +122,8 @@ func (d *direction) telephoneEvent(pkt []byte, h *header, now time.Duration) {
 	switch {
 	case d.tc != nil:
 		d.tc.telephoneEvent(te, started, now)
+	case d.pr != nil:
+		d.pr.event(d, te, started, now)
 	case d.out.DTMFPayloadType != 0:
 		d.relayPacket(pkt, h, d.out.DTMFPayloadType, now)
 	}

@@ -38,8 +38,11 @@
 // counters and an E-model MOS estimate. A leg silent for
 // Config.MediaTimeout ends Run with a *MediaTimeoutError.
 //
-// Gaps: in-band rendering and detection of DTMF need decoded audio, so a
-// passthrough bridge only reports and relays events; the jitter buffer is
-// driven by arrivals (a gap is concealed when a later packet finds the
-// wait over), not by a playout clock.
+// In-band DTMF needs audio: a passthrough bridge renders and detects it
+// only when the Telegram Leg has an Encoder (rendering) or a Decoder
+// (detection); it then decodes Telegram's Opus on the side and replaces
+// audio packets one for one by RFC 4733 packets while a digit sounds.
+//
+// Gap: the jitter buffer is driven by arrivals (a gap is concealed when a
+// later packet finds the wait over), not by a playout clock.
 package rtpbridge
