@@ -217,8 +217,13 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 		})
 	}
+	// The supervisor sleeps for good when it has nothing to watch.
 	timer := time.NewTimer(b.period(false))
 	defer timer.Stop()
+	tick := timer.C
+	if b.cfg.MediaTimeout <= 0 && !b.legs[0].NeedsPackets && !b.legs[1].NeedsPackets {
+		tick = nil
+	}
 	for stop := false; !stop; {
 		select {
 		case <-ctx.Done():
@@ -226,7 +231,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 			stop = true
 		case <-done:
 			stop = true
-		case <-timer.C:
+		case <-tick:
 			timer.Reset(b.period(b.supervise(end)))
 		}
 	}
