@@ -101,7 +101,8 @@ func (r *dtmfReceiver) packet(ts uint32, te telephoneEvent) (out DTMFEvent, repo
 		}
 	} else {
 		if r.active && !r.reported {
-			// The previous event's end was lost: report it now (§2.5.2.2).
+			// The previous event's end was lost: report it now (receiver
+			// procedures, §2.5.2).
 			out, report = r.event(), true
 		}
 		r.active, r.ts, r.ev, r.reported, started = true, ts, te, false, true

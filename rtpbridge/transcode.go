@@ -118,9 +118,10 @@ func (t *transcoder) decode(f *jbFrame, now time.Duration) {
 	if f.kind == framePacket {
 		t.lastDecoded = n
 		// A timestamp jump with no packet missing is a pause in the
-		// source (DTX, RFC 7587 §3.2; silence suppression): the output
-		// jumps by the pause too rather than closing it up.
-		if t.haveTS && f.ts-t.nextTS > 0 && f.ts-t.nextTS < 1<<31 {
+		// source (Opus DTX, RFC 7587 §3.1.3; silence suppression): the
+		// output jumps by the pause too rather than closing it up. Jumps
+		// under 10 ms are rounding, not pauses.
+		if jump := f.ts - t.nextTS; t.haveTS && jump > uint32(t.inClock/100) && jump < 1<<31 {
 			t.resync = true
 		}
 		t.haveTS = true
@@ -129,9 +130,10 @@ func (t *transcoder) decode(f *jbFrame, now time.Duration) {
 		t.nextTS = f.ts + uint32(int64(n)*int64(t.inClock)/int64(t.decRate))
 	}
 	if t.render && t.tone.on {
-		// Audio under a rendered tone is dropped (RFC 4733 §2.6: the
-		// tone replaces it); a tone whose end packets were all lost is
-		// ended after 200 ms of audio without event packets.
+		// Audio under a rendered tone is dropped (the regenerated tone
+		// replaces it, so the far end never hears both); a tone whose end
+		// packets were all lost is ended after 200 ms of audio without
+		// event packets.
 		t.toneMuted += n
 		if t.toneMuted < samplesIn(200*time.Millisecond, t.decRate) {
 			return
