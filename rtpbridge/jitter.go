@@ -26,7 +26,7 @@ func (c JitterConfig) withDefaults() JitterConfig {
 }
 
 const (
-	jbSlots   = 32   // packets held at most (a power of two)
+	jbSlots   = 16   // packets held at most (320 ms of 20 ms packets, beyond the 200 ms wait)
 	jbSlotCap = 1500 // payload bytes per packet
 )
 

@@ -253,3 +253,27 @@ func BenchmarkPassthroughRun(b *testing.B) {
 	cancel()
 	<-errc
 }
+
+// BenchmarkNew reports the memory a Bridge takes (B/op), passthrough and
+// transcoding (the latter without its codecs' own state).
+func BenchmarkNew(b *testing.B) {
+	sipF, tgF := opusFormats()
+	e1, e2 := newChanEndpoint(), newChanEndpoint()
+	b.Run("passthrough", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if _, err := New(Config{SIP: Leg{Endpoint: e1, Format: sipF}, Telegram: Leg{Endpoint: e2, Format: tgF}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("transcoding", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			cfg, _, _ := transcodingConfig(e1, e2)
+			if _, err := New(cfg); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
