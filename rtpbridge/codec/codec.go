@@ -197,3 +197,14 @@ func canonical(name string) string {
 	}
 	return ""
 }
+
+// The concrete codecs satisfy the interfaces the bridge consumes.
+var (
+	_ Decoder   = (*g711Decoder)(nil)
+	_ Decoder   = (*G722Decoder)(nil)
+	_ Decoder   = (*OpusDecoder)(nil)
+	_ Encoder   = (*g711Encoder)(nil)
+	_ Encoder   = (*G722Encoder)(nil)
+	_ Encoder   = (*OpusEncoder)(nil)
+	_ Resampler = (*PolyResampler)(nil)
+)
