@@ -204,7 +204,28 @@ func (s *g722Band) higherUpdate(ihigh int32) int32 {
 // g722State is the state shared by the encoder and the decoder layout.
 type g722State struct {
 	band [2]g722Band
-	x    [24]int32 // QMF delay line
+	// The QMF delay line: the last 24 samples are x[p:p+24], oldest
+	// first; every sample is stored twice (x[i] == x[i+24]) so that window
+	// is contiguous without shifting the line for each new pair.
+	x [48]int32
+	p int
+}
+
+// push appends a pair of samples to the QMF delay line and returns the
+// window of the last 24.
+func (st *g722State) push(a, b int32) *[24]int32 {
+	st.p += 2
+	if st.p == 24 {
+		st.p = 0
+	}
+	i := st.p + 22 // window positions 22 and 23
+	st.x[i], st.x[i+1] = a, b
+	if i >= 24 {
+		st.x[i-24], st.x[i-23] = a, b
+	} else {
+		st.x[i+24], st.x[i+25] = a, b
+	}
+	return (*[24]int32)(st.x[st.p : st.p+24])
 }
 
 func (st *g722State) reset() {
@@ -241,13 +262,11 @@ func (e *G722Encoder) Encode(pcm []int16, out []byte) (int, error) {
 	lo, hi := &st.band[0], &st.band[1]
 	for j := range n {
 		// Transmit QMF: shift in two samples, keep every other output.
-		copy(st.x[:22], st.x[2:])
-		st.x[22] = int32(pcm[2*j])
-		st.x[23] = int32(pcm[2*j+1])
+		x := st.push(int32(pcm[2*j]), int32(pcm[2*j+1]))
 		var even, odd int32
 		for i := range 12 {
-			odd += st.x[2*i] * qmfCoeffs[i]
-			even += st.x[2*i+1] * qmfCoeffs[11-i]
+			odd += x[2*i] * qmfCoeffs[i]
+			even += x[2*i+1] * qmfCoeffs[11-i]
 		}
 		xlow := (even + odd) >> 14
 		xhigh := (even - odd) >> 14
@@ -259,10 +278,15 @@ func (e *G722Encoder) Encode(pcm []int16, out []byte) (int, error) {
 		if el < 0 {
 			wd = -(el + 1)
 		}
-		i := int32(1)
-		for ; i < 30; i++ {
-			if wd < (q6[i]*lo.det)>>12 {
-				break
+		// The first interval i in 1..29 with wd below its scaled upper
+		// decision level, or 30 (binary search; the levels increase).
+		i, hiIdx := int32(1), int32(30)
+		for i < hiIdx {
+			m := (i + hiIdx) / 2
+			if wd < (q6[m]*lo.det)>>12 {
+				hiIdx = m
+			} else {
+				i = m + 1
 			}
 		}
 		ilow := ilp[i]
@@ -337,13 +361,11 @@ func (d *G722Decoder) Decode(payload []byte, pcm []int16) (int, error) {
 		rhigh := min(max(dhigh+shigh, -16384), 16383)
 
 		// Receive QMF.
-		copy(st.x[:22], st.x[2:])
-		st.x[22] = rlow + rhigh
-		st.x[23] = rlow - rhigh
+		x := st.push(rlow+rhigh, rlow-rhigh)
 		var out1, out2 int32
 		for i := range 12 {
-			out2 += st.x[2*i] * qmfCoeffs[i]
-			out1 += st.x[2*i+1] * qmfCoeffs[11-i]
+			out2 += x[2*i] * qmfCoeffs[i]
+			out1 += x[2*i+1] * qmfCoeffs[11-i]
 		}
 		pcm[2*j] = int16(sat(out1 >> 11))
 		pcm[2*j+1] = int16(sat(out2 >> 11))
