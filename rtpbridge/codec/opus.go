@@ -68,20 +68,22 @@ func (d *OpusDecoder) Decode(payload []byte, pcm []int16) (int, error) {
 // Conceal fills len(pcm) samples of lost audio. With next, the packet that
 // follows the loss, libopus recovers the last part from next's in-band FEC
 // (LBRR) data and conceals the rest; without next, or when next carries no
-// FEC (CELT-only packets), it runs PLC. len(pcm) must be a multiple of 2.5
-// ms (RFC 6716 frame sizes), as the lost packet's duration is.
+// FEC (CELT-only packets) or is malformed, it runs PLC. len(pcm) must be a
+// multiple of 2.5 ms (RFC 6716 frame sizes), as the lost packet's duration
+// is.
 func (d *OpusDecoder) Conceal(next []byte, pcm []int16) (int, error) {
 	if len(pcm) == 0 || len(pcm)%(d.rate/400) != 0 || len(pcm) > d.rate*maxOpusFrameMs/1000 {
 		return 0, ErrBadFrame
 	}
 	pcm = pcm[:len(pcm):len(pcm)]
-	var err error
 	if len(next) > 0 {
-		err = d.dec.DecodeFEC(next, pcm)
-	} else {
-		err = d.dec.DecodePLC(pcm)
+		if err := d.dec.DecodeFEC(next, pcm); err == nil {
+			return len(pcm), nil
+		}
+		// A malformed next packet (it will fail its own Decode too) must
+		// not cost the lost frame its concealment: fall back to PLC.
 	}
-	if err != nil {
+	if err := d.dec.DecodePLC(pcm); err != nil {
 		return 0, fmt.Errorf("codec: opus conceal: %w", err)
 	}
 	return len(pcm), nil

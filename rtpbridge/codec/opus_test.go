@@ -148,6 +148,10 @@ func TestOpusErrors(t *testing.T) {
 	if _, err := dec.Conceal(nil, pcm[:7]); !errors.Is(err, ErrBadFrame) {
 		t.Errorf("7-sample conceal: %v", err)
 	}
+	// A malformed next packet still gets the lost frame concealed (PLC).
+	if n, err := dec.Conceal([]byte{0xFF, 0xFF, 0xFF}, pcm[:160]); err != nil || n != 160 {
+		t.Errorf("conceal with a malformed next packet: %d, %v", n, err)
+	}
 	// A 60 ms packet does not fit 20 ms of room: an error, not a crash.
 	n, _ := enc.Encode(make([]int16, 480), out)
 	if _, err := dec.Decode(out[:n], pcm[:160]); err == nil {
