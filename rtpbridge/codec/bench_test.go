@@ -119,17 +119,33 @@ func BenchmarkOpus(b *testing.B) {
 			benchDecode(b, dec, telegramStream(b))
 		})
 	}
-	b.Run("plc20ms/48k", func(b *testing.B) {
-		dec, _ := NewOpusDecoder(48000)
-		pcm := make([]int16, 960)
-		c := startCPU(b)
-		for b.Loop() {
-			if _, err := dec.Conceal(nil, pcm); err != nil {
-				b.Fatal(err)
+	// A loss after a good packet: one op decodes a 20 ms packet and
+	// conceals the next 20 ms with PLC or with FEC from the packet after.
+	// (PLC on a decoder that decoded nothing, or after PLC, is a cheap
+	// fade to silence and would mislead.)
+	for _, mode := range []string{"plc", "fec"} {
+		b.Run("decode20ms+"+mode+"20ms/48k", func(b *testing.B) {
+			enc, _ := NewOpusEncoder(Options{SampleRate: 48000, PacketLossPercent: 20})
+			pkts := encodedFrames(b, enc, 20)
+			dec, _ := NewOpusDecoder(48000)
+			pcm := make([]int16, 960)
+			c := startCPU(b)
+			for i := 0; b.Loop(); i++ {
+				k := (2 * i) % (len(pkts) - 2)
+				if _, err := dec.Decode(pkts[k], pcm); err != nil {
+					b.Fatal(err)
+				}
+				var next []byte
+				if mode == "fec" {
+					next = pkts[k+2]
+				}
+				if _, err := dec.Conceal(next, pcm); err != nil {
+					b.Fatal(err)
+				}
 			}
-		}
-		c.stop(b)
-	})
+			c.stop(b)
+		})
+	}
 }
 
 func BenchmarkResample(b *testing.B) {

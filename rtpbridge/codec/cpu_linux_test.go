@@ -5,15 +5,17 @@ package codec
 import (
 	"syscall"
 	"time"
+	"unsafe"
 )
 
-// threadCPU is the CPU time (user + system) the calling OS thread has
-// used (getrusage RUSAGE_THREAD, Linux).
+// threadCPU is the CPU time the calling OS thread has used
+// (clock_gettime(CLOCK_THREAD_CPUTIME_ID), nanosecond resolution, unlike
+// getrusage's scheduler ticks).
 func threadCPU() time.Duration {
-	const rusageThread = 1
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(rusageThread, &ru); err != nil {
+	const clockThreadCPUTimeID = 3
+	var ts syscall.Timespec
+	if _, _, e := syscall.Syscall(syscall.SYS_CLOCK_GETTIME, clockThreadCPUTimeID, uintptr(unsafe.Pointer(&ts)), 0); e != 0 {
 		return 0
 	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return time.Duration(ts.Nano())
 }
