@@ -6,16 +6,16 @@ import (
 	"gopkg.in/hraban/opus.v2"
 )
 
-// Opus through libopus (cgo, Debian's libopus-dev; package opus.v2 builds
-// its Ogg file reader only without the nolibopusfile tag, which this
-// package does not use, so either way builds).
+// Opus through libopus (cgo, Debian's libopus-dev). Only opus.v2's encoder
+// and decoder are used, so this builds with or without -tags nolibopusfile
+// (the tag drops opus.v2's Ogg reader and its libopusfile dependency).
 //
 // Settings toward Telegram follow tgcalls v2 (tgcalls/v2/InstanceV2Impl.cpp):
 // VoIP application, in-band FEC on, bitrate within 16–32 kbit/s. We send
 // 20 ms frames (no batching latency; a tgcalls receiver decodes any Opus
 // frame size), while tgcalls itself sends 60 ms (kCodecParamPTime 60).
 
-// maxOpusFrame is the longest Opus packet duration, 120 ms (RFC 6716 §3.2.1).
+// maxOpusFrameMs is the longest Opus packet duration, 120 ms (RFC 6716 §3.2.1).
 const maxOpusFrameMs = 120
 
 var opusRates = map[int]bool{8000: true, 12000: true, 16000: true, 24000: true, 48000: true}
@@ -156,7 +156,10 @@ func (e *OpusEncoder) SetBitrate(bps int) error {
 
 // SetPacketLossPercent tells the encoder the loss to expect (from RTCP
 // receiver reports); 0 or less turns the FEC data off, more makes it
-// stronger. Values are clamped to 0..100.
+// stronger. Values are clamped to 0..100. The FEC data (SILK LBRR) costs
+// about 40 % more encoder CPU (docs/codecs.md); WebRTC, under tgcalls,
+// likewise drives this hint from the loss the receiver reports. libopus
+// sends no LBRR at narrowband 16 kbit/s whatever the hint.
 func (e *OpusEncoder) SetPacketLossPercent(p int) error {
 	p = min(max(p, 0), 100)
 	if err := e.enc.SetPacketLossPerc(p); err != nil {
