@@ -1,14 +1,7 @@
-//go:build realcodec
-
-// This test joins rtpbridge with the real codecs of rtpbridge/codec (built
-// on another branch): PCMU and G.722 on the SIP leg, Opus opened at the SIP
-// rate on the Telegram leg, tones both ways and 60 ms Opus frames from
-// Telegram with one lost (concealed by FEC). It passed against the
-// bridge-codec branch (6ec1ae8) with
-//
-//	go test -race -tags 'realcodec nolibopusfile' -run TestRealCodecs ./rtpbridge/
-//
-// Once both branches are merged, drop the realcodec build tag.
+// This test joins rtpbridge with the real codecs of rtpbridge/codec: PCMU
+// and G.722 on the SIP leg, Opus opened at the SIP rate on the Telegram
+// leg, tones both ways and 60 ms Opus frames from Telegram with one lost
+// (concealed by FEC).
 
 package rtpbridge
 
