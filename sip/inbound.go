@@ -149,7 +149,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			me := asMediaError(err)
 			c.log.Info("offer not acceptable", "status", me.Status, "err", err)
 			port.Release()
-			s.reply(tx, req, me.Status, "Not Acceptable Here", nil, sip.NewHeader("Warning", me.Warning))
+			s.reply(tx, req, me.Status, reasonPhrase(me.Status), nil, sip.NewHeader("Warning", me.Warning))
 			return
 		}
 		c.localSDP = ans
@@ -382,6 +382,7 @@ func (c *InboundCall) Answer(sdp []byte) error {
 			// The CANCEL won the race: 487 went out instead (RFC 3261 §9.2).
 			return ErrCancelled
 		}
+		c.s.sendFailed(200, c.inv, err)
 		c.finish(&CallError{Status: 500, Cause: CauseTransport, Err: err})
 		return err
 	}
