@@ -102,7 +102,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.reply(tx, req, 100, "Trying", nil)
 
 	src := sourceAddr(req)
-	verdict := s.gate.check(req, src.Addr())
+	verdict := s.gate.checkFrom(req, src, Transport(strings.ToUpper(req.Transport())))
 	if verdict.Status != 0 {
 		text := "Forbidden"
 		switch verdict.Status {
