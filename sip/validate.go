@@ -35,6 +35,10 @@ func supportedScheme(s string) bool {
 // Request-URI scheme (416), Require (420), content (415/406). A zero
 // status means the request may go on to its handler.
 func validateRequest(req *sip.Request) rejection {
+	if !strings.EqualFold(req.SipVersion, "SIP/2.0") {
+		// RFC 3261 §8.2 / §21.5.7; RFC 4475 §3.1.2.16 (badvers.dat).
+		return rejection{status: 505, why: "SIP version " + strconv.Quote(clip(req.SipVersion, 16))}
+	}
 	for _, name := range singleValued {
 		if len(req.GetHeaders(name)) > 1 {
 			return rejection{status: 400, why: "duplicate " + name}
@@ -73,6 +77,11 @@ func validateRequest(req *sip.Request) rejection {
 	if !supportedScheme(req.Recipient.Scheme) {
 		// RFC 3261 §8.2.2.1; RFC 4475 §3.3.2/§3.3.3 (unkscm, novelsc).
 		return rejection{status: 416, why: "Request-URI scheme " + strconv.Quote(clip(req.Recipient.Scheme, 16))}
+	}
+	if req.Recipient.Headers != nil && req.Recipient.Headers.Length() > 0 {
+		// RFC 3261 §19.1.5: headers are not allowed in a Request-URI;
+		// RFC 4475 §3.1.2.11 (escruri.dat) accepts a 400.
+		return rejection{status: 400, why: "headers in the Request-URI"}
 	}
 	if !req.IsAck() && !req.IsCancel() {
 		// RFC 3261 §8.2.2.3 (not for ACK and CANCEL); RFC 4475 §3.3.5.
@@ -140,15 +149,43 @@ func acceptsSDP(values []string) bool {
 // admit runs validateRequest before any handler sees req. A rejected
 // request is answered (ACK silently dropped: RFC 3261 §17.2.3 has no
 // response for it), counted and logged, and never reaches OnCall.
+//
+// Methods we do not serve skip the checks: RFC 3261 §8.2.1 inspects the
+// method first, and their handler answers 405 whatever else is wrong
+// (RFC 4475 §3.1.1.2 intmeth.dat, §3.1.2.18 mismatch02.dat).
 func (s *Server) admit(req *sip.Request, tx sip.ServerTransaction) bool {
+	if !servedMethod(req.Method) {
+		return true
+	}
 	rej := validateRequest(req)
 	if rej.status == 0 {
 		return true
 	}
 	s.wire.Malformed.Add(1)
 	s.log.Info("request refused", "method", clip(string(req.Method), 32), "status", rej.status, "why", rej.why, "src", req.Source())
-	if !req.IsAck() {
-		s.reply(tx, req, rej.status, reasonPhrase(rej.status), nil, rej.hdrs...)
+	if req.IsAck() {
+		return false
+	}
+	if rej.status == 505 {
+		// The response speaks our version, not the one we refused.
+		res := sip.NewResponseFromRequest(req, 505, reasonPhrase(505), nil)
+		res.SipVersion = "SIP/2.0"
+		res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
+		if err := tx.Respond(res); err != nil {
+			s.sendFailed(505, req, err)
+		}
+		return false
+	}
+	s.reply(tx, req, rej.status, reasonPhrase(rej.status), nil, rej.hdrs...)
+	return false
+}
+
+// servedMethod reports whether a method has a handler of ours (the rest
+// get 405 with Allow).
+func servedMethod(m sip.RequestMethod) bool {
+	switch m {
+	case sip.INVITE, sip.ACK, sip.BYE, sip.CANCEL, sip.INFO, sip.UPDATE, sip.PRACK, sip.OPTIONS:
+		return true
 	}
 	return false
 }
