@@ -164,14 +164,23 @@ func (f *streamFilter) frame(buf []byte) (out, rest []byte, deaf bool) {
 		if len(extra) > 0 {
 			msg = renameExtraLengths(msg, extra)
 		}
-		if _, err := f.parser.ParseSIP(msg); err != nil {
-			f.stats.StreamDiscards.Add(1)
-		} else {
+		if f.parses(msg) {
 			out = append(out, msg...)
+		} else {
+			f.stats.StreamDiscards.Add(1)
 		}
 		buf = buf[total:]
 	}
 	return out, nil, false
+}
+
+// parses reports whether sipgo's stream parser reads msg as exactly one
+// complete message (its datagram parser is laxer: a message without
+// Content-Length would leave the stream parser waiting for a body).
+func (f *streamFilter) parses(msg []byte) bool {
+	n := 0
+	err := f.parser.NewSIPStream().ParseSIPStream(msg, func(sip.Message) { n++ })
+	return err == nil && n == 1
 }
 
 // contentLength finds the first Content-Length (or "l") of a header
