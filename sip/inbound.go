@@ -424,11 +424,11 @@ func (c *InboundCall) Reject(status int, reason string) {
 	}
 	c.state = stateEnded
 	c.mu.Unlock()
-	res := c.response(status, statusText(status), nil)
+	res := c.response(status, reasonPhrase(status), nil)
 	r := Reason{Protocol: "SIP", Cause: status, Text: reason}
 	res.AppendHeader(sip.NewHeader("Reason", r.String()))
-	if err := c.tx.Respond(res); err != nil && !errors.Is(err, sip.ErrTransactionCanceled) {
-		c.log.Debug("reject not sent", "err", err)
+	if err := c.tx.Respond(res); err != nil {
+		c.s.sendFailed(status, c.inv, err)
 	}
 	c.finalOnce.Do(func() { close(c.finalSent) })
 	c.finish(&CallError{Status: status, Cause: CauseRejected, Reason: r})
