@@ -102,7 +102,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipgoLog),
-			sip.WithTransportLayerReadFilter(newStreamFilter(&s.wire).filter),
+			sip.WithTransportLayerReadFilter(s.readFilter()),
 		),
 	)
 	if err != nil {

@@ -66,6 +66,9 @@ const maxStreamHeader = 64 << 10
 // dropped, and the messages before them still get their answers. The
 // peer closes it, or Close does.
 type streamFilter struct {
+	// onBad answers a request sipgo could not parse (badreq.go); nil
+	// leaves them unanswered.
+	onBad  func(sip.TransportReadProps, []byte)
 	parser *sip.Parser
 	stats  *WireStats
 	mu     sync.Mutex
@@ -83,11 +86,38 @@ func newStreamFilter(stats *WireStats) *streamFilter {
 	return &streamFilter{parser: sip.NewParser(), stats: stats, conns: map[string]*streamState{}, now: time.Now}
 }
 
-// filter is a sip.TransportReadFilter.
+// readFilter is the server's sip.TransportReadFilter.
+func (s *Server) readFilter() sip.TransportReadFilter {
+	f := newStreamFilter(&s.wire)
+	f.onBad = s.answerUnparsable
+	return f.filter
+}
+
+// filter is a sip.TransportReadFilter. A datagram sipgo cannot parse is
+// answered (onBad) instead of being dropped silently; streams are framed.
 func (f *streamFilter) filter(p sip.TransportReadProps, data []byte) ([]byte, error) {
 	if p.Transport == "UDP" || p.Transport == "udp" {
+		if f.onBad == nil || len(bytes.Trim(data, "\r\n\x00")) == 0 {
+			return data, nil
+		}
+		if _, err := f.parser.ParseSIP(data); err != nil {
+			f.onBad(p, data)
+			return nil, nil
+		}
 		return data, nil
 	}
+	out, bad := f.stream(p, data)
+	if f.onBad != nil {
+		for _, m := range bad {
+			f.onBad(p, m)
+		}
+	}
+	return out, nil
+}
+
+// stream frames one read of a TCP/TLS connection; bad are the complete
+// messages sipgo could not parse.
+func (f *streamFilter) stream(p sip.TransportReadProps, data []byte) (out []byte, bad [][]byte) {
 	key := addrKey(p.LocalAddr) + "|" + addrKey(p.RemoteAddr)
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -103,7 +133,7 @@ func (f *streamFilter) filter(p sip.TransportReadProps, data []byte) ([]byte, er
 	}
 	st.buf = append(st.buf, data...)
 	st.last = f.now()
-	out, rest, deaf := f.frame(st.buf)
+	out, rest, bad, deaf := f.frame(st.buf)
 	switch {
 	case deaf:
 		f.stats.StreamDiscards.Add(1)
@@ -115,7 +145,7 @@ func (f *streamFilter) filter(p sip.TransportReadProps, data []byte) ([]byte, er
 		st.buf = append([]byte(nil), rest...)
 		f.keep(key, st)
 	}
-	return out, nil
+	return out, bad
 }
 
 // keep stores a stream's state, forgetting states idle for long (their
@@ -133,9 +163,9 @@ func (f *streamFilter) keep(key string, st *streamState) {
 }
 
 // frame splits buf into complete messages. It returns the bytes of those
-// sipgo parses (for its stream parser), the incomplete tail, and whether
-// the stream has lost its framing.
-func (f *streamFilter) frame(buf []byte) (out, rest []byte, deaf bool) {
+// sipgo parses (for its stream parser), the incomplete tail, copies of the
+// messages it could not parse, and whether the stream lost its framing.
+func (f *streamFilter) frame(buf []byte) (out, rest []byte, bad [][]byte, deaf bool) {
 	for len(buf) > 0 {
 		// CRLFs between messages (RFC 3261 §7.5; keep-alives).
 		if trimmed := bytes.TrimLeft(buf, "\r\n"); len(trimmed) != len(buf) {
@@ -145,20 +175,20 @@ func (f *streamFilter) frame(buf []byte) (out, rest []byte, deaf bool) {
 		end := bytes.Index(buf, []byte("\r\n\r\n"))
 		if end < 0 {
 			if len(buf) > maxStreamHeader {
-				return out, nil, true
+				return out, nil, bad, true
 			}
-			return out, buf, false
+			return out, buf, bad, false
 		}
 		n, extra, ok := contentLength(buf[:end+2])
 		if !ok {
-			return out, nil, true
+			return out, nil, bad, true
 		}
 		total := end + 4 + n
 		if len(buf) < total {
 			if total-len(buf) > sip.ParseMaxMessageLength {
-				return out, nil, true
+				return out, nil, bad, true
 			}
-			return out, buf, false
+			return out, buf, bad, false
 		}
 		msg := buf[:total]
 		if len(extra) > 0 {
@@ -168,10 +198,11 @@ func (f *streamFilter) frame(buf []byte) (out, rest []byte, deaf bool) {
 			out = append(out, msg...)
 		} else {
 			f.stats.StreamDiscards.Add(1)
+			bad = append(bad, append([]byte(nil), msg...))
 		}
 		buf = buf[total:]
 	}
-	return out, nil, false
+	return out, nil, bad, false
 }
 
 // parses reports whether sipgo's stream parser reads msg as exactly one
