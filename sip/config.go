@@ -72,8 +72,10 @@ type TrunkConfig struct {
 
 // AuthLimitConfig throttles sources that keep failing authentication.
 type AuthLimitConfig struct {
-	// Failures allowed per source IP within Window before it is refused with
-	// 403 without a challenge.
+	// Failures allowed per source (IPv4 address, IPv6 /64) within Window
+	// before it is refused with 403 without a challenge: for Window the
+	// first time, twice as long each further time, up to an hour
+	// (docs/sip-leg.md, "Failed authentication").
 	Failures int           `yaml:"failures"`
 	Window   time.Duration `yaml:"window"`
 	// NonceTTL is how long a challenge nonce stays valid.

@@ -102,7 +102,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 	s.reply(tx, req, 100, "Trying", nil)
 
 	src := sourceAddr(req)
-	verdict := s.gate.check(req, src.Addr())
+	verdict := s.gate.checkFrom(req, src, Transport(strings.ToUpper(req.Transport())))
 	if verdict.Status != 0 {
 		text := "Forbidden"
 		switch verdict.Status {
@@ -149,7 +149,7 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 			me := asMediaError(err)
 			c.log.Info("offer not acceptable", "status", me.Status, "err", err)
 			port.Release()
-			s.reply(tx, req, me.Status, "Not Acceptable Here", nil, sip.NewHeader("Warning", me.Warning))
+			s.reply(tx, req, me.Status, reasonPhrase(me.Status), nil, sip.NewHeader("Warning", me.Warning))
 			return
 		}
 		c.localSDP = ans
@@ -382,6 +382,7 @@ func (c *InboundCall) Answer(sdp []byte) error {
 			// The CANCEL won the race: 487 went out instead (RFC 3261 §9.2).
 			return ErrCancelled
 		}
+		c.s.sendFailed(200, c.inv, err)
 		c.finish(&CallError{Status: 500, Cause: CauseTransport, Err: err})
 		return err
 	}
@@ -423,11 +424,11 @@ func (c *InboundCall) Reject(status int, reason string) {
 	}
 	c.state = stateEnded
 	c.mu.Unlock()
-	res := c.response(status, statusText(status), nil)
+	res := c.response(status, reasonPhrase(status), nil)
 	r := Reason{Protocol: "SIP", Cause: status, Text: reason}
 	res.AppendHeader(sip.NewHeader("Reason", r.String()))
-	if err := c.tx.Respond(res); err != nil && !errors.Is(err, sip.ErrTransactionCanceled) {
-		c.log.Debug("reject not sent", "err", err)
+	if err := c.tx.Respond(res); err != nil {
+		c.s.sendFailed(status, c.inv, err)
 	}
 	c.finalOnce.Do(func() { close(c.finalSent) })
 	c.finish(&CallError{Status: status, Cause: CauseRejected, Reason: r})

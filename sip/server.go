@@ -36,6 +36,7 @@ type Server struct {
 	gate    *gatekeeper
 	dialogs *registry
 	stats   TrustStats
+	wire    WireStats
 	// overloaded counts INVITEs refused with 503 by MaxCalls.
 	overloaded atomic.Uint64
 
@@ -99,7 +100,10 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 			sip.WithTransactionLayerLogger(sipgoLog),
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
 		),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(sipgoLog)),
+		sipgo.WithUserAgentTransportLayerOptions(
+			sip.WithTransportLayerLogger(sipgoLog),
+			sip.WithTransportLayerReadFilter(s.readFilter()),
+		),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("sip: user agent: %w", err)
@@ -143,6 +147,9 @@ func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
 			if !req.IsAck() {
 				s.reply(tx, req, 400, "Bad Request", nil)
 			}
+			return
+		}
+		if !s.admit(req, tx) {
 			return
 		}
 		h(req, tx)
@@ -433,13 +440,13 @@ func (s *Server) writeStateless(req *sip.Request) error {
 
 // reply answers req in tx, adding our Server header.
 func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, reason, body)
+	res := sip.NewResponseFromRequest(req, code, fitReason(code, reason), body)
 	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
 	for _, h := range hdrs {
 		res.AppendHeader(h)
 	}
 	if err := tx.Respond(res); err != nil {
-		s.log.Debug("response not sent", "status", code, "method", req.Method, "err", err)
+		s.sendFailed(code, req, err)
 	}
 }
 

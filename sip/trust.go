@@ -2,7 +2,6 @@ package sip
 
 import (
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,6 +26,7 @@ type TrustStats struct {
 	UnknownPeer  atomic.Uint64 // source matched no trunk
 	AuthFailures atomic.Uint64 // bad or unknown credentials
 	Throttled    atomic.Uint64 // refused by the failed-auth limit
+	Blocks       atomic.Uint64 // times a source reached the limit (each block is longer)
 	Challenges   atomic.Uint64 // 401/407 sent
 	Replays      atomic.Uint64 // right password, but a nonce count used before
 }
@@ -40,61 +40,27 @@ type gatekeeper struct {
 	now    func() time.Time
 	stats  *TrustStats
 
-	mu       sync.Mutex
-	failures map[netip.Addr]*failWindow
-}
-
-type failWindow struct {
-	start time.Time
-	count int
+	limiter *authLimiter
 }
 
 func newGatekeeper(cfg Config, stats *TrustStats) *gatekeeper {
 	return &gatekeeper{
-		trunks:   cfg.Trunks,
-		nonces:   newNonceSigner(cfg.AuthLimit.NonceTTL),
-		counts:   newNonceCounter(cfg.AuthLimit.NonceTTL, maxTrackedNonces),
-		limit:    cfg.AuthLimit,
-		now:      time.Now,
-		stats:    stats,
-		failures: map[netip.Addr]*failWindow{},
+		trunks:  cfg.Trunks,
+		nonces:  newNonceSigner(cfg.AuthLimit.NonceTTL),
+		counts:  newNonceCounter(cfg.AuthLimit.NonceTTL, maxTrackedNonces),
+		limit:   cfg.AuthLimit,
+		now:     time.Now,
+		stats:   stats,
+		limiter: newAuthLimiter(cfg.AuthLimit),
 	}
 }
 
-// throttled reports whether src has used up its failed attempts.
-func (g *gatekeeper) throttled(src netip.Addr) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	w := g.failures[src]
-	if w == nil {
-		return false
-	}
-	if g.now().Sub(w.start) > g.limit.Window {
-		delete(g.failures, src)
-		return false
-	}
-	return w.count >= g.limit.Failures
-}
-
-func (g *gatekeeper) fail(src netip.Addr) {
+// fail counts a failed authentication of src.
+func (g *gatekeeper) fail(src netip.AddrPort, stream bool) {
 	g.stats.AuthFailures.Add(1)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	now := g.now()
-	if len(g.failures) > 4096 {
-		// Bound memory under a spray of sources: drop expired windows.
-		for ip, w := range g.failures {
-			if now.Sub(w.start) > g.limit.Window {
-				delete(g.failures, ip)
-			}
-		}
+	if g.limiter.fail(src, stream, g.now()) {
+		g.stats.Blocks.Add(1)
 	}
-	w := g.failures[src]
-	if w == nil || now.Sub(w.start) > g.limit.Window {
-		w = &failWindow{start: now}
-		g.failures[src] = w
-	}
-	w.count++
 }
 
 func (g *gatekeeper) forbid(why string) trustVerdict {
@@ -102,18 +68,23 @@ func (g *gatekeeper) forbid(why string) trustVerdict {
 	return trustVerdict{Status: 403, Why: why}
 }
 
-// check decides whether req from src may open a dialog.
+// check decides whether req from src (over UDP) may open a dialog.
 func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
-	src = src.Unmap()
-	if g.throttled(src) {
-		g.stats.Throttled.Add(1)
-		return g.forbid("too many failed authentications")
-	}
+	return g.checkFrom(req, netip.AddrPortFrom(src, 0), UDP)
+}
+
+// checkFrom decides whether req, from src over tp, may open a dialog.
+func (g *gatekeeper) checkFrom(req *sip.Request, from netip.AddrPort, tp Transport) trustVerdict {
+	src := from.Addr().Unmap()
+	from = netip.AddrPortFrom(src, from.Port())
+	stream := tp == TCP || tp == TLS
 	var candidates []*TrunkConfig
+	allowlisted := false
 	for i := range g.trunks {
 		t := &g.trunks[i]
 		if len(t.Allow) == 0 || containsAddr(t.Allow, src) {
 			candidates = append(candidates, t)
+			allowlisted = allowlisted || len(t.Allow) > 0
 		}
 	}
 	if len(candidates) == 0 {
@@ -125,7 +96,16 @@ func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
 			return trustVerdict{Trunk: t, Why: "ip allowlist"}
 		}
 	}
-	// Every matching trunk wants digest authentication.
+	// Every matching trunk wants digest authentication. The failed-attempt
+	// limit (authlimit.go) spares UDP sources on a trunk's allowlist: a
+	// block there would let forged datagrams lock out the real PBX.
+	if stream || !allowlisted {
+		if blocked, _ := g.limiter.blocked(from, stream, g.now()); blocked {
+			g.stats.Throttled.Add(1)
+			return g.forbid("too many failed authentications")
+		}
+	}
+	fail := func() { g.fail(from, stream) }
 	hdr := req.GetHeader("Authorization")
 	if hdr == nil {
 		hdr = req.GetHeader("Proxy-Authorization")
@@ -135,7 +115,7 @@ func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
 	}
 	cred, err := parseDigestCredentials(hdr.Value())
 	if err != nil {
-		g.fail(src)
+		fail()
 		return g.challenge(candidates[0], false, "unparsable credentials")
 	}
 	var trunk *TrunkConfig
@@ -146,16 +126,16 @@ func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
 		}
 	}
 	if trunk == nil {
-		g.fail(src)
+		fail()
 		return g.challenge(candidates[0], false, "unknown username or realm")
 	}
 	issued, valid, stale := g.nonces.check(cred.Nonce)
 	if !valid {
-		g.fail(src)
+		fail()
 		return g.challenge(trunk, false, "nonce not issued by us")
 	}
 	if !algorithmAllowed(trunk, cred.Algorithm) || !verifyDigest(cred, string(req.Method), trunk.Password) {
-		g.fail(src)
+		fail()
 		return g.challenge(trunk, false, "wrong digest response")
 	}
 	if stale {
@@ -172,6 +152,7 @@ func (g *gatekeeper) check(req *sip.Request, src netip.Addr) trustVerdict {
 		g.stats.Replays.Add(1)
 		return g.challenge(trunk, true, "nonce count replayed")
 	}
+	g.limiter.succeed(from, stream, g.now())
 	return trustVerdict{Trunk: trunk, Why: "digest"}
 }
 
