@@ -266,3 +266,19 @@ func (r *SIPRouter) phone(s string) (Peer, error) {
 	}
 	return Peer{Kind: PeerPhone, Value: n}, nil
 }
+
+// Routing is the `routing` section of the configuration: both directions.
+type Routing struct {
+	// SIPToTelegram routes calls from the PBX to Telegram users.
+	SIPToTelegram SIPRouting `yaml:"sip_to_telegram"`
+	// TelegramToSIP routes calls from Telegram users to the PBX.
+	TelegramToSIP TelegramRouting `yaml:"telegram_to_sip"`
+}
+
+// Validate checks both directions; messages name the setting.
+func (r Routing) Validate() error {
+	if err := r.SIPToTelegram.Validate(); err != nil {
+		return err
+	}
+	return r.TelegramToSIP.Validate()
+}
