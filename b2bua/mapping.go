@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/tgsip/tgsip/sip"
@@ -182,11 +183,13 @@ var outcomeTable = [numOutcomes]outcomeRow{
 	OutcomeFloodWait: {"flood-wait", 503, q850(q850Congestion, "Telegram flood wait"), tgcall.DiscardHangup},
 	OutcomePeerFlood: {"peer-flood", 503, q850(q850Congestion, "Telegram peer flood limit"), tgcall.DiscardHangup},
 	// 34 no circuit/channel available → 503 (RFC 3398): accounts are our
-	// channels.
-	OutcomeNoAccount: {"no-account", 503, q850(q850NoCircuit, "No Telegram account free"), tgcall.DiscardHangup},
-	OutcomeOverload:  {"overload", 503, q850(q850Congestion, "Overloaded"), tgcall.DiscardHangup},
+	// channels. A Telegram call we cannot take (the account is in a call,
+	// we are overloaded or draining) is declined busy, as tdesktop does
+	// when already in a call (calls_instance.cpp handleCallUpdate).
+	OutcomeNoAccount: {"no-account", 503, q850(q850NoCircuit, "No Telegram account free"), tgcall.DiscardBusy},
+	OutcomeOverload:  {"overload", 503, q850(q850Congestion, "Overloaded"), tgcall.DiscardBusy},
 	// 41 temporary failure → 503 (RFC 3398).
-	OutcomeShuttingDown: {"shutting-down", 503, q850(q850TemporaryFailure, "Shutting down"), tgcall.DiscardHangup},
+	OutcomeShuttingDown: {"shutting-down", 503, q850(q850TemporaryFailure, "Shutting down"), tgcall.DiscardBusy},
 	// 127 interworking unspecified → 500 (RFC 3398 §7.2.4.1).
 	OutcomeInternal: {"internal", 500, q850(q850InterworkingUnspec, "Gateway failure"), tgcall.DiscardDisconnect},
 }
@@ -481,11 +484,11 @@ func ClassifySIP(ce *sip.CallError) Outcome {
 }
 
 func reasonOutcome(r sip.Reason) (Outcome, bool) {
-	switch r.Protocol {
-	case "Q.850", "q.850":
+	switch strings.ToUpper(r.Protocol) {
+	case "Q.850":
 		o, ok := q850Outcomes[r.Cause]
 		return o, ok
-	case "SIP", "sip":
+	case "SIP":
 		if r.Cause == 200 {
 			return OutcomeAnsweredElsewhere, true
 		}

@@ -41,9 +41,9 @@ func TestOutcomeTable(t *testing.T) {
 		{OutcomeProtocol, "protocol", 488, `Q.850;cause=111;text="Telegram protocol error"`, tgcall.DiscardDisconnect},
 		{OutcomeFloodWait, "flood-wait", 503, `Q.850;cause=42;text="Telegram flood wait"`, tgcall.DiscardHangup},
 		{OutcomePeerFlood, "peer-flood", 503, `Q.850;cause=42;text="Telegram peer flood limit"`, tgcall.DiscardHangup},
-		{OutcomeNoAccount, "no-account", 503, `Q.850;cause=34;text="No Telegram account free"`, tgcall.DiscardHangup},
-		{OutcomeOverload, "overload", 503, `Q.850;cause=42;text="Overloaded"`, tgcall.DiscardHangup},
-		{OutcomeShuttingDown, "shutting-down", 503, `Q.850;cause=41;text="Shutting down"`, tgcall.DiscardHangup},
+		{OutcomeNoAccount, "no-account", 503, `Q.850;cause=34;text="No Telegram account free"`, tgcall.DiscardBusy},
+		{OutcomeOverload, "overload", 503, `Q.850;cause=42;text="Overloaded"`, tgcall.DiscardBusy},
+		{OutcomeShuttingDown, "shutting-down", 503, `Q.850;cause=41;text="Shutting down"`, tgcall.DiscardBusy},
 		{OutcomeInternal, "internal", 500, `Q.850;cause=127;text="Gateway failure"`, tgcall.DiscardDisconnect},
 	}
 	if len(rows) != int(numOutcomes) {
@@ -212,6 +212,9 @@ func TestDiscardForSIP(t *testing.T) {
 		{"caller rejected by policy", fmt.Errorf("%w: x", ErrCallerRejected), OutcomeDeclined, tgcall.DiscardBusy},
 		{"no route for the caller", fmt.Errorf("%w: x", ErrNoRoute), OutcomeNoRoute, tgcall.DiscardHangup},
 		{"other error", errors.New("dial: connection refused"), OutcomeInternal, tgcall.DiscardDisconnect},
+		{"account already in a call", fmt.Errorf("%w: a", ErrAccountBusy), OutcomeNoAccount, tgcall.DiscardBusy},
+		{"draining", ErrShuttingDown, OutcomeShuttingDown, tgcall.DiscardBusy},
+		{"lower-case q.850", withReason(480, sip.Reason{Protocol: "q.850", Cause: 17}), OutcomeBusy, tgcall.DiscardBusy},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

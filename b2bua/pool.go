@@ -44,9 +44,16 @@ type PoolOptions struct {
 	// RetryAfter is announced when no account is free and none is waiting
 	// out a back-off (all in calls or not ready). Default 30 s.
 	RetryAfter time.Duration
+	// PeerFloodBackOff is how long an account rests after PEER_FLOOD,
+	// which Telegram sends without a wait time. Default 24 h, tg2sip's
+	// peer_flood_time: calling again early only deepens the limit.
+	PeerFloodBackOff time.Duration
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }
+
+// DefaultPeerFloodBackOff is PoolOptions.PeerFloodBackOff when not set.
+const DefaultPeerFloodBackOff = 24 * time.Hour
 
 // DefaultRetryAfter is PoolOptions.RetryAfter when not set.
 const DefaultRetryAfter = 30 * time.Second
@@ -76,6 +83,9 @@ func (e *NoFreeAccountError) Error() string {
 func NewPool(accounts []PoolAccount, opts PoolOptions) (*Pool, error) {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = DefaultRetryAfter
+	}
+	if opts.PeerFloodBackOff <= 0 {
+		opts.PeerFloodBackOff = DefaultPeerFloodBackOff
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -226,6 +236,30 @@ func (p *Pool) BackOff(name string, until time.Time, why string) error {
 		s.why = why
 	}
 	return nil
+}
+
+// ObserveError applies the back-off a call's error asks for: FLOOD_WAIT_n
+// rests the account n seconds, PEER_FLOOD PeerFloodBackOff. It reports the
+// back-off's end, or false when the error asks for none.
+func (p *Pool) ObserveError(name string, err error) (time.Time, bool, error) {
+	var d time.Duration
+	why := ""
+	switch o := Classify(err); o {
+	case OutcomeFloodWait:
+		d, why = retryAfterOf(err), "FLOOD_WAIT"
+		if d <= 0 {
+			d = p.opts.RetryAfter
+		}
+	case OutcomePeerFlood:
+		d, why = p.opts.PeerFloodBackOff, "PEER_FLOOD"
+	default:
+		return time.Time{}, false, nil
+	}
+	until := p.opts.Now().Add(d)
+	if err := p.BackOff(name, until, why); err != nil {
+		return time.Time{}, false, err
+	}
+	return until, true, nil
 }
 
 // AccountStatus is one account as `tgsip accounts` shows it.

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -302,4 +304,31 @@ func TestPoolConcurrent(t *testing.T) {
 		}
 	}
 	t.Logf("leased %d, refused %d", leased.Load(), refused.Load())
+}
+
+func TestPoolObserveError(t *testing.T) {
+	p, clk := newTestPool(t, "a", "b", "c")
+	now := clk.now()
+	flood := &tgcall.Error{Cause: tgcall.CauseFloodWait, RPC: "FLOOD_WAIT", RetryAfter: 90 * time.Second}
+	until, ok, err := p.ObserveError("a", fmt.Errorf("dial: %w", flood))
+	if err != nil || !ok || !until.Equal(now.Add(90*time.Second)) {
+		t.Errorf("FLOOD_WAIT_90: %v %v %v", until, ok, err)
+	}
+	until, ok, err = p.ObserveError("b", &tgcall.Error{Cause: tgcall.CauseInternal, RPC: "PEER_FLOOD"})
+	if err != nil || !ok || !until.Equal(now.Add(DefaultPeerFloodBackOff)) {
+		t.Errorf("PEER_FLOOD: %v %v %v", until, ok, err)
+	}
+	if _, ok, err := p.ObserveError("c", &tgcall.Error{Cause: tgcall.CauseBusy}); ok || err != nil {
+		t.Errorf("busy applied a back-off: %v %v", ok, err)
+	}
+	if _, _, err := p.ObserveError("zz", flood); !errors.Is(err, ErrUnknownAccount) {
+		t.Errorf("unknown account: %v", err)
+	}
+	st := p.Status()
+	if st[0].BackOffWhy != "FLOOD_WAIT" || st[1].BackOffWhy != "PEER_FLOOD" || !st[2].BackOffUntil.IsZero() {
+		t.Errorf("Status = %+v", st)
+	}
+	if got := lease(t, p, LeasePrefs{}); got != "c" {
+		t.Errorf("got %s, want c, the only account not resting", got)
+	}
 }
