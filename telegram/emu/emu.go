@@ -237,8 +237,11 @@ func (n *Network) Start(ctx context.Context) error {
 	n.ctx, n.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	n.started = true
 	serveCtx := n.ctx
+	sniffer := newSniffListener(ln, n.log)
 	n.wg.Go(func() {
-		if err := n.srv.Serve(serveCtx, transport.ListenCodec(nil, ln)); err != nil {
+		// transport.Listen detects the plain transports; the sniffer
+		// unwraps obfuscated2 first (listener.go).
+		if err := n.srv.Serve(serveCtx, transport.Listen(sniffer)); err != nil {
 			n.log.Warn("mtproto server stopped", "err", err)
 		}
 	})
