@@ -74,3 +74,26 @@ func TestAddUserValidation(t *testing.T) {
 		t.Error("bad address accepted")
 	}
 }
+
+// TestAddUserVanished: a user added with Vanished starts vanished (the
+// users file's `vanished: true`, `tgsip emulator -vanish`).
+func TestAddUserVanished(t *testing.T) {
+	n, err := New(Options{Reflectors: -1, PrivateKey: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	u, err := n.AddUser(User{Phone: "+15550009", Vanished: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := n.AddUser(User{Phone: "+15550010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.faults.vanishedLocked(u.ID) || n.faults.vanishedLocked(v.ID) {
+		t.Error("Vanished not applied to exactly the vanished user")
+	}
+}
