@@ -7,6 +7,10 @@
 //	    -schema 229=$(go list -m -f '{{.Dir}}' github.com/gotd/td)/_schema/telegram.tl \
 //	    -schema 198=testdata/gramjs/node_modules/telegram/tl/apiTl.js
 //
+// Layer 190 is Telethon v1's (LonamiWebs/Telethon, commit 8138be25 "Update
+// to layer 190", telethon_generator/data/api.tl), passed as
+// -schema 190=FILE,SOURCE from a checkout.
+//
 // A .js file is GramJS's bundled api.tl (tl/apiTl.js of the npm package
 // `telegram`): the schema text between its backquotes.
 package main
@@ -92,7 +96,7 @@ func (s *schemaFlag) Set(v string) error { *s = append(*s, v); return nil }
 func main() {
 	var schemas schemaFlag
 	out := flag.String("out", "layers_gen.go", "output file")
-	flag.Var(&schemas, "schema", "LAYER=path of a schema file (repeatable)")
+	flag.Var(&schemas, "schema", "LAYER=path[,source] of a schema file, source naming where it came from (repeatable)")
 	flag.Parse()
 	if err := run(*out, schemas); err != nil {
 		fmt.Fprintln(os.Stderr, "layergen:", err)
@@ -111,7 +115,11 @@ func run(out string, schemas []string) error {
 	for _, spec := range schemas {
 		ls, path, ok := strings.Cut(spec, "=")
 		if !ok {
-			return fmt.Errorf("-schema %q: want LAYER=path", spec)
+			return fmt.Errorf("-schema %q: want LAYER=path[,source]", spec)
+		}
+		path, label, _ := strings.Cut(path, ",")
+		if label == "" {
+			label = source(path)
 		}
 		layer, err := strconv.Atoi(ls)
 		if err != nil {
@@ -138,7 +146,7 @@ func run(out string, schemas []string) error {
 			return fmt.Errorf("layer %d: %w", layer, err)
 		}
 		sum := sha256.Sum256(raw)
-		fmt.Fprintf(&b, "\t// %d constructors from %s (sha256 %x).\n", len(lines), source(path), sum[:8])
+		fmt.Fprintf(&b, "\t// %d constructors from %s (sha256 %x).\n", len(lines), label, sum[:8])
 		fmt.Fprintf(&b, "\t%d: `\n%s\n`,\n", layer, strings.Join(lines, "\n"))
 	}
 	b.WriteString("}\n")
