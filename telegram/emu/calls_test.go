@@ -251,7 +251,7 @@ func TestCallErrors(t *testing.T) {
 	for _, tc := range []struct {
 		callee, err string
 	}{
-		{"david", "USER_PRIVACY_RESTRICTED"},   // contacts only
+		{"david", "USER_PRIVACY_RESTRICTED"},  // contacts only
 		{"nobody", "USER_PRIVACY_RESTRICTED"}, // nobody
 		{"erica", "USER_IS_BLOCKED"},
 		{"frank", "PARTICIPANT_VERSION_OUTDATED"},

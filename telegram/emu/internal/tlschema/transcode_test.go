@@ -58,7 +58,7 @@ func TestTranscodeNewToOld(t *testing.T) {
 	o, n := schemas(t)
 	tr := &Translator{From: n, To: o}
 	// new user: flags = self(bit 2)|name(bit 1), flags2 = bot(bit 3), id 7, name "al", extra 9, settings
-	user := new(enc).u32(2).u32(1<<2|1<<1).u32(1<<3).u64(7).str("al").u32(9).u32(6).u32(0).b
+	user := new(enc).u32(2).u32(1<<2 | 1<<1).u32(1 << 3).u64(7).str("al").u32(9).u32(6).u32(0).b
 	in := new(enc).u32(0x10).b
 	in = append(in, user...)
 	in = append(in, new(enc).u32(vectorID).u32(1).u32(4).u64(5).u32(boolTrueID).b...)
@@ -67,7 +67,7 @@ func TestTranscodeNewToOld(t *testing.T) {
 		t.Fatalf("%s: %v", name, err)
 	}
 	// old user: flags = self(bit 0)|name(bit 1), id as int; userEmpty with int id.
-	want := new(enc).u32(0x10).u32(1).u32(1|1<<1).u32(7).str("al").
+	want := new(enc).u32(0x10).u32(1).u32(1 | 1<<1).u32(7).str("al").
 		u32(vectorID).u32(1).u32(3).u32(5).u32(boolTrueID).b
 	if !bytes.Equal(got, want) {
 		t.Fatalf("got  %x\nwant %x", got, want)
