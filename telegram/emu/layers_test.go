@@ -2,7 +2,10 @@ package emu
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
+	"log/slog"
+	"strings"
 	"testing"
 
 	"github.com/gotd/td/bin"
@@ -99,5 +102,47 @@ func TestLayerRefused(t *testing.T) {
 	err := c.client.Invoke(ctxT(t), &tg.InvokeWithLayerRequest{Layer: 150, Query: &tg.HelpGetConfigRequest{}}, &cfg)
 	if !tgerr.Is(err, "CONNECTION_LAYER_INVALID") {
 		t.Fatalf("layer 150: %v, want CONNECTION_LAYER_INVALID", err)
+	}
+}
+
+// rawRequest is a request given as its TL bytes.
+type rawRequest []byte
+
+func (r rawRequest) Encode(b *bin.Buffer) error { b.Put(r); return nil }
+
+// TestRequestLogs: a method the emulator does not know is logged with its
+// hex id, a known method whose body does not decode is logged by name, and
+// both get an RPC error, not a dropped connection.
+func TestRequestLogs(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	logs := &lockedWriter{w: &bytes.Buffer{}}
+	n, err := ListenAndServe(ctx, Options{PrivateKey: testKey(t), Reflectors: -1,
+		Logger: slog.New(slog.NewTextHandler(logs, nil))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	c, err := startClient(n.ClientOptions(), "logs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	var res tg.Config
+	err = c.client.Invoke(ctxSlow(t), rawRequest{0xef, 0xbe, 0xad, 0xde}, &res)
+	if !tgerr.Is(err, "INPUT_METHOD_INVALID") {
+		t.Errorf("unknown method: %v", err)
+	}
+	truncated := binary.LittleEndian.AppendUint32(nil, tg.PhoneRequestCallRequestTypeID)
+	err = c.client.Invoke(ctxT(t), rawRequest(truncated), &res)
+	if !tgerr.Is(err, "INPUT_REQUEST_INVALID") {
+		t.Errorf("truncated phone.requestCall: %v", err)
+	}
+	out := logs.String()
+	for _, want := range []string{`msg="method not implemented" id=0xdeadbeef`,
+		`msg="request failed to decode" method=phone.requestCall id=0x42ff96ed`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
 	}
 }
