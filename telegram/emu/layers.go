@@ -177,14 +177,8 @@ func (n *Network) unpackInvoke(next tgtest.Handler) tgtest.Handler {
 		n.mu.Lock()
 		dev := n.deviceLocked(req.Session.AuthKey.ID)
 		if layer != 0 {
-			if layer != NativeLayer {
-				if tr, err := loadLayers(); err != nil || tr[layer].up == nil {
-					n.mu.Unlock()
-					n.log.Warn("client API layer not supported, request refused",
-						"layer", layer, "supported", SupportedLayers(), "session", req.Session.ID)
-					return tgerr.New(400, "CONNECTION_LAYER_INVALID")
-				}
-			}
+			// Recorded even when refused: the session's later requests,
+			// which carry no layer, are refused too.
 			if dev.layers == nil {
 				dev.layers = map[int64]int{}
 			}
@@ -202,6 +196,11 @@ func (n *Network) unpackInvoke(next tgtest.Handler) tgtest.Handler {
 		}
 		n.mu.Unlock()
 		if layer != NativeLayer {
+			if tr, err := loadLayers(); err != nil || tr[layer].up == nil {
+				n.log.Warn("client API layer not supported, request refused",
+					"layer", layer, "supported", SupportedLayers(), "session", req.Session.ID)
+				return tgerr.New(400, "CONNECTION_LAYER_INVALID")
+			}
 			if err := n.upgradeRequest(req, layer); err != nil {
 				return err
 			}

@@ -103,6 +103,10 @@ func TestLayerRefused(t *testing.T) {
 	if !tgerr.Is(err, "CONNECTION_LAYER_INVALID") {
 		t.Fatalf("layer 150: %v, want CONNECTION_LAYER_INVALID", err)
 	}
+	// The client announces its own layer again: served again.
+	if err := c.client.Invoke(ctxT(t), &tg.InvokeWithLayerRequest{Layer: NativeLayer, Query: &tg.HelpGetConfigRequest{}}, &cfg); err != nil {
+		t.Fatalf("layer %d after the refusal: %v", NativeLayer, err)
+	}
 }
 
 // rawRequest is a request given as its TL bytes.
