@@ -18,6 +18,7 @@ import (
 	"github.com/gotd/td/telegram"
 	"github.com/gotd/td/telegram/auth"
 	"github.com/gotd/td/tg"
+	"github.com/gotd/td/tgerr"
 	"go.uber.org/goleak"
 
 	"github.com/tgsip/tgsip/telegram/emu"
@@ -41,6 +42,19 @@ func TestUsage(t *testing.T) {
 	if code := run(context.Background(), []string{"emulator", "-user", ""}, &out, &errb); code != 2 {
 		t.Errorf("bad -user: code %d", code)
 	}
+	for _, args := range [][]string{
+		{"-sig-loss", "1.5"}, {"-fail", "phone.requestCall"}, {"-fail", "x=99:BAD"},
+		{"-user", "+15550001", "-vanish", "+15550002"},
+	} {
+		if code := run(context.Background(), append([]string{"emulator"}, args...), &out, &errb); code != 2 {
+			t.Errorf("emulator %v: code %d, want 2", args, code)
+		}
+	}
+	// Telegram's usernames have at least 5 characters; stock clients
+	// refuse shorter ones, so the emulator does too.
+	if code := run(context.Background(), []string{"emulator", "-user", "+15550001:Bob:bob"}, &out, &errb); code != 1 {
+		t.Errorf("username bob: code %d, want 1", code)
+	}
 }
 
 // TestEmulatorStandalone runs `tgsip emulator` and reaches it the way an
@@ -50,7 +64,7 @@ func TestEmulatorStandalone(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "tg.pem")
 	usersFile := filepath.Join(dir, "users.yaml")
-	if err := os.WriteFile(usersFile, []byte("users:\n  - phone: \"+15550100\"\n    first_name: Bea\n    username: bea\n"), 0o600); err != nil {
+	if err := os.WriteFile(usersFile, []byte("users:\n  - phone: \"+15550100\"\n    first_name: Bea\n    username: beatrice\n    vanished: true\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -59,7 +73,9 @@ func TestEmulatorStandalone(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"emulator", "-listen", "127.0.0.1:0", "-key-out", keyFile,
-			"-users", usersFile, "-user", "+15550101:Ann:ann", "-code", "24680"}, pw, io.Discard)
+			"-users", usersFile, "-user", "+15550101:Ann:annabel", "-code", "24680",
+			"-sig-loss", "0.2", "-sig-delay", "10ms", "-relay-only", "-turn",
+			"-fail", "contacts.resolvePhone=400:PHONE_TEST_FAULT"}, pw, io.Discard)
 		pw.Close()
 	}()
 	lines := bufio.NewScanner(pr)
@@ -108,12 +124,19 @@ func TestEmulatorStandalone(t *testing.T) {
 		if self.FirstName != "Ann" {
 			t.Errorf("self is %q, want Ann", self.FirstName)
 		}
-		res, err := client.API().ContactsResolveUsername(ctx, &tg.ContactsResolveUsernameRequest{Username: "bea"})
+		res, err := client.API().ContactsResolveUsername(ctx, &tg.ContactsResolveUsernameRequest{Username: "beatrice"})
 		if err != nil {
 			return err
 		}
 		if len(res.Users) != 1 {
-			t.Errorf("resolve @bea: %d users", len(res.Users))
+			t.Errorf("resolve @beatrice: %d users", len(res.Users))
+		}
+		// -fail: the first call fails as asked, the next one runs.
+		if _, err := client.API().ContactsResolvePhone(ctx, "+15550100"); !tgerr.Is(err, "PHONE_TEST_FAULT") {
+			t.Errorf("first resolvePhone: %v, want PHONE_TEST_FAULT", err)
+		}
+		if _, err := client.API().ContactsResolvePhone(ctx, "+15550100"); err != nil {
+			t.Errorf("second resolvePhone: %v", err)
 		}
 		return nil
 	})

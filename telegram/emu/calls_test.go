@@ -76,10 +76,10 @@ func hangup(t *testing.T, c *tclient, in tg.InputPhoneCall) {
 
 func TestCallSwitch(t *testing.T) {
 	n := shnet(t)
-	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bob")
+	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bobby")
 	ctx := ctxT(t)
 
-	w, ga, err := requestCall(t, alice, "bob")
+	w, ga, err := requestCall(t, alice, "bobby")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,9 +251,9 @@ func TestCallErrors(t *testing.T) {
 	for _, tc := range []struct {
 		callee, err string
 	}{
-		{"dave", "USER_PRIVACY_RESTRICTED"},   // contacts only
+		{"david", "USER_PRIVACY_RESTRICTED"},  // contacts only
 		{"nobody", "USER_PRIVACY_RESTRICTED"}, // nobody
-		{"erin", "USER_IS_BLOCKED"},
+		{"erica", "USER_IS_BLOCKED"},
 		{"frank", "PARTICIPANT_VERSION_OUTDATED"},
 	} {
 		if _, _, err := requestCall(t, alice, tc.callee); !tgerr.Is(err, tc.err) {
@@ -304,8 +304,8 @@ func TestCallErrors(t *testing.T) {
 }
 
 func TestCallVersionMismatch(t *testing.T) {
-	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bob")
-	w, _, err := requestCall(t, alice, "bob")
+	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bobby")
+	w, _, err := requestCall(t, alice, "bobby")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,8 +352,8 @@ func TestCallReceiveTimeout(t *testing.T) {
 }
 
 func TestCallRingTimeout(t *testing.T) {
-	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bob")
-	w, _, err := requestCall(t, alice, "bob")
+	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bobby")
+	w, _, err := requestCall(t, alice, "bobby")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestCallRingTimeout(t *testing.T) {
 func signalingRun(t *testing.T, f SignalingFaults, count int, keep bool) []string {
 	t.Helper()
 	n := shnet(t)
-	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bob")
+	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bobby")
 	in := activeCall(t, alice, bob)
 	defer hangup(t, alice, in)
 	ctx := ctxT(t)
@@ -442,20 +442,20 @@ func TestSignalingFaults(t *testing.T) {
 // the others are told the call is gone and may no longer act on it.
 func TestCallOtherDevice(t *testing.T) {
 	n := shnet(t)
-	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bob")
+	alice, bob := loggedIn(t, "alice"), loggedIn(t, "bobby")
 	bob2, err := startClient(n.ClientOptions(), "bob2")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer bob2.close()
-	if err := n.Login(ctxSlow(t), bob2.client, user(t, "bob").Phone, ""); err != nil {
+	if err := n.Login(ctxSlow(t), bob2.client, user(t, "bobby").Phone, ""); err != nil {
 		t.Fatal(err)
 	}
 	if err := bob2.runUpdates(ctxSlow(t)); err != nil {
 		t.Fatal(err)
 	}
 	ctx := ctxT(t)
-	w, ga, err := requestCall(t, alice, "bob")
+	w, ga, err := requestCall(t, alice, "bobby")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -494,7 +494,7 @@ func TestCallOtherDevice(t *testing.T) {
 	if d := waitCall[*tg.PhoneCallDiscarded](t, alice, w.ID); d.Duration != 0 {
 		t.Errorf("duration %d", d.Duration)
 	}
-	if info, _ := n.Call(w.ID); info.DiscardedBy != user(t, "bob").ID {
+	if info, _ := n.Call(w.ID); info.DiscardedBy != user(t, "bobby").ID {
 		t.Errorf("discarded by %d", info.DiscardedBy)
 	}
 }

@@ -63,10 +63,10 @@ func TestMain(m *testing.M) {
 // sharedUsers are the accounts of the shared network.
 var sharedUsers = []User{
 	{Phone: "+10000000001", Username: "alice", FirstName: "Alice"},
-	{Phone: "+10000000002", Username: "bob", FirstName: "Bob", P2P: Nobody},
+	{Phone: "+10000000002", Username: "bobby", FirstName: "Bob", P2P: Nobody},
 	{Phone: "+10000000003", Username: "carol", FirstName: "Carol", Password: "hunter2"},
-	{Phone: "+10000000004", Username: "dave", FirstName: "Dave", CallPrivacy: Contacts},
-	{Phone: "+10000000005", Username: "erin", FirstName: "Erin"}, // blocks alice
+	{Phone: "+10000000004", Username: "david", FirstName: "Dave", CallPrivacy: Contacts},
+	{Phone: "+10000000005", Username: "erica", FirstName: "Erin"}, // blocks alice
 	{Phone: "+10000000006", Username: "frank", FirstName: "Frank", Outdated: true},
 	{Phone: "+10000000007", Username: "ghost", FirstName: "Ghost"}, // never online
 	{Phone: "+10000000008", Username: "nobody", FirstName: "Private", CallPrivacy: Nobody},
@@ -100,7 +100,7 @@ func shnet(t *testing.T) *Network {
 		}
 		// erin blocks alice
 		n.mu.Lock()
-		n.byUsername["erin"].Blocked = []int64{shared.users["alice"].ID}
+		n.byUsername["erica"].Blocked = []int64{shared.users["alice"].ID}
 		n.mu.Unlock()
 		if err := n.Start(context.Background()); err != nil {
 			shared.err = err

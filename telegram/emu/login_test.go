@@ -90,9 +90,9 @@ func TestLoginErrors(t *testing.T) {
 func TestResolve(t *testing.T) {
 	alice := loggedIn(t, "alice")
 	ctx := ctxT(t)
-	bob := user(t, "bob")
+	bob := user(t, "bobby")
 
-	byName, err := alice.api.ContactsResolveUsername(ctx, &tg.ContactsResolveUsernameRequest{Username: "Bob"})
+	byName, err := alice.api.ContactsResolveUsername(ctx, &tg.ContactsResolveUsernameRequest{Username: "Bobby"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestResolve(t *testing.T) {
 	if _, ok := users[2].(*tg.UserEmpty); !ok {
 		t.Errorf("wrong access hash gave %T", users[2])
 	}
-	full, err := alice.api.UsersGetFullUser(ctx, &tg.InputUser{UserID: user(t, "dave").ID, AccessHash: user(t, "dave").AccessHash})
+	full, err := alice.api.UsersGetFullUser(ctx, &tg.InputUser{UserID: user(t, "david").ID, AccessHash: user(t, "david").AccessHash})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"fmt"
 	"io"
 	"strings"
 	"sync"
@@ -41,6 +42,8 @@ func on[R any, PR interface {
 	d.HandleFunc(id, func(srv *tgtest.Server, req *tgtest.Request) error {
 		r := PR(new(R))
 		if err := r.Decode(req.Buf); err != nil {
+			n.log.Info("request failed to decode", "method", methodName(id), "id", fmt.Sprintf("%#08x", id),
+				"layer", requestLayer(req), "err", err)
 			return tgerr.New(400, "INPUT_REQUEST_INVALID")
 		}
 		n.mu.Lock()
@@ -50,7 +53,12 @@ func on[R any, PR interface {
 		if err != nil {
 			return err
 		}
-		return srv.SendResult(req, res)
+		out, err := n.encodeFor(requestLayer(req), res)
+		if err != nil {
+			n.log.Error("answer cannot be encoded in the client's layer", "method", methodName(id), "err", err)
+			return tgerr.New(500, "INTERNAL")
+		}
+		return srv.SendResult(req, out)
 	})
 }
 
@@ -98,7 +106,8 @@ func (n *Network) handler() tgtest.Handler {
 			// Service messages needing no answer from an emulator.
 			return nil
 		}
-		n.log.Debug("method not implemented", "method", methodName(id))
+		n.log.Info("method not implemented", "id", fmt.Sprintf("%#08x", id), "method", methodName(id),
+			"layer", requestLayer(req))
 		return tgerr.New(400, "INPUT_METHOD_INVALID")
 	}))
 
@@ -119,7 +128,7 @@ func (n *Network) handler() tgtest.Handler {
 		}
 		return d.OnMessage(srv, req)
 	})
-	return tgtest.UnpackInvoke(inner)
+	return n.unpackInvoke(inner)
 }
 
 func (n *Network) getDhConfig(c *rpc, r *tg.MessagesGetDhConfigRequest) (bin.Encoder, error) {

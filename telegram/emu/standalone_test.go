@@ -18,8 +18,8 @@ func TestStandalone(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	n, err := ListenAndServe(ctx, Options{LoginCode: "24680", PrivateKey: testKey(t)}, []User{
-		{Phone: "+20000000001", Username: "echo", FirstName: "Echo"},
-		{Phone: "+20000000002", Username: "safe", FirstName: "Safe", Password: "s3cret"},
+		{Phone: "+20000000001", Username: "echoes", FirstName: "Echo"},
+		{Phone: "+20000000002", Username: "safety", FirstName: "Safe", Password: "s3cret"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +59,7 @@ func TestStandalone(t *testing.T) {
 		t.Fatalf("login by code: %v", err)
 	}
 	self, err := c.client.Self(lctx)
-	if err != nil || self.Username != "echo" {
+	if err != nil || self.Username != "echoes" {
 		t.Fatalf("self %v %v", self, err)
 	}
 	if _, err := c.api.AuthLogOut(lctx); err != nil {
@@ -69,7 +69,7 @@ func TestStandalone(t *testing.T) {
 		t.Fatalf("login with 2FA: %v", err)
 	}
 	self, err = c.client.Self(lctx)
-	if err != nil || self.Username != "safe" {
+	if err != nil || self.Username != "safety" {
 		t.Fatalf("self %v %v", self, err)
 	}
 }

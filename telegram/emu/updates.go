@@ -38,6 +38,10 @@ type device struct {
 	held       *heldSignal     // signaling held back by the reorder fault
 	delayQ     []delayedSignal // signaling waiting out the delay fault
 	delayTimer *timer
+
+	// layers is the API layer each session announced; layer the latest.
+	layers map[int64]int
+	layer  int
 }
 
 // logEntry is one pushed tg.Updates, kept encoded: gotd's Encode methods
@@ -204,7 +208,25 @@ func (n *Network) sendEntry(ctx context.Context, d *device, sessions []tgtest.Se
 	}
 	for i := len(sessions) - 1; i >= 0; i-- {
 		s := sessions[i]
-		err := n.srv.Send(ctx, s, tgtest.MessageFromServer, rawEncoder(e.raw))
+		n.mu.Lock()
+		layer, ok := d.layers[s.ID]
+		if !ok {
+			layer = d.layer
+		}
+		n.mu.Unlock()
+		raw, err := n.rawFor(layer, e.raw)
+		if err != nil {
+			// Skipped, not retried: it would fail the same way again.
+			n.log.Error("update cannot be encoded in the client's layer", "seq", e.seq, "err", err)
+			n.mu.Lock()
+			if i := e.seq - 1 - d.base; i >= 0 {
+				d.log[i].sent = true
+			}
+			d.advance()
+			n.mu.Unlock()
+			return true
+		}
+		err = n.srv.Send(ctx, s, tgtest.MessageFromServer, raw)
 		n.mu.Lock()
 		if err == nil {
 			if i := e.seq - 1 - d.base; i >= 0 {

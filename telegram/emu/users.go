@@ -83,6 +83,9 @@ type User struct {
 	// Outdated makes every call to or from this user fail with
 	// PARTICIPANT_VERSION_OUTDATED.
 	Outdated bool `yaml:"outdated"`
+	// Vanished starts the user vanished (Faults.Vanish): a phone that lost
+	// its network, until Faults.Restore.
+	Vanished bool `yaml:"vanished"`
 }
 
 // account is a User plus server state. Guarded by Network.mu.
@@ -124,6 +127,11 @@ func (n *Network) AddUser(u User) (User, error) {
 		return User{}, errors.New("emu: user needs a phone number")
 	}
 	u.Username = strings.TrimPrefix(u.Username, "@")
+	if u.Username != "" {
+		if err := ValidUsername(u.Username); err != nil {
+			return User{}, fmt.Errorf("emu: %w", err)
+		}
+	}
 	u.Contacts = slices.Clone(u.Contacts)
 	u.Blocked = slices.Clone(u.Blocked)
 	var verifier *srpVerifier
@@ -165,12 +173,45 @@ func (n *Network) AddUser(u User) (User, error) {
 		return User{}, fmt.Errorf("emu: username @%s already taken", u.Username)
 	}
 	a := &account{User: u, srp: verifier}
+	if u.Vanished {
+		// A new user has no connection to drop: marking it is enough.
+		n.faults.mu.Lock()
+		if n.faults.vanished == nil {
+			n.faults.vanished = map[int64]bool{}
+		}
+		n.faults.vanished[u.ID] = true
+		n.faults.mu.Unlock()
+	}
 	n.users[u.ID] = a
 	n.byPhone[u.Phone] = a
 	if lname != "" {
 		n.byUsername[lname] = a
 	}
 	return a.publicCopy(), nil
+}
+
+// ValidUsername checks a username against Telegram's rules, which stock
+// clients enforce too: 5 to 32 characters of a-z, 0-9 and underscore,
+// starting with a letter, not ending with an underscore and without two
+// underscores in a row (core.telegram.org/method/account.updateUsername,
+// USERNAME_INVALID; tdesktop's username checks).
+func ValidUsername(name string) error {
+	if len(name) < 5 || len(name) > 32 {
+		return fmt.Errorf("username %q: want 5 to 32 characters", name)
+	}
+	for i, r := range name {
+		letter := (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
+		switch {
+		case i == 0 && !letter:
+			return fmt.Errorf("username %q: must start with a letter", name)
+		case !letter && !(r >= '0' && r <= '9') && r != '_':
+			return fmt.Errorf("username %q: only a-z, 0-9 and _", name)
+		}
+	}
+	if strings.HasSuffix(name, "_") || strings.Contains(name, "__") {
+		return fmt.Errorf("username %q: no trailing or double underscore", name)
+	}
+	return nil
 }
 
 // User returns the stored user with the given id.
@@ -250,6 +291,7 @@ type usersFile struct {
 //	    contacts: [100000002]
 //	    blocked: []
 //	    outdated: false
+//	    vanished: false         # starts unreachable (Faults.Vanish)
 //
 // Decoding is strict: an unknown key or a wrong type is an error naming the
 // line.

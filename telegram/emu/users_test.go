@@ -59,16 +59,41 @@ func TestAddUserValidation(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
-	u, err := n.AddUser(User{Phone: "+1 (555) 0001", Username: "@x"})
-	if err != nil || u.ID == 0 || u.AccessHash == 0 || u.Phone != "15550001" || u.Username != "x" {
+	u, err := n.AddUser(User{Phone: "+1 (555) 0001", Username: "@xenia_5"})
+	if err != nil || u.ID == 0 || u.AccessHash == 0 || u.Phone != "15550001" || u.Username != "xenia_5" {
 		t.Fatalf("%+v %v", u, err)
 	}
-	for _, bad := range []User{{}, {Phone: "15550001"}, {Phone: "2", Username: "X"}, {Phone: "3", ID: u.ID}} {
+	for _, bad := range []User{{}, {Phone: "15550001"}, {Phone: "2", Username: "XENIA_5"}, {Phone: "3", ID: u.ID},
+		{Phone: "4", Username: "bob"}, {Phone: "5", Username: "1abcde"}, {Phone: "6", Username: "abc__de"},
+		{Phone: "7", Username: "abcde_"}, {Phone: "8", Username: "abc-de"}, {Phone: "9", Username: strings.Repeat("a", 33)}} {
 		if _, err := n.AddUser(bad); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}
 	}
 	if _, err := New(Options{Addr: "localhost", PrivateKey: testKey(t)}); err == nil {
 		t.Error("bad address accepted")
+	}
+}
+
+// TestAddUserVanished: a user added with Vanished starts vanished (the
+// users file's `vanished: true`, `tgsip emulator -vanish`).
+func TestAddUserVanished(t *testing.T) {
+	n, err := New(Options{Reflectors: -1, PrivateKey: testKey(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	u, err := n.AddUser(User{Phone: "+15550009", Vanished: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := n.AddUser(User{Phone: "+15550010"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.faults.vanishedLocked(u.ID) || n.faults.vanishedLocked(v.ID) {
+		t.Error("Vanished not applied to exactly the vanished user")
 	}
 }

@@ -123,7 +123,7 @@ func run(m *testing.M) int {
 		return &account{user: u}
 	}
 	alice = add(emu.User{Phone: "+15550001", FirstName: "Alice", Username: "alice"})
-	bob = add(emu.User{Phone: "+15550002", FirstName: "Bob", Username: "bob"})
+	bob = add(emu.User{Phone: "+15550002", FirstName: "Bob", Username: "bobby"})
 	carol = add(emu.User{Phone: "+15550003", FirstName: "Carol", CallPrivacy: emu.Nobody})
 	dave = add(emu.User{Phone: "+15550004", FirstName: "Dave", P2P: emu.Nobody})
 	erin = add(emu.User{Phone: "+15550005", FirstName: "Erin", Outdated: true})
