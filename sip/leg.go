@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tgsip/tgsip/sip/sdp"
 )
 
 // ErrGlare is returned by Reoffer when the peer answered 491 Request
@@ -94,6 +96,20 @@ func (l *leg) mediaChanged() {
 	if f != nil {
 		f(l.eng.media())
 	}
+}
+
+// takeAnswer applies the peer's answer to our offer and reports a change
+// of media; an answer repeating the one in force changes nothing
+// (RFC 3264 §8).
+func (l *leg) takeAnswer(answer []byte) error {
+	err := l.eng.acceptAnswer(answer)
+	if errors.Is(err, sdp.ErrRepeatedAnswer) {
+		return nil
+	}
+	if err == nil {
+		l.mediaChanged()
+	}
+	return err
 }
 
 func (l *leg) answerOffer(offer []byte) ([]byte, error) {
@@ -238,12 +254,11 @@ wait:
 	}
 	l.mu.Unlock()
 	if w.wantAnswer && len(ack.Body()) > 0 {
-		if err := l.eng.acceptAnswer(ack.Body()); err != nil {
+		if err := l.takeAnswer(ack.Body()); err != nil {
 			l.log.Warn("bad SDP answer in ACK", "err", err)
 			l.bye(Reason{Protocol: "SIP", Cause: 488, Text: "Bad answer"}, &CallError{Status: 488, Cause: CauseRejected, Err: err})
 			return
 		}
-		l.mediaChanged()
 	}
 	if onAck != nil {
 		onAck(ack)
@@ -429,10 +444,9 @@ func (l *leg) change(method sip.RequestMethod, body []byte, hdrs ...sip.Header) 
 	}
 	l.d.setTarget(res.Contact())
 	if len(body) > 0 && len(res.Body()) > 0 {
-		if err := l.eng.acceptAnswer(res.Body()); err != nil {
+		if err := l.takeAnswer(res.Body()); err != nil {
 			return res, err
 		}
-		l.mediaChanged()
 	}
 	return res, nil
 }

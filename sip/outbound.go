@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tgsip/tgsip/sip/sdp"
 )
 
 // DialRequest is a call from Telegram to the PBX.
@@ -308,21 +310,39 @@ func (c *OutboundCall) onProvisional(res *sip.Response) {
 	c.mu.Lock()
 	c.provisional = true // any provisional, 100 included, allows CANCEL (§9.1)
 	c.mu.Unlock()
+	reliable := res.StatusCode > 100 && hasOption(res, "Require", "100rel")
 	if len(res.Body()) > 0 {
-		if err := c.eng.acceptAnswer(res.Body()); err == nil {
+		if err := c.earlyAnswer(res.Body(), reliable); err == nil {
 			ev.EarlyMedia = true
-			c.mediaChanged()
 		} else {
 			c.log.Info("early media SDP not usable", "err", err)
 		}
 	}
-	if res.StatusCode > 100 && hasOption(res, "Require", "100rel") {
+	if reliable {
 		c.sendPRACK(res)
 	}
 	select {
 	case c.progress <- ev:
 	default:
 	}
+}
+
+// earlyAnswer takes the SDP of a provisional response. A reliable one
+// carries the answer (RFC 3262 §5); an unreliable one only previews it
+// for early media, and the 2xx brings the answer (RFC 3261 §13.2.1,
+// RFC 6337 §3.1.1). Either may repeat the SDP in force.
+func (c *OutboundCall) earlyAnswer(body []byte, reliable bool) error {
+	if reliable {
+		return c.takeAnswer(body)
+	}
+	err := c.eng.previewAnswer(body)
+	if errors.Is(err, sdp.ErrRepeatedAnswer) {
+		return nil
+	}
+	if err == nil {
+		c.mediaChanged()
+	}
+	return err
 }
 
 // sendPRACK acknowledges a reliable provisional (RFC 3262 §7.2) within
@@ -420,13 +440,18 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 		return
 	}
 	if len(res.Body()) > 0 {
-		if err := c.eng.acceptAnswer(res.Body()); err != nil {
+		// The 2xx's SDP is the answer unless a reliable 18x carried it
+		// already; then RFC 3261 §13.2.1 has us ignore it (ErrNoOffer).
+		// A repeat of the SDP in force is no new answer (RFC 3264 §8).
+		err := c.takeAnswer(res.Body())
+		if errors.Is(err, sdp.ErrNoOffer) {
+			c.log.Info("SDP in 2xx ignored: the answer came in a reliable provisional response")
+		} else if err != nil {
 			c.log.Warn("SDP answer not acceptable", "err", err)
 			me := asMediaError(err)
 			c.bye(Reason{Protocol: "SIP", Cause: me.Status, Text: "Incompatible media"}, &CallError{Status: me.Status, Cause: CauseRejected, Err: err})
 			return
 		}
-		c.mediaChanged()
 	}
 	c.mu.Lock()
 	c.up = true

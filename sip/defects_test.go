@@ -1,0 +1,119 @@
+package sip
+
+import (
+	"context"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/tgsip/tgsip/internal/audiotest"
+)
+
+// echoTone sends a second of a freq Hz tone as plain G.711 µ-law RTP to
+// m.Remote, where sipp echoes it (-rtp_echo), and checks the tone that
+// comes back on our socket: media flows both ways on the negotiated path.
+func echoTone(t *testing.T, m Media, freq float64) {
+	t.Helper()
+	const samples = g711Rate / 50
+	const frames = 50
+	pcm := make([]int16, samples)
+	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: m.Codec.PayloadType, SequenceNumber: 100, Timestamp: 8000, SSRC: 0x5eed}, Payload: make([]byte, samples)}
+	for i := range frames {
+		audiotest.Tone(pcm, freq, g711Rate, i*samples)
+		for j, x := range pcm {
+			pkt.Payload[j] = ulawEncode(x)
+		}
+		raw, err := pkt.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.Conn.WriteToUDPAddrPort(raw, m.Remote); err != nil {
+			t.Fatal(err)
+		}
+		pkt.SequenceNumber++
+		pkt.Timestamp += samples
+	}
+	defer m.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // the socket outlives this reader
+	if err := m.Conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	var got []int16
+	buf := make([]byte, 1500)
+	for n := 0; n < frames*9/10; n++ {
+		k, _, err := m.Conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			t.Fatalf("echo %d of %d: %v", n, frames, err)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:k]); err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range p.Payload {
+			got = append(got, ulawDecode(b))
+		}
+	}
+	f, prom := audiotest.DominantFrequency(got, g711Rate, 100, 3500, 10)
+	if math.Abs(f-freq) > 20 || prom < 10 {
+		t.Errorf("echoed audio: %v Hz (prominence %.1f), want %v Hz", f, prom, freq)
+	}
+}
+
+// TestSippOutboundEarlyMediaUnreliable: the PBX sends 183 with SDP and no
+// 100rel, then a 200 whose SDP repeats the 183's (same o= version) or
+// replaces it. Neither is a second answer (RFC 3264 §8, RFC 6337 §3.1.1):
+// the call stays up and audio flows on the 200's media.
+func TestSippOutboundEarlyMediaUnreliable(t *testing.T) {
+	for _, tc := range []struct {
+		name, ver, pt, codec string
+	}{
+		{"same SDP", "1", "0", "PCMU"},
+		{"changed SDP", "2", "8", "PCMA"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port, wait := startSipp(t, sippRun{Scenario: "uas_early_media.xml", Args: []string{
+				"-rtp_echo", "-key", "ver", tc.ver, "-key", "pt", tc.pt, "-key", "codec", tc.codec,
+			}})
+			s := pbxServer(t, port, nil)
+			start(t, s)
+			c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for ev := range c.Progress() {
+				if ev.Status == 183 {
+					if !ev.EarlyMedia {
+						t.Error("183 with SDP not taken as early media")
+					}
+					break
+				}
+			}
+			select {
+			case <-c.Answered():
+			case <-c.Done():
+				t.Fatalf("call ended instead of being answered: %v", c.Err())
+			case <-time.After(15 * time.Second):
+				t.Fatal("no answer")
+			}
+			m := c.Media()
+			if m.Codec.Name != tc.codec {
+				t.Errorf("codec after the 200: %q, want %q", m.Codec.Name, tc.codec)
+			}
+			echoTone(t, m, 800)
+			select {
+			case <-c.Done():
+				t.Fatalf("call ended: %v", c.Err())
+			default:
+			}
+			c.Hangup(Reason{Protocol: "Q.850", Cause: 16})
+			if ce := endOf(t, c); ce.Cause != CauseNormal || ce.Remote {
+				t.Errorf("end = %v", ce)
+			}
+			if err := wait(); err != nil {
+				t.Fatal(err)
+			}
+			waitNoCalls(t, s)
+		})
+	}
+}
