@@ -117,3 +117,17 @@ func newCallID() string {
 func callLogger(base *slog.Logger, id, sipCallID string, dir string) *slog.Logger {
 	return base.With("call", id, "sip_call_id", sipCallID, "dir", dir)
 }
+
+// logEnd writes the "call ended" line: why (cause, status, the Reason
+// header) and, for transport errors and the like, the error itself (the
+// x509 reason of a refused certificate, a refused connection).
+func logEnd(log *slog.Logger, e *CallError) {
+	attrs := []any{"cause", e.Cause, "status", e.Status, "remote", e.Remote}
+	if !e.Reason.IsZero() {
+		attrs = append(attrs, "reason", e.Reason.String())
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err.Error())
+	}
+	log.Info("call ended", attrs...)
+}

@@ -2,7 +2,10 @@ package sip
 
 import (
 	"context"
+	"fmt"
 	"math"
+	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +119,41 @@ func TestSippOutboundEarlyMediaUnreliable(t *testing.T) {
 			waitNoCalls(t, s)
 		})
 	}
+}
+
+// TestLogSaysWhyTLSCallEnded: a call to a PBX whose certificate we do not
+// trust ends with a transport error, and the "call ended" line of the log
+// carries the x509 reason, not only the cause.
+func TestLogSaysWhyTLSCallEnded(t *testing.T) {
+	certFile, keyFile, _ := writeTestCert(t)
+	pbx := newTestServer(t, func(c *Config) {
+		c.Listen = append(c.Listen, ListenConfig{Transport: TLS, Addr: netip.MustParseAddrPort("127.0.0.1:0"), CertFile: certFile, KeyFile: keyFile})
+	})
+	calls(pbx, func(c *InboundCall) { t.Error("the PBX got a call over an unverified connection") })
+	start(t, pbx)
+	ap, _ := pbx.Addr(TLS)
+	s, lg := newLoggedServer(t, func(c *Config) { c.Outbound.URI = fmt.Sprintf("sip:127.0.0.1:%d;transport=tls", ap.Port()) })
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseTransport {
+		t.Fatalf("end = %v", ce)
+	}
+	var line string
+	// Done closes just before the line is written.
+	waitUntil(t, func() bool {
+		for _, l := range strings.Split(lg.String(), "\n") {
+			if strings.Contains(l, `msg="call ended"`) {
+				line = l
+				return true
+			}
+		}
+		return false
+	}, "the call ended log line")
+	if !strings.Contains(line, "x509") || !strings.Contains(line, "cause=\"transport error\"") {
+		t.Errorf("call ended line does not say why: %q", line)
+	}
+	waitNoCalls(t, s)
 }

@@ -476,7 +476,7 @@ func (c *InboundCall) finish(e *CallError) bool {
 	c.mu.Unlock()
 	c.s.dialogs.remove(c.key)
 	c.port.Release()
-	c.log.Info("call ended", "cause", e.Cause, "status", e.Status, "remote", e.Remote)
+	logEnd(c.log, e)
 	return true
 }
 

@@ -510,7 +510,7 @@ func (c *OutboundCall) finish(e *CallError) bool {
 	}
 	c.s.dialogs.remove(c.key)
 	c.port.Release()
-	c.log.Info("call ended", "cause", e.Cause, "status", e.Status, "remote", e.Remote)
+	logEnd(c.log, e)
 	return true
 }
 
