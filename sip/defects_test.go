@@ -157,3 +157,76 @@ func TestLogSaysWhyTLSCallEnded(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestSippOutbound422Retry: the PBX's Min-SE is above our Session-Expires;
+// its 422 makes us retry the INVITE with the raised interval, a new CSeq
+// and the same Call-ID (RFC 4028 §7.4), and the retry is answered.
+func TestSippOutbound422Retry(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_422_retry.xml"})
+	s := pbxServer(t, port, func(c *Config) {
+		c.SessionTimers.Expires = 90 * time.Second
+		c.SessionTimers.MinSE = 90 * time.Second
+	})
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.mu.Lock()
+	firstCSeq := c.invite.CSeq().SeqNo
+	c.mu.Unlock()
+	select {
+	case <-c.Answered():
+	case <-c.Done():
+		t.Fatalf("call ended instead of being retried: %v", c.Err())
+	case <-time.After(15 * time.Second):
+		t.Fatal("no answer")
+	}
+	c.mu.Lock()
+	retry := c.invite
+	timer := c.timer
+	c.mu.Unlock()
+	if retry.CSeq().SeqNo <= firstCSeq || retry.CallID().Value() != c.CallID {
+		t.Errorf("retry CSeq %d (first %d), Call-ID %q", retry.CSeq().SeqNo, firstCSeq, retry.CallID().Value())
+	}
+	if timer == nil || timer.interval != 1800*time.Second {
+		t.Errorf("session timer after the retry: %+v", timer)
+	}
+	c.Hangup(Reason{})
+	if ce := endOf(t, c); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
+
+// TestSippOutboundRefresh422: a 422 to our session refresh makes us send
+// the refresh again at once with the raised interval (RFC 4028 §7.4).
+func TestSippOutboundRefresh422(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_session_timer_422.xml"})
+	s := pbxServer(t, port, func(c *Config) {
+		c.SessionTimers.Expires = 90 * time.Second
+		c.SessionTimers.MinSE = time.Second
+	})
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer")
+	waitUntil(t, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		return c.leg.refreshes > 0
+	}, "session refresh")
+	c.Hangup(Reason{})
+	if ce := endOf(t, c); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}

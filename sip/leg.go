@@ -382,11 +382,25 @@ func (l *leg) refreshSession() {
 		method = sip.INVITE
 		body = l.eng.offer(false)
 	}
-	t.mu.Lock()
-	// The refresher parameter is relative to this request: we are its UAC.
-	se := sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()
-	t.mu.Unlock()
-	res, err := l.change(method, body, sip.NewHeader("Session-Expires", se), sip.NewHeader("Supported", "timer"))
+	var res *sip.Response
+	var err error
+	for try := 0; ; try++ {
+		t.mu.Lock()
+		// The refresher parameter is relative to this request: we are its UAC.
+		se := sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()
+		hdrs := []sip.Header{sip.NewHeader("Session-Expires", se), sip.NewHeader("Supported", "timer")}
+		if t.minSE > 0 {
+			hdrs = append(hdrs, sip.NewHeader("Min-SE", itoa(int(t.minSE/time.Second))))
+		}
+		t.mu.Unlock()
+		res, err = l.change(method, body, hdrs...)
+		if try > 0 || res == nil || res.StatusCode != 422 || !t.raise(minSEHeader(res)) {
+			break
+		}
+		// RFC 4028 §7.4: a 422 to a refresh is retried at once with the
+		// interval raised to its Min-SE, which later refreshes keep.
+		l.log.Info("PBX wants a longer session interval, refreshing again", "min_se", minSEHeader(res))
+	}
 	l.endModify()
 	if err != nil {
 		status := 408

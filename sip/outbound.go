@@ -182,7 +182,7 @@ func (c *OutboundCall) shutdown() {
 
 // run drives the INVITE client transaction to its end.
 func (c *OutboundCall) run(ctx context.Context) {
-	authTries := 0
+	authTries, timerTries := 0, 0
 	var cancelReason *Reason
 	for {
 		c.mu.Lock()
@@ -209,6 +209,11 @@ func (c *OutboundCall) run(ctx context.Context) {
 				tx.Terminate()
 				continue
 			}
+		}
+		if res.StatusCode == 422 && timerTries < 2 && cancelReason == nil && c.raiseSessionInterval(res) {
+			timerTries++
+			tx.Terminate()
+			continue
 		}
 		tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
 		c.final(res, cancelReason)
@@ -406,6 +411,37 @@ func (c *OutboundCall) authorize(res *sip.Response) error {
 	inv.CSeq().SeqNo = c.d.nextCSeq()
 	c.invite = inv
 	return nil
+}
+
+// raiseSessionInterval answers a 422 Session Interval Too Small: RFC 4028
+// §7.4 has the UAC retry with Session-Expires and Min-SE raised to the
+// 422's Min-SE, in a new transaction (new CSeq and branch, same Call-ID
+// and From tag). It reports false when the 422 gives nothing higher than
+// what we asked for (a retry would only be refused again).
+func (c *OutboundCall) raiseSessionInterval(res *sip.Response) bool {
+	minSE := minSEHeader(res)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var asked time.Duration
+	if se, ok, err := sessionExpiresHeader(c.invite); ok && err == nil {
+		asked = se.Interval
+	}
+	if minSE <= asked {
+		c.log.Warn("422 without a higher Min-SE", "min_se", minSE, "session_expires", asked)
+		return false
+	}
+	inv := c.invite.Clone()
+	inv.SetBody(c.invite.Body())
+	inv.RemoveHeader("Session-Expires")
+	inv.RemoveHeader("x") // compact form
+	inv.RemoveHeader("Min-SE")
+	secs := itoa(int(minSE / time.Second))
+	inv.AppendHeader(sip.NewHeader("Session-Expires", secs))
+	inv.AppendHeader(sip.NewHeader("Min-SE", secs))
+	inv.CSeq().SeqNo = c.d.nextCSeq()
+	c.invite = inv
+	c.log.Info("PBX wants a longer session interval, retrying", "min_se", minSE)
+	return true
 }
 
 // final handles the final response to our INVITE.
