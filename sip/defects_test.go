@@ -230,3 +230,48 @@ func TestSippOutboundRefresh422(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestSippOptions503: a load balancer's OPTIONS probe gets 503 with
+// Retry-After while the instance is at max_calls and while it closes, and
+// 200 when it has room.
+func TestSippOptions503(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_answer.xml"})
+	s := pbxServer(t, port, func(c *Config) { c.MaxCalls = 1 })
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	if err := runSipp(t, sippRun{Scenario: "uac_options.xml", Remote: ap}); err != nil {
+		t.Fatalf("with room: %v", err)
+	}
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer")
+	if err := runSipp(t, sippRun{Scenario: "uac_options_503.xml", Remote: ap}); err != nil {
+		t.Fatalf("at max_calls: %v", err)
+	}
+	waitUntil(t, func() bool { return c.reAcks.Load() == 1 }, "ACK of the retransmitted 200")
+	c.Hangup(Reason{})
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+	if err := runSipp(t, sippRun{Scenario: "uac_options.xml", Remote: ap}); err != nil {
+		t.Fatalf("room again: %v", err)
+	}
+
+	// Close keeps the listeners open while work is still running; hold
+	// some so the probe arrives while the server closes.
+	release := make(chan struct{})
+	s.goTracked(func() { <-release })
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	waitUntil(t, func() bool { return s.unavailable() == "closing" }, "closing")
+	err = runSipp(t, sippRun{Scenario: "uac_options_503.xml", Remote: ap})
+	close(release)
+	<-closed
+	if err != nil {
+		t.Fatalf("closing: %v", err)
+	}
+}

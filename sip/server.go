@@ -453,8 +453,12 @@ func sourceAddr(req *sip.Request) netip.AddrPort {
 }
 
 // onOptions answers OPTIONS in and out of dialogs: a load balancer's probe
-// only marks us up on 200 (Kamailio dispatcher).
+// only marks us up on 200 (Kamailio dispatcher), and gets 503 while we
+// take no calls (refuseProbe).
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if s.refuseProbe(req, tx) {
+		return
+	}
 	s.reply(tx, req, 200, "OK", nil,
 		sip.NewHeader("Allow", allowMethods),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
