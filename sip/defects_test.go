@@ -275,3 +275,28 @@ func TestSippOptions503(t *testing.T) {
 		t.Fatalf("closing: %v", err)
 	}
 }
+
+// TestSippOptionsPingIdentity: the OPTIONS ping carries the configured
+// identity (the PBX matches its trunk endpoint by From user), and a 404 to
+// it is a configuration problem, not a healthy PBX: down, counted, logged
+// at warn once.
+func TestSippOptionsPingIdentity(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_options_identity.xml", Calls: 2})
+	s, lg := newLoggedServer(t, func(c *Config) {
+		c.Outbound.URI = fmt.Sprintf("sip:127.0.0.1:%d", port)
+		c.Outbound.OptionsPing = 200 * time.Millisecond
+		c.Outbound.FromUser = "trunkid"
+		c.Outbound.Username, c.Outbound.Password = "trunkuser", "pw"
+	})
+	start(t, s)
+	waitUntil(t, func() bool { return s.PBX().PingRejected == 2 }, "two refused pings")
+	if s.PBX().Up {
+		t.Error("a PBX refusing our identity counts as up")
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(lg.String(), "PBX refuses our OPTIONS ping"); n != 1 {
+		t.Errorf("refusal logged %d times, want once", n)
+	}
+}

@@ -89,10 +89,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	tag := LocalTag(sip.GenerateTagN(16))
 	fromUser := dr.FromUser
 	if fromUser == "" {
-		fromUser = s.cfg.Outbound.FromUser
-	}
-	if fromUser == "" {
-		fromUser = "tgsip"
+		fromUser = s.identityUser()
 	}
 	fromHost := s.cfg.Outbound.FromDomain
 	if fromHost == "" {
