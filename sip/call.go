@@ -52,6 +52,9 @@ func (e *CallError) Error() string {
 
 func (e *CallError) Unwrap() error { return e.Err }
 
+// shutdownReason ends the calls of a closing server (RFC 3326).
+var shutdownReason = Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"}
+
 // Errors returned by call methods used at the wrong moment.
 var (
 	ErrCallEnded    = errors.New("sip: call has ended")

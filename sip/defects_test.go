@@ -300,3 +300,58 @@ func TestSippOptionsPingIdentity(t *testing.T) {
 		t.Errorf("refusal logged %d times, want once", n)
 	}
 }
+
+// TestCloseWithUnackedAnswer: Close does not wait the 64*T1 (32 s) of an
+// ACK that does not come: it sends the BYE at once, stops retransmitting
+// our 200 and returns within 2 s.
+func TestCloseWithUnackedAnswer(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.T1 = 500 * time.Millisecond })
+	answered := make(chan error, 1)
+	got := calls(s, func(c *InboundCall) { answered <- c.Answer(nil) })
+	start(t, s)
+	ap, _ := s.Addr(UDP)
+	_, wait := startSipp(t, sippRun{Scenario: "uac_no_ack_close.xml", Remote: ap})
+	c := waitFor(t, got, "call")
+	if err := waitFor(t, answered, "answer"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Now()
+	s.Close()
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseShutdown {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestCloseWithUnansweredCancel: Close sends CANCEL for a ringing call to
+// the PBX; the PBX never answers it, and Close still returns within 2 s.
+func TestCloseWithUnansweredCancel(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_ignore_cancel.xml"})
+	s := pbxServer(t, port, func(c *Config) { c.T1 = 500 * time.Millisecond })
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for ev := range c.Progress() {
+		if ev.Status == 180 {
+			break
+		}
+	}
+	t0 := time.Now()
+	s.Close()
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseShutdown {
+		t.Errorf("end = %v", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -459,7 +459,7 @@ func (c *InboundCall) Hangup(reason Reason) {
 
 // shutdown ends the call when the server closes.
 func (c *InboundCall) shutdown() {
-	c.Hangup(Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"})
+	c.Hangup(shutdownReason)
 }
 
 // finish ends the call once: unregister, free the port, stop timers.

@@ -244,6 +244,12 @@ wait:
 			l.log.Warn("no ACK for 2xx, hanging up")
 			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "ACK timeout"}, &CallError{Status: 408, Cause: CauseACKTimeout})
 			return
+		case <-l.s.closing:
+			// Shutting down does not wait 64*T1 for the ACK: RFC 3261
+			// §15's "no BYE before the ACK" gives way to ending the call
+			// now, and the retransmissions stop.
+			l.bye(shutdownReason, &CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason})
+			return
 		case <-l.done:
 			return
 		}

@@ -174,7 +174,7 @@ func (c *OutboundCall) Hangup(reason Reason) {
 }
 
 func (c *OutboundCall) shutdown() {
-	c.Hangup(Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"})
+	c.Hangup(shutdownReason)
 }
 
 // run drives the INVITE client transaction to its end.
@@ -222,17 +222,28 @@ func (c *OutboundCall) run(ctx context.Context) {
 func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction, cancelReason **Reason) (*sip.Response, bool) {
 	cancelCh := c.cancel
 	ctxDone := ctx.Done()
+	// RFC 3261 §9.1: without a final response 64*T1 after our CANCEL the
+	// INVITE transaction is over (sipgo keeps a proceeding one forever).
+	var cancelled <-chan time.Time
+	cancel := func() {
+		c.sendCancel(**cancelReason)
+		t := time.NewTimer(64 * c.s.cfg.T1)
+		cancelled = t.C
+	}
 	for {
 		select {
 		case res := <-tx.Responses():
 			if res.IsProvisional() {
 				c.onProvisional(res)
 				if *cancelReason != nil && c.canCancel() {
-					c.sendCancel(**cancelReason)
+					cancel()
 				}
 				continue
 			}
 			return res, false
+		case <-cancelled:
+			c.finish(&CallError{Status: 487, Cause: CauseCancelled, Reason: **cancelReason, Err: errors.New("sip: no final response to the cancelled INVITE")})
+			return nil, false
 		case <-tx.Done():
 			status := 408
 			c.finish(&CallError{Status: status, Cause: CauseTimeout, Err: tx.Err()})
@@ -245,9 +256,14 @@ func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction,
 			ctxDone = nil
 			cancelCh = nil
 			c.markCancelled(Reason{Protocol: "SIP", Cause: 487, Text: "Cancelled"}, cancelReason)
+		case <-c.s.halt:
+			// Close stopped waiting: the PBX never answered our CANCEL
+			// (or sent no provisional response that would allow one).
+			c.finish(&CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason, Err: errHalted})
+			return nil, false
 		}
 		if *cancelReason != nil && c.canCancel() {
-			c.sendCancel(**cancelReason)
+			cancel()
 		}
 	}
 }
@@ -303,6 +319,7 @@ func (c *OutboundCall) sendCancel(r Reason) {
 		case <-tx.Responses():
 		case <-tx.Done():
 		case <-ctx.Done():
+		case <-c.s.halt:
 		}
 	})
 }

@@ -59,6 +59,10 @@ type Server struct {
 	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
+	// halt closes closeGrace after closing: from then on nothing waits
+	// for a peer any more (see Close).
+	halt     chan struct{}
+	haltOnce sync.Once
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
@@ -76,6 +80,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		dialogs: newRegistry(),
 		bound:   map[Transport]netip.AddrPort{},
 		closing: make(chan struct{}),
+		halt:    make(chan struct{}),
 	}
 	s.work.idle.L = &s.work.mu
 	s.gate = newGatekeeper(cfg, &s.stats)
@@ -269,8 +274,16 @@ func (s *Server) closeListenersLocked() {
 	s.closers = nil
 }
 
-// Close ends every call (BYE or 503), stops the listeners and waits for
-// every goroutine the server started.
+// closeGrace is how long Close lets peers answer what ends the calls
+// (BYE, CANCEL, the unREGISTER) before it stops waiting for them.
+const closeGrace = time.Second
+
+// Close ends every call (BYE or 503; a 2xx still waiting for its ACK gets
+// its BYE at once, an unanswered INVITE its CANCEL), stops the listeners
+// and waits for every goroutine the server started. Peers get closeGrace
+// to answer; then every wait for a peer ends (transactions are dropped,
+// retransmissions stop), so Close returns within about that, not the
+// 64*T1 (32 s) of a transaction timeout.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -279,7 +292,10 @@ func (s *Server) Close() error {
 				c.shutdown()
 			}
 		}
+		grace := time.AfterFunc(closeGrace, s.stopWaiting)
 		s.work.closeWhenIdle()
+		grace.Stop()
+		s.stopWaiting()
 		s.mu.Lock()
 		s.closeListenersLocked()
 		s.mu.Unlock()
@@ -288,6 +304,12 @@ func (s *Server) Close() error {
 	})
 	return nil
 }
+
+// stopWaiting ends every wait for a peer (Close after closeGrace).
+func (s *Server) stopWaiting() { s.haltOnce.Do(func() { close(s.halt) }) }
+
+// errHalted ends a transaction that Close stopped waiting for.
+var errHalted = errors.New("sip: server closed before the peer answered")
 
 // goTracked runs f on a goroutine the server waits for at Close. Once
 // Close has seen all such goroutines finish, f is dropped.
@@ -421,6 +443,8 @@ func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 			return nil, tx.Err()
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-s.halt:
+			return nil, errHalted
 		}
 	}
 }
