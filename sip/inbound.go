@@ -240,6 +240,9 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		}
 	}
 	d.localCSeq = 1 + uint32(time.Now().UnixNano()%1000)
+	if s.reusesConnection(tp) {
+		d.contact = s.contactFor(req, c.contactUser)
+	}
 	c.d = d
 	c.key = dialogKey{callID: callID, localTag: tag}
 	return c
@@ -305,7 +308,7 @@ func (c *InboundCall) response(code int, reason string, body []byte) *sip.Respon
 	}
 	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
 	if code > 100 && code < 300 {
-		res.AppendHeader(c.s.contact(c.d.transport, c.ToUser))
+		res.AppendHeader(c.ourContact())
 		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	}
 	if len(body) > 0 {

@@ -98,6 +98,17 @@ func (l *leg) mediaChanged() {
 	}
 }
 
+// ourContact is our Contact for responses in the dialog.
+func (l *leg) ourContact() *sip.ContactHeader {
+	l.d.mu.Lock()
+	c := l.d.contact
+	l.d.mu.Unlock()
+	if c != nil {
+		return c.Clone()
+	}
+	return l.s.contact(l.d.transport, l.contactUser)
+}
+
 // takeAnswer applies the peer's answer to our offer and reports a change
 // of media; an answer repeating the one in force changes nothing
 // (RFC 3264 §8).
@@ -184,7 +195,7 @@ func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 	l.d.setTarget(req.Contact())
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	res.AppendHeader(sip.NewHeader("Server", l.s.cfg.UserAgent))
-	res.AppendHeader(l.s.contact(l.d.transport, l.contactUser))
+	res.AppendHeader(l.ourContact())
 	if isInvite {
 		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	}

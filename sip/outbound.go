@@ -190,6 +190,7 @@ func (c *OutboundCall) run(ctx context.Context) {
 			c.finish(&CallError{Status: 503, Cause: CauseTransport, Err: err})
 			return
 		}
+		c.d.setContact(inv.Contact()) // with its port when it names our connection
 		res, again := c.awaitFinal(ctx, tx, &cancelReason)
 		if again {
 			continue

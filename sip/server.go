@@ -379,7 +379,8 @@ func (s *Server) hostForURIs() string {
 	return "127.0.0.1"
 }
 
-// contact is our Contact for a dialog on transport tp.
+// contact is our Contact for a dialog on transport tp. Without a listener
+// of tp its port is 0 until reuseConnection (or contactFor) sets it.
 func (s *Server) contact(tp string, user string) *sip.ContactHeader {
 	t := Transport(strings.ToUpper(tp))
 	a, _ := s.Addr(t)
@@ -422,6 +423,9 @@ func (s *Server) prepareRequest(req *sip.Request) {
 // request sends req in a client transaction.
 func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
 	s.prepareRequest(req)
+	if err := s.reuseConnection(ctx, req); err != nil {
+		return nil, err
+	}
 	return s.cli.TransactionRequest(ctx, req, noBuild)
 }
 
@@ -452,6 +456,11 @@ func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 // writeStateless sends a request outside any transaction (ACK for 2xx).
 func (s *Server) writeStateless(req *sip.Request) error {
 	s.prepareRequest(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*s.cfg.T1)
+	defer cancel()
+	if err := s.reuseConnection(ctx, req); err != nil {
+		return err
+	}
 	return s.cli.WriteRequest(req, noBuild)
 }
 
