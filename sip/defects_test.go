@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -13,6 +14,28 @@ import (
 
 	"github.com/tgsip/tgsip/internal/audiotest"
 )
+
+// startPBXSipp starts a sipp UAS scenario as the PBX on tp (udp or tcp)
+// and, for TCP, waits until it accepts connections (TCP requests are not
+// retransmitted).
+func startPBXSipp(t *testing.T, tp Transport, r sippRun) (port int, wait func() error) {
+	t.Helper()
+	if tp != TCP {
+		return startSipp(t, r)
+	}
+	r.Port = freeUDPPort(t) // sipp listens on TCP at the same number
+	r.Args = append(r.Args, "-t", "t1")
+	port, wait = startSipp(t, r)
+	waitUntil(t, func() bool {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	}, "sipp TCP listener")
+	return port, wait
+}
 
 // echoTone sends a second of a freq Hz tone as plain G.711 µ-law RTP to
 // m.Remote, where sipp echoes it (-rtp_echo), and checks the tone that
@@ -70,15 +93,19 @@ func echoTone(t *testing.T, m Media, freq float64) {
 func TestSippOutboundEarlyMediaUnreliable(t *testing.T) {
 	for _, tc := range []struct {
 		name, ver, pt, codec string
+		tp                   Transport
 	}{
-		{"same SDP", "1", "0", "PCMU"},
-		{"changed SDP", "2", "8", "PCMA"},
+		{"same SDP", "1", "0", "PCMU", UDP},
+		{"changed SDP", "2", "8", "PCMA", UDP},
+		{"same SDP over TCP", "1", "0", "PCMU", TCP},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port, wait := startSipp(t, sippRun{Scenario: "uas_early_media.xml", Args: []string{
+			port, wait := startPBXSipp(t, tc.tp, sippRun{Scenario: "uas_early_media.xml", Args: []string{
 				"-rtp_echo", "-key", "ver", tc.ver, "-key", "pt", tc.pt, "-key", "codec", tc.codec,
 			}})
-			s := pbxServer(t, port, nil)
+			s := pbxServer(t, port, func(c *Config) {
+				c.Outbound.URI += ";transport=" + tc.tp.network()
+			})
 			start(t, s)
 			c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
 			if err != nil {
@@ -162,8 +189,15 @@ func TestLogSaysWhyTLSCallEnded(t *testing.T) {
 // its 422 makes us retry the INVITE with the raised interval, a new CSeq
 // and the same Call-ID (RFC 4028 §7.4), and the retry is answered.
 func TestSippOutbound422Retry(t *testing.T) {
-	port, wait := startSipp(t, sippRun{Scenario: "uas_422_retry.xml"})
+	for _, tp := range []Transport{UDP, TCP} {
+		t.Run(string(tp), func(t *testing.T) { test422Retry(t, tp) })
+	}
+}
+
+func test422Retry(t *testing.T, tp Transport) {
+	port, wait := startPBXSipp(t, tp, sippRun{Scenario: "uas_422_retry.xml"})
 	s := pbxServer(t, port, func(c *Config) {
+		c.Outbound.URI += ";transport=" + tp.network()
 		c.SessionTimers.Expires = 90 * time.Second
 		c.SessionTimers.MinSE = 90 * time.Second
 	})
