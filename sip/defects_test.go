@@ -389,3 +389,38 @@ func TestCloseWithUnansweredCancel(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCloseWhileTLSHandshakeHangs: a PBX that accepts our TCP connection
+// but never completes the TLS handshake does not hold Close up.
+func TestCloseWhileTLSHandshakeHangs(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c // held open, never answered
+		}
+	}()
+	s := newTestServer(t, func(c *Config) {
+		c.Listen = c.Listen[:1] // UDP only: the call reuses its own connection
+		c.Outbound.URI = fmt.Sprintf("sip:%s;transport=tls", ln.Addr())
+	})
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn := waitFor(t, accepted, "our TLS connection")
+	defer conn.Close()
+	t0 := time.Now()
+	s.Close()
+	if d := time.Since(t0); d > 2*time.Second {
+		t.Errorf("Close took %v", d)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseTransport {
+		t.Errorf("end = %v", ce)
+	}
+}
