@@ -37,17 +37,8 @@ func (s *Server) reuseConnection(ctx context.Context, req *sip.Request) error {
 	if !s.reusesConnection(Transport(strings.ToUpper(req.Transport()))) {
 		return nil
 	}
-	// A dial or TLS handshake to a PBX that does not answer must not
-	// hold Close up past its grace.
-	ctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := s.untilHalt(ctx)
 	defer cancel()
-	go func() {
-		select {
-		case <-s.halt:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
 	conn, err := s.ua.TransportLayer().ClientRequestConnection(ctx, req)
 	if err != nil {
 		return err

@@ -391,8 +391,16 @@ func TestCloseWithUnansweredCancel(t *testing.T) {
 }
 
 // TestCloseWhileTLSHandshakeHangs: a PBX that accepts our TCP connection
-// but never completes the TLS handshake does not hold Close up.
+// but never completes the TLS handshake does not hold Close up, whether
+// the call opens its connection for itself (no TLS listener) or sipgo's
+// transaction does.
 func TestCloseWhileTLSHandshakeHangs(t *testing.T) {
+	t.Run("own connection", func(t *testing.T) { testCloseWhileTLSHandshakeHangs(t, false) })
+	t.Run("with TLS listener", func(t *testing.T) { testCloseWhileTLSHandshakeHangs(t, true) })
+}
+
+func testCloseWhileTLSHandshakeHangs(t *testing.T, listener bool) {
+	certFile, keyFile, _ := writeTestCert(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -406,6 +414,9 @@ func TestCloseWhileTLSHandshakeHangs(t *testing.T) {
 	}()
 	s := newTestServer(t, func(c *Config) {
 		c.Listen = c.Listen[:1] // UDP only: the call reuses its own connection
+		if listener {
+			c.Listen = append(c.Listen, ListenConfig{Transport: TLS, Addr: netip.MustParseAddrPort("127.0.0.1:0"), CertFile: certFile, KeyFile: keyFile})
+		}
 		c.Outbound.URI = fmt.Sprintf("sip:%s;transport=tls", ln.Addr())
 	})
 	start(t, s)

@@ -59,10 +59,11 @@ type Server struct {
 	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
-	// halt closes closeGrace after closing: from then on nothing waits
-	// for a peer any more (see Close).
-	halt     chan struct{}
-	haltOnce sync.Once
+	// halt closes closeGrace after closing (stopWaiting): from then on
+	// nothing waits for a peer any more (see Close); haltCtx is done then.
+	halt        <-chan struct{}
+	haltCtx     context.Context
+	stopWaiting context.CancelFunc
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
@@ -80,8 +81,9 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		dialogs: newRegistry(),
 		bound:   map[Transport]netip.AddrPort{},
 		closing: make(chan struct{}),
-		halt:    make(chan struct{}),
 	}
+	s.haltCtx, s.stopWaiting = context.WithCancel(context.Background())
+	s.halt = s.haltCtx.Done()
 	s.work.idle.L = &s.work.mu
 	s.gate = newGatekeeper(cfg, &s.stats)
 	var err error
@@ -305,8 +307,14 @@ func (s *Server) Close() error {
 	return nil
 }
 
-// stopWaiting ends every wait for a peer (Close after closeGrace).
-func (s *Server) stopWaiting() { s.haltOnce.Do(func() { close(s.halt) }) }
+// untilHalt is ctx, also cancelled when Close stops waiting for peers:
+// a dial or TLS handshake to a PBX that never completes it must not hold
+// Close up.
+func (s *Server) untilHalt(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.haltCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
 
 // errHalted ends a transaction that Close stopped waiting for.
 var errHalted = errors.New("sip: server closed before the peer answered")
@@ -422,6 +430,9 @@ func (s *Server) prepareRequest(req *sip.Request) {
 
 // request sends req in a client transaction.
 func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	// sipgo uses ctx only to get the connection (dial, TLS handshake).
+	ctx, cancel := s.untilHalt(ctx)
+	defer cancel()
 	s.prepareRequest(req)
 	if err := s.reuseConnection(ctx, req); err != nil {
 		return nil, err
