@@ -216,8 +216,9 @@ func (n *Network) Start(ctx context.Context) error {
 		}
 		_ = ln.Close()
 	}
+	reflIDs, turnID := connectionIDs(max(n.opts.Reflectors, 0), n.opts.TURN)
 	for i := 0; i < n.opts.Reflectors; i++ {
-		r, err := listenReflector(ctx, int64(i+1), n.log)
+		r, err := listenReflector(ctx, reflIDs[i], n.log)
 		if err != nil {
 			cleanup()
 			return err
@@ -229,6 +230,9 @@ func (n *Network) Start(ctx context.Context) error {
 		user, password, err := n.turnCredentials()
 		if err == nil {
 			relay, err = listenTURN(ctx, user, password, n.log)
+		}
+		if err == nil {
+			relay.id = turnID
 		}
 		if err != nil {
 			cleanup()

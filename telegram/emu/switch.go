@@ -244,7 +244,7 @@ func (n *Network) confirmCall(c *rpc, r *tg.PhoneConfirmCallRequest) (bin.Encode
 	}
 	cl.webrtc = nil
 	if n.turn != nil && !relays.NoTURN {
-		cl.webrtc = append(cl.webrtc, *n.turn.connection(int64(len(n.reflectors) + 1)))
+		cl.webrtc = append(cl.webrtc, *n.turn.connection())
 	}
 	admin, part := n.users[cl.info.AdminID], n.users[cl.info.ParticipantID]
 	cl.ga = slices.Clone(r.GA)

@@ -23,6 +23,7 @@ const turnRealm = "tgsip-emu"
 // listed in every phoneCall as a phoneConnectionWebrtc entry with turn and
 // stun set, as Telegram may list its own (tgcalls.md §5.1).
 type turnRelay struct {
+	id       int64 // its phoneConnectionWebrtc id (connectionIDs)
 	srv      *turn.Server
 	addr     netip.AddrPort
 	user     string
@@ -69,11 +70,11 @@ func listenTURN(ctx context.Context, user, password string, log *slog.Logger) (*
 func (t *turnRelay) close() error { return t.srv.Close() }
 
 // connection is the phoneConnectionWebrtc entry for this server.
-func (t *turnRelay) connection(id int64) *tg.PhoneConnectionWebrtc {
+func (t *turnRelay) connection() *tg.PhoneConnectionWebrtc {
 	return &tg.PhoneConnectionWebrtc{
 		Turn:     true,
 		Stun:     true,
-		ID:       id,
+		ID:       t.id,
 		IP:       t.addr.Addr().String(),
 		Port:     int(t.addr.Port()),
 		Username: t.user,

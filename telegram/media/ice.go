@@ -52,7 +52,8 @@ func (s *Session) runReflector(p *reflectorPort) {
 		Address:       p.addr.Addr().String(),
 		Port:          int(p.addr.Port()),
 		Component:     ice.ComponentRTP,
-		Foundation:    fmt.Sprintf("reflector%d", p.ServerID),
+		Priority:      reflectorPriority,
+		Foundation:    reflectorFoundation(p.addr.Addr()),
 		RelayProtocol: "udp",
 	})
 	if err != nil {

@@ -30,6 +30,15 @@ type Parameters struct {
 	// parameters are known on the caller, "passive"/"active" once the role
 	// is fixed (the callee answers "passive": it is the DTLS server).
 	Setup string
+	// Renomination is what InitialSetup's renomination flag tells the
+	// peer: our agent, when controlled, follows renomination
+	// (draft-thatcher-ice-renomination-01: the NOMINATION attribute 0xC001,
+	// libwebrtc's STUN_ATTR_NOMINATION, last nomination wins; pion/ice
+	// v4.4.8 controlledSelector.HandleBindingRequest), so a tgcalls caller
+	// may move the call to a better pair. tgcalls sets it from its own
+	// PeerIceParameters.supportsRenomination. We never renominate when
+	// controlling.
+	Renomination bool
 }
 
 // FingerprintHash is the hash name of Parameters.Fingerprint.

@@ -218,7 +218,7 @@ func (s *Session) LocalParameters() Parameters {
 	case s.cfg.Outgoing:
 		setup = "actpass"
 	}
-	return Parameters{Ufrag: s.ufrag, Pwd: s.pwd, Fingerprint: s.fingerprint, Setup: setup}
+	return Parameters{Ufrag: s.ufrag, Pwd: s.pwd, Fingerprint: s.fingerprint, Setup: setup, Renomination: true}
 }
 
 // OnCandidate sets the function that receives our candidates as candidate

@@ -16,11 +16,19 @@ import (
 // reflectors turns phoneCall.connections into reflector relays the way
 // tdesktop and ntgcalls build tgcalls' server list (research/tgcalls.md §5.1):
 // the server id is the 1-based index of the connection id in the sorted set
-// of all connection ids (TCP ones included), one entry per IPv4/IPv6 address.
+// of the phoneConnection ids (TCP ones and ones with a bad tag included), one
+// entry per IPv4/IPv6 address. phoneConnectionWebrtc ids are not in the set
+// (tdesktop calls_call.cpp CollectEndpointIds matches MTPDphoneConnection
+// only; ntgcalls RTCServer::collectEndpointIds takes servers with a peer
+// tag): Telegram numbers both kinds from one sequence, and counting a webrtc
+// id that sorts between two reflector ids would name our reflector
+// candidates differently from the peer's.
 func reflectors(conns []tg.PhoneConnectionClass, log *slog.Logger) []media.Reflector {
 	var ids []int64
 	for _, c := range conns {
-		ids = append(ids, c.GetID())
+		if r, ok := c.(*tg.PhoneConnection); ok {
+			ids = append(ids, r.ID)
+		}
 	}
 	slices.Sort(ids)
 	ids = slices.Compact(ids)

@@ -9,27 +9,33 @@ import (
 	"github.com/gotd/td/tg"
 )
 
+// TestReflectorServerIDs: server ids are numbered over the phoneConnection
+// ids only, as tdesktop's CollectEndpointIds does; Telegram numbers
+// phoneConnectionWebrtc entries from the same sequence, so webrtc ids sort
+// between reflector ids and must not shift them.
 func TestReflectorServerIDs(t *testing.T) {
 	tag := make([]byte, 16)
 	tag[0] = 7
 	conns := []tg.PhoneConnectionClass{
 		&tg.PhoneConnection{ID: 900, IP: "127.0.0.1", Port: 600, PeerTag: tag},
+		&tg.PhoneConnectionWebrtc{ID: -9, IP: "127.0.0.8", Port: 3479, Stun: true},
 		&tg.PhoneConnection{ID: -5, IP: "127.0.0.2", Ipv6: "::1", Port: 601, PeerTag: tag},
 		&tg.PhoneConnection{ID: 30, IP: "127.0.0.3", Port: 602, PeerTag: tag, TCP: true},
 		&tg.PhoneConnection{ID: 31, IP: "127.0.0.4", Port: 603, PeerTag: tag[:5]}, // bad tag: skipped, but its id counts
 		&tg.PhoneConnectionWebrtc{ID: 1, IP: "127.0.0.9", Port: 3478, Turn: true, Stun: true, Username: "u", Password: "p"},
 	}
 	got := reflectors(conns, slog.Default())
-	// Sorted ids: -5, 1, 30, 31, 900 → server ids 1, 2, 3, 4, 5.
+	// Sorted phoneConnection ids: -5, 30, 31, 900 → server ids 1, 2, 3, 4;
+	// the webrtc ids -9 and 1 do not count.
 	want := []struct {
 		id   uint8
 		addr string
 		tcp  bool
 	}{
-		{5, "127.0.0.1:600", false},
+		{4, "127.0.0.1:600", false},
 		{1, "127.0.0.2:601", false},
 		{1, "[::1]:601", false},
-		{3, "127.0.0.3:602", true},
+		{2, "127.0.0.3:602", true},
 	}
 	if len(got) != len(want) {
 		t.Fatalf("got %d reflectors %+v, want %d", len(got), got, len(want))
@@ -40,7 +46,7 @@ func TestReflectorServerIDs(t *testing.T) {
 		}
 	}
 	servers := iceServers(conns)
-	if len(servers) != 2 || servers[0].URL != "stun:127.0.0.9:3478" || servers[1].URL != "turn:127.0.0.9:3478?transport=udp" || servers[1].Username != "u" {
+	if len(servers) != 3 || servers[0].URL != "stun:127.0.0.8:3479" || servers[1].URL != "stun:127.0.0.9:3478" || servers[2].URL != "turn:127.0.0.9:3478?transport=udp" || servers[2].Username != "u" {
 		t.Errorf("ice servers %+v", servers)
 	}
 }

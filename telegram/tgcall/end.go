@@ -150,13 +150,18 @@ func (call *Call) discardedError(d *tg.PhoneCallDiscarded) *Error {
 		if call.outgoing && call.state < stateRinging {
 			e.Cause = CauseUnreachable
 		}
+	case !call.outgoing && call.state <= stateAccepting && e.Reason == DiscardNone:
+		// phone.discardCall requires a reason, so a discard without one
+		// is Telegram's own: another device of the account answered
+		// (tdesktop shows EndedByOtherDevice; inferred, the server is
+		// closed source). While we are accepting it also means that
+		// device won the race (our acceptCall gets CALL_ALREADY_ACCEPTED).
+		e.Cause = CauseAnsweredElsewhere
 	case !call.outgoing && call.state == stateRinging:
-		// Discarded while ringing here: the caller gave up, or another
-		// device of the account answered (tdesktop EndedByOtherDevice).
+		// The caller gave up before the answer. tdesktop's hangup() sends
+		// missed (handled above) while Waiting or Ringing; a third-party
+		// client may send hangup or disconnect: a cancel all the same.
 		e.Cause = CauseCancelled
-		if e.Reason == DiscardHangup || e.Reason == DiscardNone {
-			e.Cause = CauseAnsweredElsewhere
-		}
 	case call.state < stateActive && e.Reason == DiscardHangup && call.outgoing:
 		e.Cause = CauseBusy
 	default:

@@ -36,7 +36,10 @@ func TestDiscardedError(t *testing.T) {
 		{"outgoing failed while connecting", true, stateConnecting, &tg.PhoneCallDiscardReasonDisconnect{}, CauseDisconnected},
 		{"incoming, caller gave up", false, stateRinging, &tg.PhoneCallDiscardReasonMissed{}, CauseNoAnswer},
 		{"incoming, answered on another device", false, stateRinging, nil, CauseAnsweredElsewhere},
+		{"incoming, another device answered first", false, stateAccepting, nil, CauseAnsweredElsewhere},
+		{"incoming, third-party caller hangs up before the answer", false, stateRinging, &tg.PhoneCallDiscardReasonHangup{}, CauseCancelled},
 		{"incoming, caller's call failed", false, stateRinging, &tg.PhoneCallDiscardReasonDisconnect{}, CauseCancelled},
+		{"incoming, declined on another device", false, stateRinging, &tg.PhoneCallDiscardReasonBusy{}, CauseBusy},
 		{"incoming, accepted, then failed", false, stateAccepting, &tg.PhoneCallDiscardReasonDisconnect{}, CauseDisconnected},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -107,8 +107,12 @@ func run(m *testing.M) int {
 	network, err = emu.New(emu.Options{
 		CallReceiveTimeout: receiveTimeout,
 		CallRingTimeout:    ringTimeout,
-		TURN:               true,
-		Logger:             testLogger(),
+		// Two reflectors and TURN: the emulator numbers them from one
+		// sequence with the TURN id between the reflectors', as Telegram
+		// interleaves phoneConnection and phoneConnectionWebrtc ids.
+		Reflectors: 2,
+		TURN:       true,
+		Logger:     testLogger(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

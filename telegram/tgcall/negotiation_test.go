@@ -144,3 +144,30 @@ func TestNegotiatorNoOpus(t *testing.T) {
 		t.Fatalf("answer %+v, in %+v: want an empty answer and no channel", ans, n.in)
 	}
 }
+
+// TestNegotiatorAnswerWithZeroInGroup: an offer whose audio SSRC group holds
+// the number 0 (which tgcalls' SsrcGroup_parse takes) is answered, and the
+// answer, echoing the group, can be sent (it could not be marshalled before).
+func TestNegotiatorAnswerWithZeroInGroup(t *testing.T) {
+	m, err := wire.UnmarshalMessage([]byte(`{"@type":"NegotiateChannels","exchangeId":"9","contents":[{"type":"audio","ssrc":"5",` +
+		`"ssrcGroups":[{"semantics":"FID","ssrcs":["5",0]}],` +
+		`"payloadTypes":[{"id":111,"name":"opus","clockrate":48000,"channels":2}]}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ans := newNegotiator(false, rand.Reader).handle(m.(*wire.NegotiateChannels))
+	if ans == nil || len(ans.Contents) != 1 || len(ans.Contents[0].SSRCGroups) != 1 {
+		t.Fatalf("answer %+v, want the audio content with its group", ans)
+	}
+	out, err := wire.MarshalMessage(ans)
+	if err != nil {
+		t.Fatalf("answer cannot be sent: %v", err)
+	}
+	back, err := wire.UnmarshalMessage(out)
+	if err != nil {
+		t.Fatalf("answer %s does not parse: %v", out, err)
+	}
+	if g := back.(*wire.NegotiateChannels).Contents[0].SSRCGroups[0].SSRCs; len(g) != 2 || g[0] != 5 || g[1] != 0 {
+		t.Errorf("echoed group %v, want [5 0]", g)
+	}
+}

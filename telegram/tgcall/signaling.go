@@ -219,8 +219,9 @@ func (call *Call) onInitialSetup(m *wire.InitialSetup) {
 func (call *Call) sendInitialSetup(setup string) {
 	p := call.media.LocalParameters()
 	call.sendMessage(&wire.InitialSetup{
-		Ufrag: p.Ufrag,
-		Pwd:   p.Pwd,
+		Ufrag:        p.Ufrag,
+		Pwd:          p.Pwd,
+		Renomination: p.Renomination, // what our ICE agent does (media.Parameters)
 		Fingerprints: []wire.Fingerprint{{
 			Hash: "sha-256", Setup: setup, Fingerprint: p.Fingerprint,
 		}},

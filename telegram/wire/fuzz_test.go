@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"reflect"
 	"testing"
 	"time"
 )
@@ -97,13 +98,18 @@ func FuzzUnmarshalMessage(f *testing.F) {
 		if err != nil {
 			return
 		}
-		// Whatever parses must serialize and parse back to the same value.
+		// Whatever parses must serialize (an answer echoes the peer's
+		// contents) and parse back to the same value.
 		out, err := MarshalMessage(m)
 		if err != nil {
 			t.Fatalf("MarshalMessage(%#v): %v", m, err)
 		}
-		if _, err := UnmarshalMessage(out); err != nil {
+		again, err := UnmarshalMessage(out)
+		if err != nil {
 			t.Fatalf("re-parse of %s: %v", out, err)
+		}
+		if !reflect.DeepEqual(again, m) {
+			t.Fatalf("round trip changed the message:\n%#v\n%s\n%#v", m, out, again)
 		}
 	})
 }

@@ -174,8 +174,8 @@ type (
 		URI string `json:"uri"`
 	}
 	ssrcGroupJSON struct {
-		Semantics string   `json:"semantics"`
-		SSRCs     []string `json:"ssrcs"`
+		Semantics string `json:"semantics"`
+		SSRCs     []any  `json:"ssrcs"` // string, or the number 0 (see marshalNegotiateChannels)
 	}
 	contentJSON struct {
 		PayloadTypes  []payloadTypeJSON  `json:"payloadTypes,omitempty"`
@@ -281,11 +281,16 @@ func marshalNegotiateChannels(m *NegotiateChannels) ([]byte, error) {
 			Type:          c.Type,
 		}
 		for _, g := range c.SSRCGroups {
-			gj := ssrcGroupJSON{Semantics: g.Semantics, SSRCs: make([]string, 0, len(g.SSRCs))}
+			gj := ssrcGroupJSON{Semantics: g.Semantics, SSRCs: make([]any, 0, len(g.SSRCs))}
 			for _, s := range g.SSRCs {
 				if s == 0 {
-					// Signaling.cpp SsrcGroup_parse rejects "0".
-					return nil, fmt.Errorf("%w: zero SSRC in group %q", ErrMessage, g.Semantics)
+					// Signaling.cpp SsrcGroup_parse refuses the string "0"
+					// but takes a number as it is, 0 included; so a 0 that
+					// a peer sent (and that we echo in an answer) is
+					// written as the number, which tgcalls and
+					// UnmarshalMessage both read back as 0.
+					gj.SSRCs = append(gj.SSRCs, 0)
+					continue
 				}
 				gj.SSRCs = append(gj.SSRCs, strconv.FormatUint(uint64(s), 10))
 			}

@@ -333,8 +333,10 @@ func parseContent(o object) (Content, error) {
 	return c, nil
 }
 
-// parseSSRCGroup follows SsrcGroup_parse: semantics and ssrcs required; a
-// string SSRC of 0 is rejected.
+// parseSSRCGroup follows SsrcGroup_parse (tgcalls v2/Signaling.cpp):
+// semantics and ssrcs required; a string SSRC of 0 is rejected, a number is
+// taken as it is, 0 included (MarshalMessage writes such a 0 back as a
+// number).
 func parseSSRCGroup(raw json.RawMessage) (SSRCGroup, error) {
 	var g SSRCGroup
 	o, err := asObject(raw, "ssrcGroups")
@@ -413,7 +415,12 @@ func parsePayloadType(raw json.RawMessage) (PayloadType, error) {
 		if jsonKind(raw) != '{' || json.Unmarshal(raw, &params) != nil {
 			return p, fieldError("parameters", "an object")
 		}
-		p.Parameters = make(map[string]string, len(params))
+		// An empty object leaves Parameters nil, as when it is absent
+		// (MarshalMessage writes {} for both), so a parsed message
+		// marshals and parses back to the same value.
+		if len(params) > 0 {
+			p.Parameters = make(map[string]string, len(params))
+		}
 		for k, v := range params {
 			var s string
 			if jsonKind(v) != '"' || json.Unmarshal(v, &s) != nil {

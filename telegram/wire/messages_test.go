@@ -54,6 +54,14 @@ func TestMarshalMessageGolden(t *testing.T) {
 			`{"@type":"NegotiateChannels","contents":[{"rtpExtensions":[],"ssrc":"5","ssrcGroups":[{"semantics":"FID","ssrcs":["5","6"]}],"type":"video"}],"exchangeId":"1"}`,
 		},
 		{
+			// A 0 in a group (a peer may send the number 0, which
+			// SsrcGroup_parse takes) is echoed as the number, never as
+			// the string "0" tgcalls refuses.
+			"NegotiateChannels group with a zero SSRC",
+			&NegotiateChannels{ExchangeID: 2, Contents: []Content{{Type: MediaVideo, SSRC: 1, SSRCGroups: []SSRCGroup{{Semantics: "FID", SSRCs: []uint32{1, 0}}}}}},
+			`{"@type":"NegotiateChannels","contents":[{"rtpExtensions":[],"ssrc":"1","ssrcGroups":[{"semantics":"FID","ssrcs":["1",0]}],"type":"video"}],"exchangeId":"2"}`,
+		},
+		{
 			"MediaState zero value is audio-only",
 			MediaState{},
 			`{"@type":"MediaState","lowBattery":false,"muted":false,"screencastState":"inactive","videoRotation":0,"videoState":"inactive"}`,
