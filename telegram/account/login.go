@@ -234,3 +234,31 @@ func loginQR(ctx context.Context, c *telegram.Client, loggedIn qrlogin.LoggedIn,
 	}
 	return err
 }
+
+// Check connects with the account's session file and returns the user it
+// is logged in as: an error wrapping ErrNeedsLogin when there is no session
+// or Telegram no longer knows it, ErrSessionCorrupt for an unusable file.
+// It writes nothing but what gotd refreshes in a valid session.
+func Check(ctx context.Context, cfg Config) (*tg.User, error) {
+	base, err := cfg.clientOptions()
+	if err != nil {
+		return nil, err
+	}
+	store := NewSessionFile(cfg.SessionFile)
+	if ok, err := store.Exists(); err != nil {
+		return nil, err
+	} else if !ok {
+		return nil, fmt.Errorf("%w: no session file %s", ErrNeedsLogin, cfg.SessionFile)
+	}
+	if _, err := store.LoadSession(ctx); err != nil {
+		return nil, err
+	}
+	u, err := loggedInAs(ctx, cfg, base, store)
+	if err != nil {
+		return nil, err
+	}
+	if u == nil {
+		return nil, fmt.Errorf("%w: Telegram no longer knows the session in %s", ErrNeedsLogin, cfg.SessionFile)
+	}
+	return u, nil
+}
