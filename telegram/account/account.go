@@ -11,8 +11,8 @@
 // places the call on Account.Engine.
 //
 // Gaps: the access-hash cache of numeric ids lives in memory only, and
-// `tgsip accounts` run as its own process sees a running trunk's calls only
-// through the state file (not yet written by `serve`).
+// `tgsip accounts` run as its own process checks sessions and reads the
+// flood limits of the state file, but cannot see a running trunk's calls.
 package account
 
 import (
@@ -100,6 +100,7 @@ type Account struct {
 	state   State
 	self    *tg.User
 	lastErr error
+	restarts int
 	running bool
 	changed chan struct{} // closed and replaced at every state change
 }
@@ -248,6 +249,9 @@ func (a *Account) Run(ctx context.Context) error {
 		if a.opts.Now().Sub(began) > a.opts.ReconnectMax {
 			delay = a.opts.ReconnectMin // it ran for a good while: start over
 		}
+		a.mu.Lock()
+		a.restarts++
+		a.mu.Unlock()
 		a.setState(StateConnecting, err)
 		a.log.Warn("telegram client failed, reconnecting", "in", delay, "err", err)
 		t := time.NewTimer(delay)

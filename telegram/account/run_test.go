@@ -34,27 +34,9 @@ func TestReconnectAndCall(t *testing.T) {
 		}
 		_ = acc.Close()
 	}()
-	// Watch the states: connecting with the failure, then online.
-	sawFailure := false
-	deadline := time.NewTimer(2 * time.Minute)
-	defer deadline.Stop()
-	for {
-		ch := acc.Changed()
-		s := acc.Status()
-		if s.State == StateConnecting && s.Err != nil {
-			sawFailure = true
-		}
-		if s.State == StateOnline {
-			break
-		}
-		select {
-		case <-ch:
-		case <-deadline.C:
-			t.Fatalf("not online: %+v", s)
-		}
-	}
-	if !sawFailure {
-		t.Error("the failed first run was not reported")
+	waitState(t, acc, StateOnline)
+	if s := acc.Status(); s.Restarts != 1 {
+		t.Errorf("restarts %d, want 1 (the failed first run)", s.Restarts)
 	}
 
 	peer, err := acc.Resolve(ctx, "@callee")

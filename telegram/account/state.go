@@ -58,6 +58,9 @@ type Status struct {
 	PeerFloodUntil time.Time
 	// UserID is the account's Telegram user id once known.
 	UserID int64
+	// Restarts counts the clients that failed and were replaced after the
+	// back-off since Run began.
+	Restarts int
 	// Err is why the account is not online, if known.
 	Err error
 }
@@ -81,7 +84,7 @@ func (s Status) String() string {
 // Status reports the account's state now.
 func (a *Account) Status() Status {
 	a.mu.Lock()
-	s := Status{Name: a.cfg.Name, State: a.state, Err: a.lastErr}
+	s := Status{Name: a.cfg.Name, State: a.state, Err: a.lastErr, Restarts: a.restarts}
 	if a.self != nil {
 		s.UserID = a.self.ID
 	}
