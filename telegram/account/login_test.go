@@ -87,6 +87,12 @@ func TestLoginCodeRestartResolve(t *testing.T) {
 	if err != nil || byID.AccessHash != callee.AccessHash || byID.Username != "callee" {
 		t.Errorf("by id: %+v %v", byID, err)
 	}
+	if k, ok := acc.Known(hidden.ID); !ok || k.FirstName != "Hidden" || k.DisplayName() != "Hidden" {
+		t.Errorf("known %+v %v", k, ok)
+	}
+	if _, ok := acc.Known(users["Stranger"].ID); ok {
+		t.Error("a user never met is known")
+	}
 	if _, err := acc.API().UsersGetUsers(ctx, nil); err != nil {
 		t.Errorf("API through the account: %v", err)
 	}
