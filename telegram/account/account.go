@@ -97,13 +97,13 @@ type Account struct {
 	peers  *peerCache
 	limits *limits
 
-	mu      sync.Mutex
-	state   State
-	self    *tg.User
-	lastErr error
+	mu       sync.Mutex
+	state    State
+	self     *tg.User
+	lastErr  error
 	restarts int
-	running bool
-	changed chan struct{} // closed and replaced at every state change
+	running  bool
+	changed  chan struct{} // closed and replaced at every state change
 }
 
 // New checks cfg (server address, public key, API credentials) and
