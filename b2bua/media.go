@@ -43,6 +43,10 @@ type MediaOptions struct {
 	RenderDTMF, DetectDTMF bool
 	// OnDTMF receives telephone events; it must not block.
 	OnDTMF func(rtpbridge.DTMFEvent)
+	// OnRemoteState, if set, is told the Telegram peer's MediaState when
+	// Run starts and after each change, once the bridge has taken it in
+	// (from Run's goroutine; it must not block).
+	OnRemoteState func(tgcall.MediaState)
 	// Logger, nil for slog.Default().
 	Logger *slog.Logger
 }
@@ -205,10 +209,11 @@ func NewCodecs(sip rtpbridge.Format, opt MediaOptions) (Codecs, error) {
 // Media is the media of one bridged call: the SIP leg's endpoint, the
 // Telegram call's Conn and the rtpbridge.Bridge between them.
 type Media struct {
-	Bridge *rtpbridge.Bridge
-	sip    *rtpendpoint.Endpoint
-	sipFmt rtpbridge.Format
-	conn   *tgcall.Conn
+	Bridge  *rtpbridge.Bridge
+	sip     *rtpendpoint.Endpoint
+	sipFmt  rtpbridge.Format
+	conn    *tgcall.Conn
+	onState func(tgcall.MediaState)
 }
 
 // NewMedia bridges the SIP leg's endpoint (negotiated as neg) with the
@@ -228,7 +233,7 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Media{sip: sip, sipFmt: sipFmt, conn: conn}
+	m := &Media{sip: sip, sipFmt: sipFmt, conn: conn, onState: opt.OnRemoteState}
 	b, err := rtpbridge.New(rtpbridge.Config{
 		SIP: rtpbridge.Leg{Endpoint: sip, Format: sipFmt, NeedsPackets: true,
 			Decoder: cs.SIP.Decoder, Encoder: cs.SIP.Encoder},
@@ -258,7 +263,11 @@ func (m *Media) Run(ctx context.Context) error {
 	go func() { done <- m.Bridge.Run(ctx) }()
 	for {
 		changed := m.conn.RemoteStateChanged()
-		m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, m.conn.RemoteState().Muted)
+		s := m.conn.RemoteState()
+		m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, s.Muted)
+		if m.onState != nil {
+			m.onState(s)
+		}
 		select {
 		case err := <-done:
 			return err
