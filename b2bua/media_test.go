@@ -105,7 +105,7 @@ func TestMediaEndToEnd(t *testing.T) {
 // startMedia bridges the trunk's call out with the SIP endpoint and runs
 // the media until the test ends; then the bridge's stop must end both
 // Telegram calls.
-func startMedia(t *testing.T, out, in *tgcall.Call, ep *rtpendpoint.Endpoint, neg sdp.Negotiated, opt MediaOptions) *Media {
+func startMedia(t testing.TB, out, in *tgcall.Call, ep *rtpendpoint.Endpoint, neg sdp.Negotiated, opt MediaOptions) *Media {
 	t.Helper()
 	m, err := NewMedia(ep, neg, out.Conn(), out.Hangup, opt)
 	if err != nil {
@@ -154,7 +154,7 @@ func checkHeard(t *testing.T, ctx context.Context, who string, ch <-chan pcmResu
 	}
 }
 
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+func waitClosed(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -165,7 +165,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 
 // connectTG places a Telegram call from the trunk's account to the user,
 // who answers; both ends connect.
-func connectTG(t *testing.T, from, to *tgAccount) (out, in *tgcall.Call) {
+func connectTG(t testing.TB, from, to *tgAccount) (out, in *tgcall.Call) {
 	t.Helper()
 	incoming := make(chan *tgcall.Call, 1)
 	accept := func(c *tgcall.Call) {
@@ -202,7 +202,7 @@ func connectTG(t *testing.T, from, to *tgAccount) (out, in *tgcall.Call) {
 // with pion/srtp contexts keyed from the same SDES negotiation, and the
 // negotiated codec.
 type sipPeer struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *net.UDPConn
 	ep     netip.AddrPort // the trunk's RTP address
 	tx, rx *srtp.Context
@@ -212,7 +212,7 @@ type sipPeer struct {
 	dec    rtpbridge.Decoder
 }
 
-func listenLoopback(t *testing.T) *net.UDPConn {
+func listenLoopback(t testing.TB) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
@@ -226,7 +226,7 @@ func udpAddr(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr
 
 // newSIPPeer makes the peer and the trunk's side of the negotiation (as
 // sip/sdp would hand it over): rtcp-mux, sendrecv, 20 ms, fresh SDES keys.
-func newSIPPeer(t *testing.T, c sdp.Codec, suite sdp.Suite) (*sipPeer, sdp.Negotiated) {
+func newSIPPeer(t testing.TB, c sdp.Codec, suite sdp.Suite) (*sipPeer, sdp.Negotiated) {
 	t.Helper()
 	profile, ok := suite.Profile()
 	if !ok {
@@ -275,7 +275,7 @@ func newSIPPeer(t *testing.T, c sdp.Codec, suite sdp.Suite) (*sipPeer, sdp.Negot
 
 // newSIPEndpoint is the trunk's SIP leg media: the endpoint on its own
 // loopback socket, closed when the test ends.
-func newSIPEndpoint(t *testing.T, p *sipPeer, neg sdp.Negotiated) *rtpendpoint.Endpoint {
+func newSIPEndpoint(t testing.TB, p *sipPeer, neg sdp.Negotiated) *rtpendpoint.Endpoint {
 	t.Helper()
 	conn := listenLoopback(t)
 	p.ep = udpAddr(conn)
