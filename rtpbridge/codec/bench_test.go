@@ -303,3 +303,28 @@ func BenchmarkOpusSettings(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCallCodecsMemory reports the heap one call's codecs take (B/op:
+// a SIP decoder and encoder, an Opus encoder and decoder, and resamplers
+// when Opus runs at 48 kHz), for the memory-per-call budget.
+func BenchmarkCallCodecsMemory(b *testing.B) {
+	for _, c := range []struct {
+		sip      string
+		opusRate int
+	}{{PCMU, 8000}, {PCMU, 48000}, {G722, 16000}} {
+		b.Run(fmt.Sprintf("%s/opus%dk", c.sip, c.opusRate/1000), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				sd, _ := NewDecoder(c.sip, 8000, Options{})
+				se, _ := NewEncoder(c.sip, 8000, Options{})
+				od, _ := NewDecoder(Opus, 48000, Options{SampleRate: c.opusRate})
+				oe, _ := NewEncoder(Opus, 48000, Options{SampleRate: c.opusRate})
+				if r := sd.SampleRate(); r != c.opusRate {
+					NewResampler(r, c.opusRate)
+					NewResampler(c.opusRate, r)
+				}
+				_, _, _, _ = sd, se, od, oe
+			}
+		})
+	}
+}

@@ -21,10 +21,13 @@ var qmfCoeffs = [12]int32{3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, 
 
 // Lower sub-band tables.
 var (
-	// q6 holds the decision levels of the 6-bit quantiser (Table 6),
-	// compared with the scaled magnitude of the prediction error.
-	q6 = [32]int32{0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714,
-		786, 858, 940, 1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919, 0, 0}
+	// q6up holds the upper decision levels of the 6-bit quantiser's
+	// intervals 1..29 (Table 6), compared with the scaled magnitude of the
+	// prediction error; padded to 32 entries for the encoder's search
+	// (still increasing, and small enough not to overflow when scaled).
+	q6up = [32]int32{35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714,
+		786, 858, 940, 1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195, 2557, 2919,
+		32767, 32767, 32767}
 	// iln and ilp map a quantiser interval to the negative and positive
 	// 6-bit code.
 	iln = [32]int32{0, 63, 62, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19,
@@ -70,7 +73,7 @@ type g722Band struct {
 	s, sp, sz int32    // predictor outputs (total, pole part, zero part)
 	r         [3]int32 // reconstructed signal, r[0] newest
 	a, ap     [3]int32 // pole coefficients and their update
-	b, bp     [7]int32 // zero coefficients and their update
+	b         [7]int32 // zero coefficients
 	d         [7]int32 // quantised difference signal, d[0] newest
 	p         [3]int32 // partial reconstructed signal
 	nb, det   int32    // log scale factor and scale factor
@@ -109,7 +112,7 @@ func (s *g722Band) adapt(dx int32) {
 	s.p[0] = sat(s.sz + dx)
 
 	// UPPOL2
-	var sg [7]int32
+	var sg [3]int32
 	for i := range 3 {
 		sg[i] = s.p[i] >> 15
 	}
@@ -139,42 +142,35 @@ func (s *g722Band) adapt(dx int32) {
 	lim := sat(15360 - s.ap[2])
 	s.ap[1] = min(max(s.ap[1], -lim), lim)
 
-	// UPZERO
+	// UPZERO, DELAYA and FILTEZ for the zero section in one pass, from the
+	// oldest tap down so each old value is read before it is shifted: the
+	// update of b[i] uses the old d[i]; the prediction uses the new b[i]
+	// and the shifted d (new d[i] = old d[i-1], new d[1] = dx).
 	wd1 = 128
 	if dx == 0 {
 		wd1 = 0
 	}
-	sg[0] = dx >> 15
-	for i := 1; i < 7; i++ {
-		sg[i] = s.d[i] >> 15
-		wd2 := -wd1
-		if sg[i] == sg[0] {
-			wd2 = wd1
-		}
-		s.bp[i] = sat(wd2 + (s.b[i]*32640)>>15)
-	}
-
-	// DELAYA
+	sg0 := dx >> 15
+	var sz int32
 	for i := 6; i > 0; i-- {
-		s.d[i] = s.d[i-1]
-		s.b[i] = s.bp[i]
-	}
-	for i := 2; i > 0; i-- {
-		s.r[i] = s.r[i-1]
-		s.p[i] = s.p[i-1]
-		s.a[i] = s.ap[i]
+		up := -wd1
+		if s.d[i]>>15 == sg0 {
+			up = wd1
+		}
+		b := sat(up + (s.b[i]*32640)>>15)
+		s.b[i] = b
+		d := s.d[i-1]
+		s.d[i] = d
+		sz += (b * sat(d+d)) >> 15
 	}
 
-	// FILTEP
+	// DELAYA for the pole section, then FILTEP.
+	s.r[2], s.r[1] = s.r[1], s.r[0]
+	s.p[2], s.p[1] = s.p[1], s.p[0]
+	s.a[1], s.a[2] = s.ap[1], s.ap[2]
 	wd1 = (s.a[1] * sat(s.r[1]+s.r[1])) >> 15
 	wd2 = (s.a[2] * sat(s.r[2]+s.r[2])) >> 15
 	s.sp = sat(wd1 + wd2)
-
-	// FILTEZ
-	var sz int32
-	for i := 6; i > 0; i-- {
-		sz += (s.b[i] * sat(s.d[i]+s.d[i])) >> 15
-	}
 	s.sz = sat(sz)
 
 	// PREDIC
@@ -279,16 +275,16 @@ func (e *G722Encoder) Encode(pcm []int16, out []byte) (int, error) {
 			wd = -(el + 1)
 		}
 		// The first interval i in 1..29 with wd below its scaled upper
-		// decision level, or 30 (binary search; the levels increase).
-		i, hiIdx := int32(1), int32(30)
-		for i < hiIdx {
-			m := (i + hiIdx) / 2
-			if wd < (q6[m]*lo.det)>>12 {
-				hiIdx = m
-			} else {
-				i = m + 1
+		// decision level, or 30: one more than the number of levels
+		// in q6up[0..28] at or below wd (at most 30), counted by a branch-free
+		// binary search (the levels increase).
+		var pos int32
+		for step := int32(16); step > 0; step >>= 1 {
+			if wd >= (q6up[pos+step-1]*lo.det)>>12 {
+				pos += step
 			}
 		}
+		i := min(pos+1, 30)
 		ilow := ilp[i]
 		if el < 0 {
 			ilow = iln[i]

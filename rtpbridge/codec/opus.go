@@ -1,6 +1,7 @@
 package codec
 
 import (
+	"errors"
 	"fmt"
 
 	"gopkg.in/hraban/opus.v2"
@@ -23,8 +24,9 @@ var opusRates = map[int]bool{8000: true, 12000: true, 16000: true, 24000: true, 
 // OpusDecoder decodes Opus payloads of any frame size and conceals losses
 // with in-band FEC (when the next payload is at hand) or PLC.
 type OpusDecoder struct {
-	dec  *opus.Decoder
-	rate int
+	dec     *opus.Decoder
+	rate    int
+	scratch []int16 // for concealing gaps that are not whole 2.5 ms units
 }
 
 // NewOpusDecoder opens a mono libopus decoder that outputs PCM at
@@ -68,26 +70,50 @@ func (d *OpusDecoder) Decode(payload []byte, pcm []int16) (int, error) {
 // Conceal fills len(pcm) samples of lost audio. With next, the packet that
 // follows the loss, libopus recovers the last part from next's in-band FEC
 // (LBRR) data and conceals the rest; without next, or when next carries no
-// FEC (CELT-only packets) or is malformed, it runs PLC. len(pcm) must be a
-// multiple of 2.5 ms (RFC 6716 frame sizes), as the lost packet's duration
-// is.
+// FEC (CELT-only packets) or is malformed, it runs PLC. Any length works:
+// libopus conceals whole 2.5 ms units only (opus_decode wants a multiple of
+// 2.5 ms for PLC and FEC), so a gap measured from timestamps that is not
+// one is concealed rounded up and cut; a gap over 120 ms is concealed in
+// 120 ms pieces (libopus fades them to silence).
 func (d *OpusDecoder) Conceal(next []byte, pcm []int16) (int, error) {
-	if len(pcm) == 0 || len(pcm)%(d.rate/400) != 0 || len(pcm) > d.rate*maxOpusFrameMs/1000 {
+	if len(pcm) == 0 {
 		return 0, ErrBadFrame
 	}
-	pcm = pcm[:len(pcm):len(pcm)]
-	if len(next) > 0 {
-		if err := d.dec.DecodeFEC(next, pcm); err == nil {
-			return len(pcm), nil
+	long := d.rate * maxOpusFrameMs / 1000
+	out := pcm
+	for len(out) > long {
+		if err := d.dec.DecodePLC(out[:long:long]); err != nil {
+			return 0, fmt.Errorf("codec: opus conceal: %w", err)
 		}
-		// A malformed next packet (it will fail its own Decode too) must
-		// not cost the lost frame its concealment: fall back to PLC.
+		out = out[long:]
 	}
-	if err := d.dec.DecodePLC(pcm); err != nil {
-		return 0, fmt.Errorf("codec: opus conceal: %w", err)
+	unit := d.rate / 400
+	n := (len(out) + unit - 1) / unit * unit
+	buf := out[:n:n]
+	if n != len(out) {
+		if d.scratch == nil {
+			d.scratch = make([]int16, long) // once per decoder, only if needed
+		}
+		buf = d.scratch[:n:n]
+	}
+	err := errNoFEC
+	if len(next) > 0 {
+		// A malformed next packet (it will fail its own Decode too) must
+		// not cost the lost frame its concealment: PLC then.
+		err = d.dec.DecodeFEC(next, buf)
+	}
+	if err != nil {
+		if err := d.dec.DecodePLC(buf); err != nil {
+			return 0, fmt.Errorf("codec: opus conceal: %w", err)
+		}
+	}
+	if n != len(out) {
+		copy(out, buf)
 	}
 	return len(pcm), nil
 }
+
+var errNoFEC = errors.New("codec: no packet to take FEC from")
 
 // OpusEncoder is a mono libopus encoder in VoIP mode with in-band FEC on.
 type OpusEncoder struct {

@@ -145,8 +145,19 @@ func TestOpusErrors(t *testing.T) {
 	if _, err := dec.Decode(nil, pcm); !errors.Is(err, ErrEmptyPayload) {
 		t.Errorf("empty payload: %v", err)
 	}
-	if _, err := dec.Conceal(nil, pcm[:7]); !errors.Is(err, ErrBadFrame) {
-		t.Errorf("7-sample conceal: %v", err)
+	if _, err := dec.Conceal(nil, nil); !errors.Is(err, ErrBadFrame) {
+		t.Errorf("empty conceal: %v", err)
+	}
+	// Gaps measured from timestamps need not be whole 2.5 ms units or fit
+	// one Opus packet: 7 samples, 21.3 ms, 250 ms at 8 kHz.
+	long := make([]int16, 2000)
+	for _, n := range []int{7, 170, 2000} {
+		if m, err := dec.Conceal(nil, long[:n]); err != nil || m != n {
+			t.Errorf("%d-sample conceal: %d, %v", n, m, err)
+		}
+	}
+	if a := testing.AllocsPerRun(10, func() { dec.Conceal(nil, long[:170]) }); a != 0 {
+		t.Errorf("unaligned conceal: %v allocs", a)
 	}
 	// A malformed next packet still gets the lost frame concealed (PLC).
 	if n, err := dec.Conceal([]byte{0xFF, 0xFF, 0xFF}, pcm[:160]); err != nil || n != 160 {
