@@ -218,8 +218,13 @@ type Media struct {
 
 // NewMedia bridges the SIP leg's endpoint (negotiated as neg) with the
 // Telegram call's conn. end must end the Telegram call (see
-// TelegramEndpoint); the bridge calls it when it stops. Both legs ask for
-// a steady stream (a PBX's RTP timeout, tgcalls' own media timeout).
+// TelegramEndpoint); the bridge calls it whenever it stops, before Run
+// returns its cause. So end should discard with the reason of a call that
+// broke (call.HangupWith(tgcall.DiscardDisconnect): a media timeout or a
+// failed SIP endpoint), and an owner ending the call normally hangs up
+// with its own reason before cancelling Run's context (tgcall keeps the
+// first hang-up). Both legs ask for a steady stream (a PBX's RTP timeout,
+// tgcalls' own media timeout).
 func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, end func(), opt MediaOptions) (*Media, error) {
 	sipFmt, err := SIPFormat(neg)
 	if err != nil {
@@ -278,7 +283,9 @@ func (m *Media) Run(ctx context.Context) error {
 
 // Update applies a later SIP negotiation (re-INVITE, UPDATE: new keys,
 // address or direction) to the endpoint and the bridge's hold. A changed
-// codec cannot be applied in place: ErrCodecChanged.
+// codec cannot be applied in place: ErrCodecChanged. A changed ptime or
+// telephone-event payload type is not applied either: the bridge keeps
+// the first negotiation's (a=ptime is only a recommendation, RFC 8866 §6.4).
 func (m *Media) Update(neg sdp.Negotiated) error {
 	f, err := SIPFormat(neg)
 	if err != nil {
