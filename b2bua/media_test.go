@@ -453,3 +453,35 @@ func TestMediaHoldAndMute(t *testing.T) {
 		t.Errorf("Update to PCMA: %v, want ErrCodecChanged", err)
 	}
 }
+
+// TestMediaTimeoutEndsTelegramCall: when neither leg sends, the bridge's
+// media timeout ends Run, and its stop ends the Telegram call with the
+// reason the owner's end gave (disconnect, for a call whose media broke).
+func TestMediaTimeoutEndsTelegramCall(t *testing.T) {
+	out, in := connectTG(t, mediaTrunk, mediaUser)
+	peer, neg := newSIPPeer(t, sdp.Codec{Name: sdp.PCMA, PayloadType: 8, ClockRate: 8000, Channels: 1}, sdp.AEADAES128GCM)
+	ep := newSIPEndpoint(t, peer, neg)
+	m, err := NewMedia(ep, neg, out.Conn(), func() { out.HangupWith(tgcall.DiscardDisconnect) },
+		MediaOptions{Logger: testLogger(), MediaTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(context.Background()) }()
+	select {
+	case err := <-runErr:
+		var te *rtpbridge.MediaTimeoutError
+		if !errors.As(err, &te) {
+			t.Fatalf("Media.Run: %v, want a media timeout", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no media timeout within 15 s")
+	}
+	waitClosed(t, in.Done(), "user's call end")
+	if e := in.Err(); e == nil || e.Reason != tgcall.DiscardDisconnect || !e.Remote {
+		t.Errorf("user's call ended %v, want a remote disconnect", e)
+	}
+	if err := ep.WriteRTP([]byte{0x80, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}); !errors.Is(err, rtpendpoint.ErrClosed) {
+		t.Errorf("SIP endpoint after the bridge's stop: WriteRTP %v, want ErrClosed", err)
+	}
+}
