@@ -55,8 +55,8 @@ func TestMediaEndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, in := connectTG(t, mediaTrunk, *tc.user)
-			if got := out.Conn().Stats().Relayed; got != tc.relayed {
-				t.Fatalf("Telegram call relayed=%v, want %v", got, tc.relayed)
+			if st := out.Conn().Stats(); st.Relayed != tc.relayed || !tc.relayed && st.LocalAddress != mediaTrunkPort {
+				t.Fatalf("trunk's Telegram call on %s, relayed=%v; want relayed=%v, or the shared port %s", st.LocalAddress, st.Relayed, tc.relayed, mediaTrunkPort)
 			}
 			peer, neg := newSIPPeer(t, tc.codec, tc.suite)
 			ep := newSIPEndpoint(t, peer, neg)
