@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"math"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/pion/rtp"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
@@ -207,4 +209,35 @@ func TestSippOutboundSRTPEcho(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 	checkEndpointClosed(t, m.Endpoint)
+}
+
+// TestSymmetricRTPConfig: symmetric_rtp decodes strictly per trunk and for
+// outbound, and a trunk that latches without required SRTP is warned about
+// (plain RTP latches onto whoever sends first).
+func TestSymmetricRTPConfig(t *testing.T) {
+	var c Config
+	doc := "trunks:\n  - {name: a, allow: [10.0.0.0/8], symmetric_rtp: true, srtp: required}\n  - {name: b, allow: [10.0.0.0/8], symmetric_rtp: true}\noutbound: {symmetric_rtp: true}\n"
+	if err := yaml.UnmarshalWithOptions([]byte(doc), &c, yaml.DisallowUnknownField(), yaml.Strict()); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Trunks[0].SymmetricRTP || !c.Trunks[1].SymmetricRTP || !c.Outbound.SymmetricRTP {
+		t.Errorf("decoded %+v", c)
+	}
+	if err := yaml.UnmarshalWithOptions([]byte("trunks: [{name: a, symmetric_rtp: sometimes}]\n"), &c, yaml.DisallowUnknownField(), yaml.Strict()); err == nil {
+		t.Error("symmetric_rtp: sometimes decoded")
+	}
+	_, lg := newLoggedServer(t, func(cfg *Config) {
+		cfg.Media = sdp.DefaultConfig() // srtp optional
+		cfg.Trunks = append(cfg.Trunks, c.Trunks...)
+		cfg.Outbound.SymmetricRTP = true
+	})
+	var warned []string
+	for _, l := range strings.Split(lg.String(), "\n") {
+		if strings.Contains(l, "symmetric_rtp without srtp") {
+			warned = append(warned, l[strings.LastIndex(l, " ")+1:])
+		}
+	}
+	if strings.Join(warned, ",") != "trunk=b,trunk=outbound" {
+		t.Errorf("warned about %v, want trunk b and outbound", warned)
+	}
 }

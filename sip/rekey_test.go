@@ -26,12 +26,32 @@ import (
 // of the test that plays the PBX's media (sipp cannot do SRTP): the peer
 // switches to its new key once the re-INVITE is answered, as a real PBX
 // does, and must not lose a packet to the switch in either direction.
+//
+// With symmetric_rtp on the trunk, the SDP names a port the peer does not
+// send from (a phone behind NAT): the endpoint latches to the peer's
+// source at its first packet, and the rekey keeps the latch.
 func TestSippRekeyKeepsAudio(t *testing.T) {
+	t.Run("negotiated address", func(t *testing.T) { testRekey(t, false) })
+	t.Run("symmetric RTP", func(t *testing.T) { testRekey(t, true) })
+}
+
+func testRekey(t *testing.T, latch bool) {
 	peer, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer peer.Close()
+	sdpPort := peer.LocalAddr().(*net.UDPAddr).Port
+	if latch {
+		// The address in the SDP: bound, so nothing else gets our
+		// packets, but never read: only latching reaches the peer.
+		nat, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nat.Close()
+		sdpPort = nat.LocalAddr().(*net.UDPAddr).Port
+	}
 	k1, k2 := make([]byte, 30), make([]byte, 30) // AES_CM_128: 16 key + 14 salt
 	_, _ = rand.Read(k1)
 	_, _ = rand.Read(k2)
@@ -42,6 +62,7 @@ func TestSippRekeyKeepsAudio(t *testing.T) {
 		c.Media.Codecs = []string{"PCMU"}
 		c.Media.SRTP = sdp.SRTPRequired
 		c.Media.Suites = []sdp.Suite{sdp.AESCM128HMACSHA180}
+		c.Trunks[0].SymmetricRTP = latch
 	})
 	medias := make(chan Media, 4)
 	got := calls(s, func(c *InboundCall) {
@@ -51,7 +72,7 @@ func TestSippRekeyKeepsAudio(t *testing.T) {
 		}
 	})
 	finish := sippAgainst(t, s, sippRun{Scenario: "uac_srtp_rekey.xml", Args: []string{
-		"-key", "mport", fmt.Sprint(peer.LocalAddr().(*net.UDPAddr).Port),
+		"-key", "mport", fmt.Sprint(sdpPort),
 		"-key", "k1", b64(k1), "-key", "k2", b64(k2),
 	}})
 	c := waitFor(t, got, "call")
@@ -154,6 +175,9 @@ func TestSippRekeyKeepsAudio(t *testing.T) {
 
 	st := ep.Stats()
 	t.Logf("endpoint: %+v", st)
+	if peerAddr := peer.LocalAddr().(*net.UDPAddr).AddrPort(); ep.RemoteAddr() != peerAddr {
+		t.Errorf("endpoint sends to %v, want the peer at %v", ep.RemoteAddr(), peerAddr)
+	}
 	if st.Received.AuthFailures != 0 || st.Received.Lost != 0 || st.Received.Replayed != 0 || st.Received.WrongSource != 0 {
 		t.Errorf("packets lost or refused across the rekey: %+v", st.Received)
 	}
