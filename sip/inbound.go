@@ -219,6 +219,7 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		}
 	}
 	c.log = callLogger(s.log, c.ID, callID, "in")
+	c.eng.setLogger(c.log)
 	d := &dialog{
 		callID:     callID,
 		localTag:   tag,

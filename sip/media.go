@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 
@@ -26,6 +27,9 @@ type mediaEngine interface {
 	previewAnswer(answer []byte) error
 	// media is the endpoint after the last successful negotiation.
 	media() Media
+	// setLogger gives the endpoint the call's logger (before the first
+	// negotiation).
+	setLogger(l *slog.Logger)
 	// close closes the call's RTP endpoint (its RTCP BYE goes out); the
 	// caller releases the port after it. Later negotiations make none.
 	close()
@@ -191,6 +195,12 @@ func (e *sdpEngine) media() Media {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return Media{Endpoint: e.ep, Negotiated: e.neg}
+}
+
+func (e *sdpEngine) setLogger(l *slog.Logger) {
+	e.mu.Lock()
+	e.opts.Logger = l
+	e.mu.Unlock()
 }
 
 func (e *sdpEngine) close() {

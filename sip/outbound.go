@@ -119,6 +119,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	}
 	c.leg.endCall = c.finish
 	c.log = callLogger(s.log, c.ID, callID, "out")
+	c.eng.setLogger(c.log)
 	c.d = &dialog{
 		callID:       callID,
 		localTag:     tag,
