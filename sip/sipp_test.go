@@ -558,6 +558,9 @@ func TestSippLateOffer(t *testing.T) {
 	s := newTestServer(t, nil)
 	medias := make(chan Media, 2)
 	got := calls(s, func(c *InboundCall) {
+		if m := c.Media(); m.Endpoint != nil {
+			t.Error("an endpoint before any answer to our offer")
+		}
 		c.OnMedia(func(m Media) { medias <- m })
 		if err := c.Answer(nil); err != nil {
 			t.Error(err)
@@ -565,8 +568,8 @@ func TestSippLateOffer(t *testing.T) {
 	})
 	finish := sippAgainst(t, s, sippRun{Scenario: "uac_late_offer.xml"})
 	c := waitFor(t, got, "call")
-	if m := waitFor(t, medias, "answer in ACK"); m.Codec.Name != "PCMA" {
-		t.Errorf("codec from the ACK's answer = %q", m.Codec.Name)
+	if m := waitFor(t, medias, "answer in ACK"); m.Codec.Name != "PCMA" || m.Endpoint == nil {
+		t.Errorf("from the ACK's answer: codec %q, endpoint %v", m.Codec.Name, m.Endpoint != nil)
 	}
 	endOf(t, c)
 	finish()
