@@ -15,9 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/rtp"
-	"github.com/pion/srtp/v3"
-
 	"github.com/tgsip/tgsip/internal/audiotest"
 	"github.com/tgsip/tgsip/sip/sdp"
 )
@@ -229,33 +226,32 @@ func TestBaresipSRTPCall(t *testing.T) {
 		t.Fatalf("codec %q, want PCMU", m.Codec.Name)
 	}
 
-	// One goroutine per direction, as the media bridge will have.
-	type rxResult struct {
-		pcm       []int16
-		authFails int
-		err       error
+	if m.Endpoint == nil {
+		t.Fatal("no RTP endpoint")
 	}
-	rxDone := make(chan rxResult, 1)
+	// One goroutine per direction, as the media bridge will have, both
+	// through the endpoint: it decrypts and authenticates what baresip
+	// sends (a packet that fails is dropped, so a tone read here came
+	// under the negotiated keys) and protects what we send.
+	rx := goReadTone(m.Endpoint, m.Codec.PayloadType, 10, 50)
 	txDone := make(chan error, 1)
-	go func() {
-		pcm, fails, err := receiveSRTP(m, 10, 50)
-		rxDone <- rxResult{pcm, fails, err}
-	}()
-	go func() { txDone <- sendSRTP(m, toneToBaresip, 100) }()
-	rx := waitFor(t, rxDone, "baresip's audio")
+	go func() { txDone <- sendTone(m.Endpoint, m.Codec.PayloadType, toneToBaresip, 100, true) }()
+	r := waitFor(t, rx, "baresip's audio")
 	if err := waitFor(t, txDone, "our audio to be sent"); err != nil {
 		t.Fatal(err)
 	}
-	if rx.err != nil {
-		t.Fatal(rx.err)
+	if r.err != nil {
+		t.Fatal(r.err)
 	}
-	if rx.authFails == 0 {
-		t.Error("no packet was tried with a wrong key")
+	bf, bprom := audiotest.DominantFrequency(r.pcm, g711Rate, 100, 3500, 10)
+	t.Logf("from baresip: %d samples, dominant %v Hz (prominence %.0f)", len(r.pcm), bf, bprom)
+	if bf != toneFromBaresip || bprom < 20 {
+		t.Errorf("baresip's audio: dominant %v Hz (prominence %.1f), want %v Hz", bf, bprom, toneFromBaresip)
 	}
-	f, prom := audiotest.DominantFrequency(rx.pcm, g711Rate, 100, 3500, 10)
-	t.Logf("from baresip: %d samples, %d wrong-key authentication failures, dominant %v Hz (prominence %.0f)", len(rx.pcm), rx.authFails, f, prom)
-	if f != toneFromBaresip || prom < 20 {
-		t.Errorf("baresip's audio: dominant %v Hz (prominence %.1f), want %v Hz", f, prom, toneFromBaresip)
+	st := m.Endpoint.Stats()
+	t.Logf("endpoint stats: %+v", st)
+	if st.SRTPProfile != "SRTP_AES128_CM_HMAC_SHA1_80" || st.Received.AuthFailures != 0 || st.Sent.Packets != 100 {
+		t.Errorf("endpoint: profile %q, %d authentication failures, %d packets sent", st.SRTPProfile, st.Received.AuthFailures, st.Sent.Packets)
 	}
 
 	c.Hangup(Reason{Protocol: "Q.850", Cause: 16, Text: "Normal call clearing"})
@@ -263,6 +259,7 @@ func TestBaresipSRTPCall(t *testing.T) {
 		t.Errorf("end = %v", ce)
 	}
 	waitNoCalls(t, s)
+	checkEndpointClosed(t, m.Endpoint)
 	ua.stop(t)
 
 	out := ua.out.String()
@@ -284,109 +281,11 @@ func TestBaresipSRTPCall(t *testing.T) {
 	if rate != g711Rate || len(rec) < g711Rate {
 		t.Fatalf("recording: %d Hz, %d samples", rate, len(rec))
 	}
-	f, prom = audiotest.DominantFrequency(rec, rate, 100, 3500, 10)
+	f, prom := audiotest.DominantFrequency(rec, rate, 100, 3500, 10)
 	t.Logf("baresip recorded %d samples, dominant %v Hz (prominence %.0f, RMS %.0f)", len(rec), f, prom, audiotest.RMS(rec))
 	if f != toneToBaresip || prom < 20 {
 		t.Errorf("baresip heard: dominant %v Hz (prominence %.1f), want %v Hz", f, prom, toneToBaresip)
 	}
-}
-
-// receiveSRTP reads the peer's SRTP from m.Conn, skips the first skip
-// packets (the peer's jitter start), and returns the decoded G.711 µ-law
-// of the next keep packets. Each packet is first tried with a key that
-// differs from the negotiated one in one bit: it must fail authentication,
-// which plain RTP could never do. authFails counts those failures.
-func receiveSRTP(m Media, skip, keep int) (pcm []int16, authFails int, err error) {
-	k := m.SRTP
-	opts := []srtp.ContextOption{}
-	if len(k.RemoteMKI) > 0 {
-		opts = append(opts, srtp.MasterKeyIndicator(k.RemoteMKI))
-	}
-	dec, err := srtp.CreateContext(k.RemoteKey, k.RemoteSalt, k.Profile, opts...)
-	if err != nil {
-		return nil, 0, err
-	}
-	wrongKey := bytes.Clone(k.RemoteKey)
-	wrongKey[0] ^= 0x01
-	wrong, err := srtp.CreateContext(wrongKey, k.RemoteSalt, k.Profile, opts...)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer m.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // the socket outlives this reader
-	if err := m.Conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
-		return nil, 0, err
-	}
-	buf := make([]byte, 1500)
-	var plain, bad []byte
-	for seen := 0; seen < skip+keep; {
-		n, _, err := m.Conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			return nil, authFails, fmt.Errorf("after %d packets: %w", seen, err)
-		}
-		bad, err = wrong.DecryptRTP(bad[:0], buf[:n], nil)
-		if !errors.Is(err, srtp.ErrFailedToVerifyAuthTag) {
-			return nil, authFails, fmt.Errorf("packet %d decrypted with a wrong key: err %v", seen, err)
-		}
-		authFails++
-		plain, err = dec.DecryptRTP(plain[:0], buf[:n], nil)
-		if err != nil {
-			return nil, authFails, fmt.Errorf("packet %d: %w", seen, err)
-		}
-		var h rtp.Header
-		hl, err := h.Unmarshal(plain)
-		if err != nil {
-			return nil, authFails, fmt.Errorf("packet %d: %w", seen, err)
-		}
-		if h.PayloadType != m.Codec.PayloadType {
-			continue // telephone-event or comfort noise: not audio
-		}
-		seen++
-		if seen <= skip {
-			continue
-		}
-		for _, b := range plain[hl:] {
-			pcm = append(pcm, ulawDecode(b))
-		}
-	}
-	return pcm, authFails, nil
-}
-
-// sendSRTP sends frames 20 ms packets of a tone to m.Remote over SRTP,
-// paced in real time so the peer's jitter buffer plays them.
-func sendSRTP(m Media, freq float64, frames int) error {
-	enc, err := srtp.CreateContext(m.SRTP.LocalKey, m.SRTP.LocalSalt, m.SRTP.Profile)
-	if err != nil {
-		return err
-	}
-	const samples = g711Rate / 50
-	pcm := make([]int16, samples)
-	pkt := rtp.Packet{Header: rtp.Header{
-		Version: 2, PayloadType: m.Codec.PayloadType, SequenceNumber: 4711, Timestamp: 160000, SSRC: 0x7a51b0c3, Marker: true,
-	}, Payload: make([]byte, samples)}
-	var raw, out []byte
-	tick := time.NewTicker(20 * time.Millisecond) // media pacing, not a wait for an event
-	defer tick.Stop()
-	for i := range frames {
-		audiotest.Tone(pcm, freq, g711Rate, i*samples)
-		for j, x := range pcm {
-			pkt.Payload[j] = ulawEncode(x)
-		}
-		raw, err = pkt.Marshal()
-		if err != nil {
-			return err
-		}
-		if out, err = enc.EncryptRTP(out[:0], raw, nil); err != nil {
-			return err
-		}
-		if _, err := m.Conn.WriteToUDPAddrPort(out, m.Remote); err != nil {
-			return err
-		}
-		pkt.SequenceNumber++
-		pkt.Timestamp += samples
-		pkt.Marker = false
-		<-tick.C
-	}
-	return nil
 }
 
 // ulawEncode is G.711 µ-law (ITU-T G.711 §2, the bias-and-segment form).

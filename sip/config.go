@@ -68,6 +68,13 @@ type TrunkConfig struct {
 	// SRTP overrides media.srtp for calls from this trunk: off, optional
 	// or required. Unset means the global policy.
 	SRTP *sdp.SRTPPolicy `yaml:"srtp"`
+	// SymmetricRTP latches the media of calls from this trunk (symmetric
+	// RTP, "comedia"): RTP and RTCP go to, and are accepted only from, the
+	// source of the first authenticated packet instead of the address in
+	// the SDP, for phones and PBXs behind NAT. With plain RTP the first
+	// packet of a negotiated payload type wins, so pair it with srtp:
+	// required (docs/sip-leg.md, "Media").
+	SymmetricRTP bool `yaml:"symmetric_rtp"`
 }
 
 // AuthLimitConfig throttles sources that keep failing authentication.
@@ -114,6 +121,9 @@ type OutboundConfig struct {
 	// SRTP overrides media.srtp for calls to the PBX: off, optional or
 	// required. Unset means the global policy.
 	SRTP *sdp.SRTPPolicy `yaml:"srtp"`
+	// SymmetricRTP latches the media of calls to the PBX, as
+	// TrunkConfig.SymmetricRTP does for calls from a trunk.
+	SymmetricRTP bool `yaml:"symmetric_rtp"`
 	// TLS says how the PBX's certificate is verified when URI uses
 	// transport=tls or sips:.
 	TLS OutboundTLS `yaml:"tls"`

@@ -3,16 +3,11 @@ package sip
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pion/rtp"
-
-	"github.com/tgsip/tgsip/internal/audiotest"
 )
 
 // startPBXSipp starts a sipp UAS scenario as the PBX on tp (udp or tcp)
@@ -35,55 +30,6 @@ func startPBXSipp(t *testing.T, tp Transport, r sippRun) (port int, wait func() 
 		return true
 	}, "sipp TCP listener")
 	return port, wait
-}
-
-// echoTone sends a second of a freq Hz tone as plain G.711 µ-law RTP to
-// m.Remote, where sipp echoes it (-rtp_echo), and checks the tone that
-// comes back on our socket: media flows both ways on the negotiated path.
-func echoTone(t *testing.T, m Media, freq float64) {
-	t.Helper()
-	const samples = g711Rate / 50
-	const frames = 50
-	pcm := make([]int16, samples)
-	pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: m.Codec.PayloadType, SequenceNumber: 100, Timestamp: 8000, SSRC: 0x5eed}, Payload: make([]byte, samples)}
-	for i := range frames {
-		audiotest.Tone(pcm, freq, g711Rate, i*samples)
-		for j, x := range pcm {
-			pkt.Payload[j] = ulawEncode(x)
-		}
-		raw, err := pkt.Marshal()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := m.Conn.WriteToUDPAddrPort(raw, m.Remote); err != nil {
-			t.Fatal(err)
-		}
-		pkt.SequenceNumber++
-		pkt.Timestamp += samples
-	}
-	defer m.Conn.SetReadDeadline(time.Time{}) //nolint:errcheck // the socket outlives this reader
-	if err := m.Conn.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
-		t.Fatal(err)
-	}
-	var got []int16
-	buf := make([]byte, 1500)
-	for n := 0; n < frames*9/10; n++ {
-		k, _, err := m.Conn.ReadFromUDPAddrPort(buf)
-		if err != nil {
-			t.Fatalf("echo %d of %d: %v", n, frames, err)
-		}
-		var p rtp.Packet
-		if err := p.Unmarshal(buf[:k]); err != nil {
-			t.Fatal(err)
-		}
-		for _, b := range p.Payload {
-			got = append(got, ulawDecode(b))
-		}
-	}
-	f, prom := audiotest.DominantFrequency(got, g711Rate, 100, 3500, 10)
-	if math.Abs(f-freq) > 20 || prom < 10 {
-		t.Errorf("echoed audio: %v Hz (prominence %.1f), want %v Hz", f, prom, freq)
-	}
 }
 
 // TestSippOutboundEarlyMediaUnreliable: the PBX sends 183 with SDP and no
@@ -119,6 +65,11 @@ func TestSippOutboundEarlyMediaUnreliable(t *testing.T) {
 					break
 				}
 			}
+			// The 183's SDP made the endpoint; the 200 updates the same one.
+			early := c.Media().Endpoint
+			if early == nil {
+				t.Fatal("no RTP endpoint for early media")
+			}
 			select {
 			case <-c.Answered():
 			case <-c.Done():
@@ -129,6 +80,9 @@ func TestSippOutboundEarlyMediaUnreliable(t *testing.T) {
 			m := c.Media()
 			if m.Codec.Name != tc.codec {
 				t.Errorf("codec after the 200: %q, want %q", m.Codec.Name, tc.codec)
+			}
+			if m.Endpoint != early {
+				t.Error("the 200 replaced the early media's endpoint instead of updating it")
 			}
 			echoTone(t, m, 800)
 			select {
@@ -144,6 +98,7 @@ func TestSippOutboundEarlyMediaUnreliable(t *testing.T) {
 				t.Fatal(err)
 			}
 			waitNoCalls(t, s)
+			checkEndpointClosed(t, m.Endpoint)
 		})
 	}
 }

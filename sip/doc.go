@@ -15,9 +15,17 @@
 // b2bua drives the call with Ringing, Progress, Answer, Reject and Hangup.
 // Calls to the PBX are placed with Dial and watched through Progress,
 // Answered and Done. Both kinds serve re-INVITE, UPDATE, INFO (DTMF) and
-// BYE, run RFC 4028 session timers, and expose their RTP endpoint as
-// Media, renegotiated on hold/resume (OnMedia reports changes, OnOffer lets
-// the b2bua answer new offers itself, Reoffer sends ours).
+// BYE, run RFC 4028 session timers, and expose their media as Media: the
+// call's sip/rtpendpoint Endpoint (plain RTP in and out through ReadRTP and
+// WriteRTP, SRTP, RTCP and symmetric RTP inside) and the negotiated codec,
+// ptime, DTMF and direction. The engine in media.go makes the endpoint at
+// the first completed offer/answer, updates it at every later one
+// (re-INVITE, UPDATE, hold/resume, early media then the 2xx) and the
+// call's end closes it before the port pair is released; one
+// rtpendpoint.Scheduler owned by the Server sends every call's RTCP
+// reports. OnMedia reports changes, Reoffer sends our offers; OnOffer, an
+// escape hatch that lets the b2bua answer new offers with its own SDP,
+// bypasses the engine, so the endpoint does not follow those changes.
 //
 // The gaps of sipgo this package closes itself: 2xx retransmission until
 // the ACK and BYE on ACK timeout (RFC 3261 §13.3.1.4), ACK for every copy

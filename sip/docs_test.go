@@ -27,7 +27,7 @@ func TestDocumentedConfig(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Listen) != 3 || len(c.Trunks) != 1 || c.Trunks[0].SRTP == nil || c.Outbound.URI == "" {
+	if len(c.Listen) != 3 || len(c.Trunks) != 1 || c.Trunks[0].SRTP == nil || !c.Trunks[0].SymmetricRTP || c.Outbound.URI == "" {
 		t.Errorf("example decoded incompletely: %+v", c)
 	}
 }

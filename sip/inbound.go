@@ -141,13 +141,14 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 503, "Service Unavailable", nil)
 		return
 	}
-	eng := s.newEngine(port, s.cfg.srtpPolicy(verdict.Trunk.SRTP))
+	eng := s.newEngine(port, s.cfg.srtpPolicy(verdict.Trunk.SRTP), verdict.Trunk.SymmetricRTP)
 	c := s.newInboundCall(req, tx, verdict.Trunk, port, eng, timer)
 	if len(req.Body()) > 0 {
 		ans, err := eng.answer(req.Body())
 		if err != nil {
 			me := asMediaError(err)
 			c.log.Info("offer not acceptable", "status", me.Status, "err", err)
+			eng.close()
 			port.Release()
 			s.reply(tx, req, me.Status, reasonPhrase(me.Status), nil, sip.NewHeader("Warning", me.Warning))
 			return
@@ -218,6 +219,7 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		}
 	}
 	c.log = callLogger(s.log, c.ID, callID, "in")
+	c.eng.setLogger(c.log)
 	d := &dialog{
 		callID:     callID,
 		localTag:   tag,
@@ -479,6 +481,8 @@ func (c *InboundCall) finish(e *CallError) bool {
 	c.rel.abort()
 	c.mu.Unlock()
 	c.s.dialogs.remove(c.key)
+	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
+	c.eng.close()
 	c.port.Release()
 	logEnd(c.log, e)
 	return true

@@ -67,7 +67,7 @@ func (w *ackWaiter) ack(r *sip.Request) {
 // Logger is the call's logger (call id, SIP Call-ID).
 func (l *leg) Logger() *slog.Logger { return l.log }
 
-// Media is the RTP endpoint as last negotiated.
+// Media is the call's RTP endpoint and what the last offer/answer agreed.
 func (l *leg) Media() Media { return l.eng.media() }
 
 // DTMF delivers key presses received in SIP INFO requests.
@@ -76,6 +76,9 @@ func (l *leg) DTMF() <-chan DTMF { return l.dtmf }
 // OnOffer installs the function that answers new offers in re-INVITE or
 // UPDATE (hold, resume, codec change). Without it the call's SDP session
 // answers (a sendonly offer gets recvonly back, RFC 3264 §6.1).
+//
+// Escape hatch: an answer made here bypasses the call's SDP session, so
+// Media (its Endpoint and Negotiated) stays on the previous negotiation.
 func (l *leg) OnOffer(f func(offer []byte) (answer []byte, err error)) {
 	l.mu.Lock()
 	l.onOffer = f

@@ -2,10 +2,12 @@ package sip
 
 import (
 	"errors"
-	"net"
+	"fmt"
+	"log/slog"
 	"net/netip"
 	"sync"
 
+	"github.com/tgsip/tgsip/sip/rtpendpoint"
 	"github.com/tgsip/tgsip/sip/sdp"
 )
 
@@ -25,6 +27,12 @@ type mediaEngine interface {
 	previewAnswer(answer []byte) error
 	// media is the endpoint after the last successful negotiation.
 	media() Media
+	// setLogger gives the endpoint the call's logger (before the first
+	// negotiation).
+	setLogger(l *slog.Logger)
+	// close closes the call's RTP endpoint (its RTCP BYE goes out); the
+	// caller releases the port after it. Later negotiations make none.
+	close()
 }
 
 // MediaError is a failed negotiation: the status to answer (488 …) and an
@@ -54,38 +62,57 @@ func asMediaError(err error) *MediaError {
 	return &MediaError{Status: 488, Warning: `399 tgsip "` + sanitizeHeaderText(err.Error()) + `"`, Err: err}
 }
 
-// Media is a call's RTP endpoint for the media bridge: our sockets and
-// what the last offer/answer exchange agreed (remote address, codec, DTMF
-// payload type, ptime, direction, SDES keys). It changes on re-INVITE and
-// UPDATE; OnMedia reports each change.
+// Media is a call's media for the b2bua: its RTP endpoint and what the
+// last offer/answer exchange agreed (remote address, codec, DTMF payload
+// type, ptime, direction). It changes on re-INVITE and UPDATE; OnMedia
+// reports each change.
 type Media struct {
-	// Conn is our RTP socket; RTCPConn is the RTCP socket (unused when
-	// RTCPMux is negotiated).
-	Conn     *net.UDPConn
-	RTCPConn *net.UDPConn
+	// Endpoint reads and writes the call's plain RTP (ReadRTP, WriteRTP)
+	// with SRTP, RTCP, symmetric RTP and rekeying inside, and counts
+	// (Stats). It is the same endpoint for the whole call: every
+	// renegotiation updates it, and the call's end closes it (ReadRTP
+	// and WriteRTP then return errors wrapping net.ErrClosed). Nil until
+	// the first negotiation completed: an outbound call before the PBX's
+	// answer (or early media), an inbound late-offer call before the ACK.
+	Endpoint *rtpendpoint.Endpoint
+	// Negotiated is the outcome the endpoint runs on: the bridge reads
+	// the codec, ptime, DTMF and direction from it. Its SRTP keys are the
+	// endpoint's business; printing or logging them shows the profile
+	// only.
 	sdp.Negotiated
 }
 
-// sdpEngine is the mediaEngine over a sip/sdp Session.
+// sdpEngine is the mediaEngine over a sip/sdp Session. It owns the call's
+// RTP endpoint: made by the first successful negotiation, updated by every
+// later one, closed at the call's end.
 type sdpEngine struct {
 	sess  *sdp.Session
 	port  *RTPPort
 	agent string
+	opts  rtpendpoint.Options
 
-	mu  sync.Mutex
-	neg sdp.Negotiated
+	mu     sync.Mutex
+	neg    sdp.Negotiated
+	ep     *rtpendpoint.Endpoint
+	closed bool
 }
 
 // defaultEngine makes the SDP session of a new call on its RTP port under
-// the call's SRTP policy (its trunk's, or the global one).
-func (s *Server) defaultEngine(port *RTPPort, policy sdp.SRTPPolicy) mediaEngine {
+// the call's SRTP policy (its trunk's, or the global one); latch turns on
+// symmetric RTP for the call's endpoint (the trunk's symmetric_rtp).
+func (s *Server) defaultEngine(port *RTPPort, policy sdp.SRTPPolicy, latch bool) mediaEngine {
 	cfg := s.cfg.Media
 	cfg.SRTP = policy
 	if s.cfg.ExternalMediaAddr.IsValid() {
 		cfg.Addr = s.cfg.ExternalMediaAddr
 	}
 	local := netip.AddrPortFrom(s.cfg.MediaAddr, port.Port())
-	return &sdpEngine{sess: sdp.NewSession(cfg, local, nil), port: port, agent: s.cfg.UserAgent}
+	return &sdpEngine{
+		sess:  sdp.NewSession(cfg, local, nil),
+		port:  port,
+		agent: s.cfg.UserAgent,
+		opts:  rtpendpoint.Options{Latch: latch, Scheduler: s.rtcp, Logger: s.log},
+	}
 }
 
 func (e *sdpEngine) negotiationError(err error) error {
@@ -96,14 +123,43 @@ func (e *sdpEngine) negotiationError(err error) error {
 	return err
 }
 
+// apply puts a negotiation in force: the first one makes the endpoint,
+// later ones update it. Updating the receive side before our answer
+// leaves is safe: the endpoint accepts the old keys and address until the
+// peer's first packet under the new ones (RFC 4568 §7.1.4, RFC 3264
+// §8.3.1). After close only the negotiation is recorded.
+func (e *sdpEngine) apply(n sdp.Negotiated) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.closed {
+		var err error
+		if e.ep == nil {
+			var ep *rtpendpoint.Endpoint
+			if ep, err = rtpendpoint.New(e.port.RTP, e.port.RTCP, n, e.opts); err == nil {
+				e.ep = ep
+			}
+		} else {
+			err = e.ep.Update(n)
+		}
+		if err != nil {
+			// sip/sdp negotiates only what the endpoint implements, so
+			// this is a bug, answered like any unusable SDP (488,
+			// asMediaError).
+			return fmt.Errorf("sip: rtp endpoint: %w", err)
+		}
+	}
+	e.neg = n
+	return nil
+}
+
 func (e *sdpEngine) answer(offer []byte) ([]byte, error) {
 	ans, n, err := e.sess.Answer(offer)
 	if err != nil {
 		return nil, e.negotiationError(err)
 	}
-	e.mu.Lock()
-	e.neg = n
-	e.mu.Unlock()
+	if err := e.apply(n); err != nil {
+		return nil, err
+	}
 	return ans, nil
 }
 
@@ -114,30 +170,44 @@ func (e *sdpEngine) offer(hold bool) []byte {
 	return e.sess.Offer(sdp.SendRecv)
 }
 
+// acceptAnswer takes the answer to our offer, from an 18x, a 2xx or an
+// ACK. An answer repeating the one in force (ErrRepeatedAnswer: the 2xx
+// after an unreliable 183 with the same SDP) changes nothing.
 func (e *sdpEngine) acceptAnswer(answer []byte) error {
 	n, err := e.sess.AcceptAnswer(answer)
 	if err != nil {
 		return e.negotiationError(err)
 	}
-	e.mu.Lock()
-	e.neg = n
-	e.mu.Unlock()
-	return nil
+	return e.apply(n)
 }
 
+// previewAnswer takes the early media of an unreliable 183: the endpoint
+// runs on it until the 2xx confirms or replaces it.
 func (e *sdpEngine) previewAnswer(answer []byte) error {
 	n, err := e.sess.PreviewAnswer(answer)
 	if err != nil {
 		return e.negotiationError(err)
 	}
-	e.mu.Lock()
-	e.neg = n
-	e.mu.Unlock()
-	return nil
+	return e.apply(n)
 }
 
 func (e *sdpEngine) media() Media {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return Media{Conn: e.port.RTP, RTCPConn: e.port.RTCP, Negotiated: e.neg}
+	return Media{Endpoint: e.ep, Negotiated: e.neg}
+}
+
+func (e *sdpEngine) setLogger(l *slog.Logger) {
+	e.mu.Lock()
+	e.opts.Logger = l
+	e.mu.Unlock()
+}
+
+func (e *sdpEngine) close() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	if e.ep != nil {
+		_ = e.ep.Close() // Close reports no error
+	}
 }

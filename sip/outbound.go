@@ -84,7 +84,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	if err != nil {
 		return nil, err
 	}
-	eng := s.newEngine(port, s.cfg.srtpPolicy(s.cfg.Outbound.SRTP))
+	eng := s.newEngine(port, s.cfg.srtpPolicy(s.cfg.Outbound.SRTP), s.cfg.Outbound.SymmetricRTP)
 	callID := sip.GenerateTagN(24) + "@" + s.hostForURIs()
 	tag := LocalTag(sip.GenerateTagN(16))
 	fromUser := dr.FromUser
@@ -119,6 +119,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	}
 	c.leg.endCall = c.finish
 	c.log = callLogger(s.log, c.ID, callID, "out")
+	c.eng.setLogger(c.log)
 	c.d = &dialog{
 		callID:       callID,
 		localTag:     tag,
@@ -560,6 +561,8 @@ func (c *OutboundCall) finish(e *CallError) bool {
 		c.s.rememberAck(c.key, ack)
 	}
 	c.s.dialogs.remove(c.key)
+	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
+	c.eng.close()
 	c.port.Release()
 	logEnd(c.log, e)
 	return true

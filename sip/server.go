@@ -19,6 +19,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/tgsip/tgsip/sip/rtpendpoint"
 	"github.com/tgsip/tgsip/sip/sdp"
 )
 
@@ -41,7 +42,10 @@ type Server struct {
 	overloaded atomic.Uint64
 
 	onCall    func(*InboundCall)
-	newEngine func(port *RTPPort, policy sdp.SRTPPolicy) mediaEngine
+	newEngine func(port *RTPPort, policy sdp.SRTPPolicy, latch bool) mediaEngine
+	// rtcp sends the RTCP reports of every call's endpoint from one
+	// goroutine; Close stops it after the last call.
+	rtcp *rtpendpoint.Scheduler
 
 	mu      sync.Mutex
 	bound   map[Transport]netip.AddrPort
@@ -92,6 +96,14 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.newEngine = s.defaultEngine
+	for _, t := range cfg.Trunks {
+		if t.SymmetricRTP && cfg.srtpPolicy(t.SRTP) != sdp.SRTPRequired {
+			s.log.Warn("symmetric_rtp without srtp: required latches onto the first RTP packet from anyone", "trunk", t.Name)
+		}
+	}
+	if cfg.Outbound.SymmetricRTP && cfg.srtpPolicy(cfg.Outbound.SRTP) != sdp.SRTPRequired {
+		s.log.Warn("symmetric_rtp without srtp: required latches onto the first RTP packet from anyone", "trunk", "outbound")
+	}
 	// sipgo logs whole unparsable messages; keep them out of our logs (they
 	// may carry SDES keys) and keep its chatter at warning level.
 	sipgoLog := slog.New(redactHandler{h: s.log.Handler()})
@@ -132,6 +144,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	s.srv.OnNoRoute(s.guard(func(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowMethods))
 	}))
+	// Made last: an error above leaves no goroutine behind.
+	s.rtcp = rtpendpoint.NewScheduler(0)
 	return s, nil
 }
 
@@ -310,6 +324,9 @@ func (s *Server) Close() error {
 		s.mu.Unlock()
 		s.ua.Close()
 		s.listeners.Wait()
+		// Every call has ended (its finish closed its endpoint) once
+		// work is idle: the reports are done.
+		s.rtcp.Close()
 	})
 	return nil
 }

@@ -125,19 +125,39 @@ func TestSippCancel(t *testing.T) {
 func TestSippHoldResume(t *testing.T) {
 	s := newTestServer(t, nil)
 	medias := make(chan Media, 4)
+	heldDrops := make(chan uint64, 4)
 	got := calls(s, func(c *InboundCall) {
-		c.OnMedia(func(m Media) { medias <- m })
+		c.OnMedia(func(m Media) {
+			// While held, the endpoint drops what the bridge writes
+			// (RFC 3264 §8.4: a recvonly side sends no media).
+			if m.Endpoint != nil && !m.Direction.Sends() {
+				pkt := []byte{0x80, 0, 0, 1, 0, 0, 0, 160, 0, 0, 0, 7, 0xff}
+				if err := m.Endpoint.WriteRTP(pkt); err != nil {
+					t.Error(err)
+				}
+				heldDrops <- m.Endpoint.Stats().Sent.HeldDrops
+			}
+			medias <- m
+		})
 		if err := c.Answer(nil); err != nil {
 			t.Error(err)
 		}
 	})
 	finish := sippAgainst(t, s, sippRun{Scenario: "uac_hold.xml"})
 	c := waitFor(t, got, "call")
-	if m := waitFor(t, medias, "hold"); m.Direction.Sends() || !m.Direction.Receives() {
-		t.Errorf("on hold we should only receive, direction %v", m.Direction)
+	held := waitFor(t, medias, "hold")
+	if held.Direction.Sends() || !held.Direction.Receives() {
+		t.Errorf("on hold we should only receive, direction %v", held.Direction)
 	}
-	if m := waitFor(t, medias, "resume"); !m.Direction.Sends() {
-		t.Errorf("after resume direction %v", m.Direction)
+	if d := waitFor(t, heldDrops, "a write while held"); d != 1 {
+		t.Errorf("write while held: %d held drops, want 1", d)
+	}
+	resumed := waitFor(t, medias, "resume")
+	if !resumed.Direction.Sends() {
+		t.Errorf("after resume direction %v", resumed.Direction)
+	}
+	if held.Endpoint == nil || resumed.Endpoint != held.Endpoint || c.Media().Endpoint != held.Endpoint {
+		t.Error("hold and resume did not update the call's one endpoint")
 	}
 	endOf(t, c)
 	finish()
@@ -538,6 +558,9 @@ func TestSippLateOffer(t *testing.T) {
 	s := newTestServer(t, nil)
 	medias := make(chan Media, 2)
 	got := calls(s, func(c *InboundCall) {
+		if m := c.Media(); m.Endpoint != nil {
+			t.Error("an endpoint before any answer to our offer")
+		}
 		c.OnMedia(func(m Media) { medias <- m })
 		if err := c.Answer(nil); err != nil {
 			t.Error(err)
@@ -545,8 +568,8 @@ func TestSippLateOffer(t *testing.T) {
 	})
 	finish := sippAgainst(t, s, sippRun{Scenario: "uac_late_offer.xml"})
 	c := waitFor(t, got, "call")
-	if m := waitFor(t, medias, "answer in ACK"); m.Codec.Name != "PCMA" {
-		t.Errorf("codec from the ACK's answer = %q", m.Codec.Name)
+	if m := waitFor(t, medias, "answer in ACK"); m.Codec.Name != "PCMA" || m.Endpoint == nil {
+		t.Errorf("from the ACK's answer: codec %q, endpoint %v", m.Codec.Name, m.Endpoint != nil)
 	}
 	endOf(t, c)
 	finish()

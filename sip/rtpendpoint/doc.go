@@ -4,11 +4,12 @@
 // knows nothing of SDES, SRTP, RTCP or NAT.
 //
 // Place in the call flow: package sip negotiates the call's SDP with
-// sip/sdp and owns the call's RTP/RTCP sockets (sip.RTPPort). The b2bua builds
-// one Endpoint per call from those sockets and the first sdp.Negotiated, hands
-// it to the bridge, calls Update after every later offer/answer exchange
-// (re-INVITE, UPDATE, hold and resume) and Close when the call ends. The
-// endpoint imports sip/sdp only, not sip.
+// sip/sdp and owns the call's RTP/RTCP sockets (sip.RTPPort). It builds one
+// Endpoint per call from those sockets and the first sdp.Negotiated, calls
+// Update after every later offer/answer exchange (re-INVITE, UPDATE, hold and
+// resume, early media then the 2xx) and Close when the call ends, before it
+// frees the sockets; the b2bua gets the endpoint from the call's Media and
+// hands it to the bridge. The endpoint imports sip/sdp only, not sip.
 //
 // The packet path is run-to-completion in the caller's goroutine, with no
 // goroutine or channel hop and no allocation per packet: ReadRTP is one
