@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -151,8 +153,8 @@ func TestSippOutbound422Retry(t *testing.T) {
 
 func test422Retry(t *testing.T, tp Transport) {
 	port, wait := startPBXSipp(t, tp, sippRun{Scenario: "uas_422_retry.xml"})
-	s := pbxServer(t, port, func(c *Config) {
-		c.Outbound.URI += ";transport=" + tp.network()
+	s, log := newLoggedServer(t, func(c *Config) {
+		c.Outbound.URI = fmt.Sprintf("sip:127.0.0.1:%d;transport=%s", port, tp.network())
 		c.SessionTimers.Expires = 90 * time.Second
 		c.SessionTimers.MinSE = 90 * time.Second
 	})
@@ -161,9 +163,6 @@ func test422Retry(t *testing.T, tp Transport) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.mu.Lock()
-	firstCSeq := c.invite.CSeq().SeqNo
-	c.mu.Unlock()
 	select {
 	case <-c.Answered():
 	case <-c.Done():
@@ -175,8 +174,16 @@ func test422Retry(t *testing.T, tp Transport) {
 	retry := c.invite
 	timer := c.timer
 	c.mu.Unlock()
-	if retry.CSeq().SeqNo <= firstCSeq || retry.CallID().Value() != c.CallID {
-		t.Errorf("retry CSeq %d (first %d), Call-ID %q", retry.CSeq().SeqNo, firstCSeq, retry.CallID().Value())
+	// The first INVITE's CSeq comes from the retry's log line: the retry
+	// may replace c.invite before Dial returns, so the test cannot read it.
+	m := regexp.MustCompile(`cseq=(\d+) previous_cseq=(\d+)`).FindStringSubmatch(log.String())
+	if m == nil {
+		t.Fatalf("no retry logged:\n%s", log)
+	}
+	retried, _ := strconv.Atoi(m[1])
+	firstCSeq, _ := strconv.Atoi(m[2])
+	if int(retry.CSeq().SeqNo) != retried || retried <= firstCSeq || retry.CallID().Value() != c.CallID {
+		t.Errorf("retry CSeq %d (logged %d, first %d), Call-ID %q", retry.CSeq().SeqNo, retried, firstCSeq, retry.CallID().Value())
 	}
 	if timer == nil || timer.interval != 1800*time.Second {
 		t.Errorf("session timer after the retry: %+v", timer)

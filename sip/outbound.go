@@ -454,9 +454,11 @@ func (c *OutboundCall) raiseSessionInterval(res *sip.Response) bool {
 	secs := itoa(int(minSE / time.Second))
 	inv.AppendHeader(sip.NewHeader("Session-Expires", secs))
 	inv.AppendHeader(sip.NewHeader("Min-SE", secs))
+	previous := c.invite.CSeq().SeqNo
 	inv.CSeq().SeqNo = c.d.nextCSeq()
 	c.invite = inv
-	c.log.Info("PBX wants a longer session interval, retrying", "min_se", minSE)
+	c.log.Info("PBX wants a longer session interval, retrying", "min_se", minSE,
+		"cseq", inv.CSeq().SeqNo, "previous_cseq", previous)
 	return true
 }
 
