@@ -1,0 +1,315 @@
+package config
+
+import (
+	"bytes"
+	"encoding"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+
+	"github.com/tgsip/tgsip/sip"
+)
+
+// Problem is one mistake in a configuration file, where it is.
+type Problem struct {
+	// Line and Column are 1-based; 0 when the mistake has no place in the
+	// file (a required section left out is reported at its parent).
+	Line, Column int
+	// Msg says what is wrong and what to write instead.
+	Msg string
+}
+
+// Error lists every problem found in a configuration file.
+type Error struct {
+	// File is the file's name as given to Load.
+	File     string
+	Problems []Problem
+}
+
+// Error prints one problem a line: "file:line:column: message".
+func (e *Error) Error() string {
+	var b strings.Builder
+	for i, p := range e.Problems {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(e.File)
+		if p.Line > 0 {
+			fmt.Fprintf(&b, ":%d:%d", p.Line, p.Column)
+		}
+		b.WriteString(": ")
+		b.WriteString(p.Msg)
+	}
+	return b.String()
+}
+
+// Options change how a file is read.
+type Options struct {
+	// Demo reads the file for `tgsip demo`: the Telegram side is the
+	// in-process emulator, so the telegram section may be left out, and a
+	// file without sip.listen listens on demo.sip_listen.
+	Demo bool
+	// Getenv reads TGSIP_API_ID / TGSIP_API_HASH; nil means os.Getenv.
+	Getenv func(string) string
+}
+
+// Load reads, completes and validates a configuration file. Every problem
+// is reported, each with its line and column, in an *Error.
+func Load(path string, opts Options) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(raw, path, opts)
+}
+
+// Parse is Load for a file already read; name is used in messages and its
+// folder anchors relative paths.
+func Parse(raw []byte, name string, opts Options) (*Config, error) {
+	if opts.Getenv == nil {
+		opts.Getenv = os.Getenv
+	}
+	file, err := parser.ParseBytes(raw, 0)
+	if err != nil {
+		return nil, &Error{File: name, Problems: []Problem{yamlProblem(err)}}
+	}
+	c := Default()
+	dec := yaml.NewDecoder(bytes.NewReader(raw), yaml.DisallowUnknownField(), yaml.Strict())
+	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+		p := yamlProblem(err)
+		if p.Line == 0 {
+			// Errors from a value's own parser (a duration, an IP
+			// address, an SRTP policy) come without a place: find the
+			// value that fails.
+			if q, ok := locateBadValue(file, reflect.TypeOf(c)); ok {
+				p = q
+			}
+		}
+		return nil, &Error{File: name, Problems: []Problem{p}}
+	}
+	if opts.Demo {
+		c.applyDemo()
+	}
+	if !opts.Demo {
+		c.completeAccounts(filepath.Dir(name))
+	}
+	probs := c.envProblems(opts)
+	probs = append(probs, c.problems(opts)...)
+	if len(probs) > 0 {
+		for i := range probs {
+			probs[i].locate(file)
+		}
+		return nil, &Error{File: name, Problems: problemList(probs)}
+	}
+	return &c, nil
+}
+
+// yamlProblem turns a decoder error into a Problem, with the place when
+// the decoder knows it.
+func yamlProblem(err error) Problem {
+	var ye yaml.Error
+	if errors.As(err, &ye) && ye.GetToken() != nil {
+		pos := ye.GetToken().Position
+		return Problem{Line: pos.Line, Column: pos.Column, Msg: ye.GetMessage()}
+	}
+	return Problem{Msg: err.Error()}
+}
+
+// applyDemo fills what `tgsip demo` provides when the file does not: SIP
+// listeners on demo.sip_listen and an RTP port range.
+func (c *Config) applyDemo() {
+	if len(c.SIP.Listen) == 0 && c.Demo.SIPListen.IsValid() {
+		c.SIP.Listen = []sip.ListenConfig{
+			{Transport: sip.UDP, Addr: c.Demo.SIPListen},
+			{Transport: sip.TCP, Addr: c.Demo.SIPListen},
+		}
+	}
+	if c.SIP.RTPPorts == (sip.PortRange{}) {
+		c.SIP.RTPPorts = sip.PortRange{Min: 40000, Max: 40999}
+	}
+}
+
+// completeAccounts gives every account what it leaves to the telegram
+// section (server, API credentials) and anchors relative paths at dir.
+// The environment is read later, in envProblems, so that Validate alone
+// does not depend on it.
+func (c *Config) completeAccounts(dir string) {
+	t := &c.Telegram
+	if t.Server.PublicKeyFile != "" && !filepath.IsAbs(t.Server.PublicKeyFile) {
+		t.Server.PublicKeyFile = filepath.Join(dir, t.Server.PublicKeyFile)
+	}
+	for i := range t.Accounts {
+		a := &t.Accounts[i]
+		if a.DCAddress == "" {
+			a.DCAddress = t.Server.Address
+		}
+		if a.DC == 0 {
+			a.DC = t.Server.DC
+		}
+		if a.PublicKeyFile == "" {
+			a.PublicKeyFile = t.Server.PublicKeyFile
+		} else if !filepath.IsAbs(a.PublicKeyFile) {
+			a.PublicKeyFile = filepath.Join(dir, a.PublicKeyFile)
+		}
+		if a.SessionFile != "" && !filepath.IsAbs(a.SessionFile) {
+			a.SessionFile = filepath.Join(dir, a.SessionFile)
+		}
+		if a.APIID == 0 {
+			a.APIID = t.APIID
+		}
+		if a.APIHash == "" {
+			a.APIHash = t.APIHash
+		}
+	}
+}
+
+// envProblems takes API credentials from the environment for accounts
+// that still lack them.
+func (c *Config) envProblems(opts Options) []problem {
+	if opts.Demo {
+		return nil
+	}
+	var out []problem
+	for i := range c.Telegram.Accounts {
+		a, err := c.Telegram.Accounts[i].WithEnv(opts.Getenv)
+		if err != nil {
+			out = append(out, problem{path: fmt.Sprintf("telegram.accounts[%d]", i), msg: err.Error()})
+			continue
+		}
+		c.Telegram.Accounts[i] = a
+	}
+	return out
+}
+
+// locateBadValue walks the file along the struct tree and tries each
+// scalar whose Go type parses itself (durations, addresses, policies),
+// reporting the first that fails with its place.
+func locateBadValue(f *ast.File, t reflect.Type) (Problem, bool) {
+	for _, doc := range f.Docs {
+		if p, ok := walkValue(doc.Body, t); ok {
+			return p, true
+		}
+	}
+	return Problem{}, false
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	textType     = reflect.TypeOf((*encoding.TextUnmarshaler)(nil)).Elem()
+)
+
+func walkValue(n ast.Node, t reflect.Type) (Problem, bool) {
+	if n == nil {
+		return Problem{}, false
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if tag, ok := n.(*ast.TagNode); ok {
+		n = tag.Value
+	}
+	if t == durationType || reflect.PointerTo(t).Implements(textType) {
+		s, ok := n.(ast.ScalarNode)
+		if !ok {
+			return Problem{}, false
+		}
+		text := fmt.Sprint(s.GetValue())
+		var err error
+		if t == durationType {
+			if _, isInt := s.GetValue().(uint64); !isInt {
+				_, err = time.ParseDuration(text)
+			}
+		} else {
+			err = reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(text))
+		}
+		if err != nil {
+			pos := n.GetToken().Position
+			return Problem{Line: pos.Line, Column: pos.Column, Msg: valueMessage(t, text, err)}, true
+		}
+		return Problem{}, false
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		for _, kv := range mappingPairs(n) {
+			if f, ok := fieldByTag(t, keyString(kv.Key)); ok {
+				if p, bad := walkValue(kv.Value, f.Type); bad {
+					return p, true
+				}
+			}
+		}
+	case reflect.Slice:
+		if seq, ok := n.(*ast.SequenceNode); ok {
+			for _, v := range seq.Values {
+				if p, bad := walkValue(v, t.Elem()); bad {
+					return p, true
+				}
+			}
+		}
+	case reflect.Map:
+		for _, kv := range mappingPairs(n) {
+			if p, bad := walkValue(kv.Value, t.Elem()); bad {
+				return p, true
+			}
+		}
+	}
+	return Problem{}, false
+}
+
+// valueMessage explains a value its type does not accept.
+func valueMessage(t reflect.Type, text string, err error) string {
+	switch t {
+	case durationType:
+		return fmt.Sprintf("%q is not a duration: write a number with a unit, e.g. 500ms, 30s, 5m, 1h", text)
+	case reflect.TypeOf(netip.Addr{}):
+		return fmt.Sprintf("%q is not an IP address", text)
+	case reflect.TypeOf(netip.AddrPort{}):
+		return fmt.Sprintf("%q is not an IP:port address (e.g. 0.0.0.0:5060, [::]:5060)", text)
+	case reflect.TypeOf(netip.Prefix{}):
+		return fmt.Sprintf("%q is not a network (e.g. 192.0.2.0/24 or 192.0.2.7/32)", text)
+	}
+	return err.Error()
+}
+
+// mappingPairs lists a mapping node's key/value pairs (a one-pair mapping
+// is a bare MappingValueNode in the AST).
+func mappingPairs(n ast.Node) []*ast.MappingValueNode {
+	switch m := n.(type) {
+	case *ast.MappingNode:
+		return m.Values
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{m}
+	case *ast.TagNode:
+		return mappingPairs(m.Value)
+	}
+	return nil
+}
+
+func keyString(k ast.MapKeyNode) string {
+	if s, ok := k.(ast.ScalarNode); ok {
+		return fmt.Sprint(s.GetValue())
+	}
+	return k.String()
+}
+
+// fieldByTag finds a struct field by its yaml name, looking into
+// embedded structs as the decoder does.
+func fieldByTag(t reflect.Type, name string) (reflect.StructField, bool) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if tag == name {
+			return f, true
+		}
+	}
+	return reflect.StructField{}, false
+}
