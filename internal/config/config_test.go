@@ -55,7 +55,7 @@ func TestProblemsArePlaced(t *testing.T) {
 		want             string
 	}{
 		{"unknown key", "  api_id: 1\n", "  api_id: 1\n  api_key: x\n", 8, 3, `unknown field "api_key"`},
-		{"wrong type", "dc: 2,", "dc: two,", 6, 43, "cannot unmarshal"},
+		{"wrong type", "dc: 2,", "dc: two,", 6, 43, "text cannot go here: write a whole number"},
 		{"bad duration", minimal, minimal + "drain: {grace: 5q}\n", 11, 16, "not a duration"},
 		{"bad address", `addr: "127.0.0.1:5060"`, `addr: "127.0.0.1"`, 3, 30, "not an IP:port"},
 		{"bad srtp policy", "", "", 0, 0, ""},
@@ -90,6 +90,26 @@ func TestProblemsArePlaced(t *testing.T) {
 			}
 			t.Errorf("no problem says %q: %v", tc.want, err)
 		})
+	}
+}
+
+// TestEmptyKeysKeepDefaults: a section whose lines are all commented out
+// ("log:" alone) is a section left out, not one set to zero.
+func TestEmptyKeysKeepDefaults(t *testing.T) {
+	c, err := Parse([]byte(minimal+"log:\nmedia:\n  jitter:\n  timeout:\ndemo:\n  users:\n"), "t.yaml", Options{Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	if c.Log != d.Log || c.Media != d.Media || len(c.Demo.Users) != len(d.Demo.Users) {
+		t.Errorf("empty keys did not keep the defaults: %+v %+v", c.Log, c.Media)
+	}
+	// An unknown key stays an error even without a value.
+	if _, err := Parse([]byte(minimal+"log:\n  levle:\n"), "t.yaml", Options{Getenv: noEnv}); err == nil || !strings.Contains(err.Error(), `t.yaml:12:3: unknown field "levle"`) {
+		t.Errorf("empty unknown key: %v", err)
+	}
+	if _, err := Parse([]byte(minimal+"---\nlog: {}\n"), "t.yaml", Options{Getenv: noEnv}); err == nil || !strings.Contains(err.Error(), "2 YAML documents") {
+		t.Errorf("two documents: %v", err)
 	}
 }
 

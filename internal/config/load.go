@@ -1,15 +1,14 @@
 package config
 
 import (
-	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
-	"io"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"time"
 
@@ -84,8 +83,7 @@ func Parse(raw []byte, name string, opts Options) (*Config, error) {
 		return nil, &Error{File: name, Problems: []Problem{yamlProblem(err)}}
 	}
 	c := Default()
-	dec := yaml.NewDecoder(bytes.NewReader(raw), yaml.DisallowUnknownField(), yaml.Strict())
-	if err := dec.Decode(&c); err != nil && !errors.Is(err, io.EOF) {
+	if err := decode(file, &c); err != nil {
 		p := yamlProblem(err)
 		if p.Line == 0 {
 			// Errors from a value's own parser (a duration, an IP
@@ -114,15 +112,126 @@ func Parse(raw []byte, name string, opts Options) (*Config, error) {
 	return &c, nil
 }
 
+// decode fills c from the file's first document strictly. A key written
+// with no value ("log:" with its lines commented out) keeps its default,
+// as a key left out does.
+func decode(f *ast.File, c *Config) error {
+	if len(f.Docs) > 1 {
+		return fmt.Errorf("the file holds %d YAML documents (---): write one", len(f.Docs))
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return nil
+	}
+	body := pruneEmpty(f.Docs[0].Body, reflect.TypeOf(*c))
+	if _, null := body.(*ast.NullNode); null {
+		return nil
+	}
+	return yaml.NodeToValue(body, c, yaml.DisallowUnknownField(), yaml.Strict())
+}
+
+// pruneEmpty drops the keys of struct fields written without a value, so
+// that they keep their defaults; unknown keys stay for the decoder to
+// report.
+func pruneEmpty(n ast.Node, t reflect.Type) ast.Node {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		if t == reflect.TypeOf(netip.AddrPort{}) || t == reflect.TypeOf(netip.Addr{}) || t == reflect.TypeOf(netip.Prefix{}) {
+			return n
+		}
+		pairs := mappingPairs(n)
+		kept := pairs[:0:0]
+		for _, kv := range pairs {
+			f, known := fieldByTag(t, keyString(kv.Key))
+			if known {
+				if _, null := kv.Value.(*ast.NullNode); null {
+					continue
+				}
+				kv.Value = pruneEmpty(kv.Value, f.Type)
+			}
+			kept = append(kept, kv)
+		}
+		switch m := n.(type) {
+		case *ast.MappingNode:
+			m.Values = kept
+		case *ast.MappingValueNode:
+			if len(kept) == 0 {
+				return ast.Mapping(m.GetToken(), true)
+			}
+		}
+	case reflect.Slice:
+		if seq, ok := n.(*ast.SequenceNode); ok {
+			for i, v := range seq.Values {
+				seq.Values[i] = pruneEmpty(v, t.Elem())
+			}
+		}
+	}
+	return n
+}
+
 // yamlProblem turns a decoder error into a Problem, with the place when
 // the decoder knows it.
 func yamlProblem(err error) Problem {
 	var ye yaml.Error
 	if errors.As(err, &ye) && ye.GetToken() != nil {
 		pos := ye.GetToken().Position
-		return Problem{Line: pos.Line, Column: pos.Column, Msg: ye.GetMessage()}
+		return Problem{Line: pos.Line, Column: pos.Column, Msg: typeMessage(ye.GetMessage())}
 	}
 	return Problem{Msg: err.Error()}
+}
+
+var (
+	typeMismatch = regexp.MustCompile(`^cannot unmarshal (.+) into Go (?:struct field \S+|value) of type (\S+)$`)
+	nodeMismatch = regexp.MustCompile(`^(\w+) was used where (\w+) is expected$`)
+	overflow     = regexp.MustCompile(`^cannot unmarshal (\S+) into Go value of type (\S+) \( overflow \)$`)
+)
+
+var ranges = map[string]string{
+	"uint16": "0 to 65535", "uint8": "0 to 255", "int32": "a 32-bit number",
+	"uint32": "0 to 4294967295", "int": "a 64-bit number", "int64": "a 64-bit number",
+}
+
+// typeMessage rewrites the decoder's "cannot unmarshal []interface {}
+// into Go struct field Config.SIP of type int" in the admin's words.
+func typeMessage(msg string) string {
+	if m := overflow.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s is out of range here (%s)", m[1], ranges[m[2]])
+	}
+	if m := typeMismatch.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s cannot go here: write %s", yamlKind(m[1]), yamlKind(m[2]))
+	}
+	if m := nodeMismatch.FindStringSubmatch(msg); m != nil {
+		return fmt.Sprintf("%s cannot go here: write %s", yamlKind(m[1]), yamlKind(m[2]))
+	}
+	return msg
+}
+
+// yamlKind names a Go type, or a YAML node type, as the kind of value an
+// admin writes.
+func yamlKind(t string) string {
+	switch {
+	case t == "time.Duration":
+		return "a duration (e.g. 30s)"
+	case strings.HasPrefix(t, "netip."):
+		return "an address"
+	case strings.HasPrefix(t, "[]"), t == "sequence":
+		return "a list"
+	case strings.HasPrefix(t, "map["), t == "mapping", strings.Contains(t, "."):
+		return "a mapping (key: value lines)"
+	case strings.HasPrefix(t, "int"), strings.HasPrefix(t, "uint"):
+		return "a whole number"
+	case strings.HasPrefix(t, "float"):
+		return "a number"
+	case t == "bool":
+		return "true or false"
+	case t == "string":
+		return "text"
+	case t == "null":
+		return "nothing"
+	}
+	return "a " + t
 }
 
 // applyDemo fills what `tgsip demo` provides when the file does not: SIP
@@ -221,7 +330,8 @@ func walkValue(n ast.Node, t reflect.Type) (Problem, bool) {
 	if t == durationType || reflect.PointerTo(t).Implements(textType) {
 		s, ok := n.(ast.ScalarNode)
 		if !ok {
-			return Problem{}, false
+			pos := n.GetToken().Position
+			return Problem{Line: pos.Line, Column: pos.Column, Msg: "write a single value here, not a list or mapping"}, true
 		}
 		text := fmt.Sprint(s.GetValue())
 		var err error

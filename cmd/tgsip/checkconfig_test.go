@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestCheckConfig runs `tgsip check-config` on the shipped example and on
+// copies of it with one mistake each: the mistake is printed as
+// FILE:LINE:COLUMN and the exit code is 1.
+func TestCheckConfig(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("TGSIP_API_ID", "")
+	t.Setenv("TGSIP_API_HASH", "")
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "--config", "../../config.example.yaml"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "ok: 3 SIP listeners, 1 trunks, 3 Telegram accounts, 5 SIP→Telegram rules") {
+		t.Fatalf("example: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
+	}
+	lineOf := func(s string) int { // 1-based line of the first occurrence in the example
+		i := strings.Index(string(example), s)
+		if i < 0 {
+			t.Fatalf("example has no %q", s)
+		}
+		return strings.Count(string(example[:i]), "\n") + 1
+	}
+	for _, tc := range []struct {
+		name, old, new string
+		col            int
+		want           string
+	}{
+		{"unknown key", "  level: info ", "  levle: info ", 3, `unknown field "levle"`},
+		{"wrong type", "    ptime: 20 ", "    ptime: [20] ", 12, "a list cannot go here: write a whole number"},
+		{"bad duration", "  grace: 60s ", "  grace: 60 seconds ", 10, `"60 seconds" is not a duration`},
+		{"invalid value", "    complexity: 5 ", "    complexity: 11 ", 17, "media.opus.complexity: 11: use 0 (cheapest) to 10"},
+		{"sip check", "      password: change-me ", "      # password: change-me ", 17, `trunks[0] "pbx": username without password`},
+		{"unknown account", "        accounts: [office]   #", "        accounts: [ofice]   #", 20, `"ofice" is not one of telegram.accounts`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line := lineOf(tc.old)
+			src := strings.Replace(string(example), tc.old, tc.new, 1)
+			if tc.name == "sip check" {
+				// The problem is placed at the username that wants it.
+				line--
+			}
+			path := filepath.Join(t.TempDir(), "tgsip.yaml")
+			if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"check-config", "--config", path}, &out, &errb)
+			want := path + ":" + itoa(line) + ":" + itoa(tc.col) + ": "
+			if code != 1 || !strings.Contains(errb.String(), want) || !strings.Contains(errb.String(), tc.want) {
+				t.Errorf("code %d (want 1); stderr:\n%s\nwant %q and %q", code, errb.String(), want, tc.want)
+			}
+			if out.Len() != 0 {
+				t.Errorf("stdout on failure: %q", out.String())
+			}
+		})
+	}
+	if code := run(context.Background(), []string{"check-config"}, &out, &errb); code != 2 {
+		t.Errorf("no --config: code %d, want 2", code)
+	}
+	if code := run(context.Background(), []string{"check-config", "--config", filepath.Join(t.TempDir(), "none.yaml")}, &out, &errb); code != 1 {
+		t.Errorf("missing file: code %d, want 1", code)
+	}
+}
+
+func itoa(n int) string {
+	var b [20]byte
+	i := len(b)
+	for {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			return string(b[i:])
+		}
+	}
+}
