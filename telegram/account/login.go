@@ -46,6 +46,20 @@ const (
 // passwords).
 var ErrLoginAborted = errors.New("login aborted")
 
+// ErrWrongAccount: the login signed in another account than the configured
+// phone number's.
+var ErrWrongAccount = errors.New("wrong account")
+
+func normalizeDigits(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
+
 // LoginOptions tune Login.
 type LoginOptions struct {
 	// Logger receives progress logs (never codes or passwords).
@@ -118,6 +132,16 @@ func Login(ctx context.Context, cfg Config, method LoginMethod, p Prompter, opts
 		}
 		if self, err = c.Self(ctx); err != nil {
 			return fmt.Errorf("get self: %w", err)
+		}
+		// A QR code logs in whichever account scans it: keep a session
+		// only for the number the config names.
+		if cfg.Phone != "" && normalizeDigits(cfg.Phone) != normalizeDigits(self.Phone) {
+			// Best effort: end the unwanted session so that it does not
+			// linger in that account's device list; the error below is
+			// what the operator must see either way.
+			_, _ = c.API().AuthLogOut(ctx)
+			return fmt.Errorf("%w: the scan logged in +%s, but account %q is configured with phone %s; session not saved",
+				ErrWrongAccount, self.Phone, cfg.Name, cfg.Phone)
 		}
 		data, err := mem.LoadSession(ctx)
 		if err != nil {
