@@ -85,3 +85,24 @@ func itoa(n int) string {
 		}
 	}
 }
+
+// TestAccountsReadTheWholeFile: `tgsip accounts` reads the same file as
+// serve and check-config (the example, with its sip and routing
+// sections), taking the telegram section's server for each account.
+func TestAccountsReadTheWholeFile(t *testing.T) {
+	t.Setenv("TGSIP_API_ID", "")
+	t.Setenv("TGSIP_API_HASH", "")
+	accs, err := loadAccounts("../../config.example.yaml", os.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(accs) != 3 || accs[0].Name != "office" || accs[0].DCAddress != "127.0.0.1:4430" ||
+		accs[0].SessionFile != filepath.Join("../..", "sessions/office.session") {
+		t.Errorf("accounts: %d, first %s at %s with %s", len(accs), accs[0].Name, accs[0].DCAddress, accs[0].SessionFile)
+	}
+	var out, errb bytes.Buffer
+	run(context.Background(), []string{"accounts", "--offline", "--config", "../../config.example.yaml"}, &out, &errb)
+	if !strings.Contains(out.String(), "office") || !strings.Contains(out.String(), "needs login") {
+		t.Errorf("accounts output: %q %q", out.String(), errb.String())
+	}
+}

@@ -58,6 +58,10 @@ type Options struct {
 	// in-process emulator, so the telegram section may be left out, and a
 	// file without sip.listen listens on demo.sip_listen.
 	Demo bool
+	// TelegramOnly checks only the telegram section (the whole file is
+	// still read strictly): `tgsip login` and `tgsip accounts` need no
+	// more.
+	TelegramOnly bool
 	// Getenv reads TGSIP_API_ID / TGSIP_API_HASH; nil means os.Getenv.
 	Getenv func(string) string
 }

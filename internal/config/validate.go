@@ -53,6 +53,9 @@ func joinProblems(ps []problem) error {
 
 // problems lists every mistake with its path in the tree.
 func (c *Config) problems(opts Options) []problem {
+	if opts.TelegramOnly {
+		return c.Telegram.problems()
+	}
 	var ps []problem
 	add := func(path, format string, args ...any) {
 		ps = append(ps, problem{path: path, msg: path + ": " + fmt.Sprintf(format, args...)})
