@@ -19,7 +19,7 @@ func TestLoginAndAccountsCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	n, err := emu.ListenAndServe(ctx, emu.Options{LoginCode: "24680"}, []emu.User{
-		{Phone: "+15550300", FirstName: "Pbx", Username: "pbx"},
+		{Phone: "+15550300", FirstName: "Pbx", Username: "pbx_trunk"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestLoginAndAccountsCLI(t *testing.T) {
 	if code := run(ctx, []string{"login", "--config", cfg, "--account", "main"}, &out, &errb); code != 0 {
 		t.Fatalf("login: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"Code:", "login code is wrong", "logged in as Pbx +15550300 @pbx"} {
+	for _, want := range []string{"Code:", "login code is wrong", "logged in as Pbx +15550300 @pbx_trunk"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("login output lacks %q:\n%s", want, out.String())
 		}
