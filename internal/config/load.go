@@ -4,11 +4,13 @@ import (
 	"encoding"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -111,6 +113,15 @@ func Parse(raw []byte, name string, opts Options) (*Config, error) {
 		for i := range probs {
 			probs[i].locate(file)
 		}
+		// In file order; problems with no place (a section left out)
+		// last.
+		line := func(p problem) int {
+			if p.Line == 0 {
+				return math.MaxInt
+			}
+			return p.Line
+		}
+		sort.SliceStable(probs, func(i, j int) bool { return line(probs[i]) < line(probs[j]) })
 		return nil, &Error{File: name, Problems: problemList(probs)}
 	}
 	return &c, nil

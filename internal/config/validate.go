@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/tgsip/tgsip/telegram/account"
 )
 
 // problem is a Problem before it is placed: path is where in the tree it
@@ -146,13 +148,33 @@ func (t Telegram) problems() []problem {
 	files := map[string]int{}
 	for i, a := range t.Accounts {
 		where := fmt.Sprintf("telegram.accounts[%d]", i)
+		missing := map[string]bool{}
+		var msgs []string
 		for _, err := range split(errors.Unwrap(a.Validate())) {
 			msg := err.Error()
-			field, _, _ := strings.Cut(msg, " ")
-			if strings.HasPrefix(msg, "dc") || strings.HasPrefix(msg, "public_key_file") {
-				msg += " (here or in telegram.server)"
+			if field, _, _ := strings.Cut(msg, " "); strings.Contains(msg, " is required") {
+				missing[field] = true
 			}
-			if strings.HasPrefix(msg, "api_") {
+			msgs = append(msgs, msg)
+		}
+		noServer := missing["dc"] && missing["dc_address"] && missing["public_key_file"]
+		noAPI := missing["api_id"] && missing["api_hash"]
+		if noServer {
+			ps = append(ps, problem{path: where, msg: fmt.Sprintf("%s (%s): no Telegram server: set telegram.server (address, dc, public_key_file), or dc_address, dc and public_key_file here; none is built in", where, a.Name)})
+		}
+		if noAPI {
+			ps = append(ps, problem{path: where, msg: fmt.Sprintf("%s (%s): no api_id and api_hash (from my.telegram.org): set them here, in telegram, or in the environment as %s and %s", where, a.Name, account.EnvAPIID, account.EnvAPIHash)})
+		}
+		for _, msg := range msgs {
+			field, _, _ := strings.Cut(msg, " ")
+			switch {
+			case noServer && (field == "dc" || field == "dc_address" || field == "public_key_file"):
+				continue
+			case noAPI && (field == "api_id" || field == "api_hash"):
+				continue
+			case field == "dc" || field == "dc_address" || field == "public_key_file":
+				msg += " (here or in telegram.server)"
+			case field == "api_id" || field == "api_hash":
 				msg = strings.Replace(msg, "or set", "or in telegram, or set", 1)
 			}
 			ps = append(ps, problem{path: where + "." + field, msg: fmt.Sprintf("%s (%s): %s", where, a.Name, msg)})
@@ -300,6 +322,10 @@ func (p *problem) locate(f *ast.File) {
 			break
 		}
 		n, best = next, mark
+	}
+	if pairs := mappingPairs(best); len(pairs) > 0 {
+		// An entry of a list: its first key, not the colon after it.
+		best = pairs[0].Key
 	}
 	if best == nil || best.GetToken() == nil {
 		return
