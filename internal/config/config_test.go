@@ -222,3 +222,12 @@ func TestDefaultsMatchPackages(t *testing.T) {
 		t.Errorf("bridge config: %+v", b)
 	}
 }
+
+// TestOpusToCodec: the section's 0 (libopus 0) reaches codec.Options as
+// -1, since codec.Options reads 0 as "default".
+func TestOpusToCodec(t *testing.T) {
+	if (Opus{}).CodecComplexity() != -1 || (Opus{Complexity: 5}).CodecComplexity() != 5 ||
+		(Opus{}).CodecPacketLoss() != -1 || (Opus{PacketLossPercent: 10}).CodecPacketLoss() != 10 {
+		t.Error("zero is not passed as libopus 0")
+	}
+}

@@ -37,3 +37,21 @@ func (m Media) Bridge() rtpbridge.Config {
 func (t Telegram) PoolOptions() b2bua.PoolOptions {
 	return b2bua.PoolOptions{RetryAfter: t.RetryAfter, PeerFloodBackOff: t.PeerFloodBackOff}
 }
+
+// CodecComplexity is Complexity as rtpbridge/codec.Options spells it:
+// there 0 means the default and a negative value libopus complexity 0.
+func (o Opus) CodecComplexity() int {
+	if o.Complexity == 0 {
+		return -1
+	}
+	return o.Complexity
+}
+
+// CodecPacketLoss is PacketLossPercent as rtpbridge/codec.Options spells
+// it: there 0 means the default and a negative value no FEC.
+func (o Opus) CodecPacketLoss() int {
+	if o.PacketLossPercent == 0 {
+		return -1
+	}
+	return o.PacketLossPercent
+}
