@@ -130,7 +130,15 @@ func Parse(raw []byte, name string, opts Options) (*Config, error) {
 // decode fills c from the file's first document strictly. A key written
 // with no value ("log:" with its lines commented out) keeps its default,
 // as a key left out does.
-func decode(f *ast.File, c *Config) error {
+func decode(f *ast.File, c *Config) (err error) {
+	defer func() {
+		// goccy/go-yaml v1.19.2 panics on a few malformed inputs (a bare
+		// "!" tag where a list goes; FuzzParse found it). A file is the
+		// admin's, not an attacker's, but it still deserves an answer.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("the YAML cannot be read (%v): check the file's indentation and tags", r)
+		}
+	}()
 	if len(f.Docs) > 1 {
 		return fmt.Errorf("the file holds %d YAML documents (---): write one", len(f.Docs))
 	}
