@@ -24,6 +24,11 @@ func TestCheckConfig(t *testing.T) {
 		!strings.Contains(out.String(), "ok: 3 SIP listeners, 1 trunks, 3 Telegram accounts, 5 SIP→Telegram rules") {
 		t.Fatalf("example: code %d, stdout %q, stderr %q", code, out.String(), errb.String())
 	}
+	out.Reset()
+	if code := run(context.Background(), []string{"check-config", "--print", "--config", "../../config.example.yaml"}, &out, &errb); code != 0 ||
+		!strings.Contains(out.String(), "render_inband: true") || strings.Contains(out.String(), "change-me") {
+		t.Errorf("--print: code %d, stdout %q", code, out.String())
+	}
 	lineOf := func(s string) int { // 1-based line of the first occurrence in the example
 		i := strings.Index(string(example), s)
 		if i < 0 {

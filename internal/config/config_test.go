@@ -231,3 +231,22 @@ func TestOpusToCodec(t *testing.T) {
 		t.Error("zero is not passed as libopus 0")
 	}
 }
+
+// TestStringReadsBack: the printed configuration (check-config --print)
+// is itself a valid file that reads back to the same configuration, but
+// for the redacted secrets.
+func TestStringReadsBack(t *testing.T) {
+	c, err := Load(examplePath, Options{Getenv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := Parse([]byte(c.String()), "printed.yaml", Options{Getenv: noEnv})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, c.String())
+	}
+	want := c.Redacted()
+	got := back.Redacted()
+	if fmt.Sprintf("%+v", want) != fmt.Sprintf("%+v", got) {
+		t.Errorf("printed config reads back differently:\n%+v\n%+v", want, got)
+	}
+}
