@@ -64,6 +64,7 @@ func TestProblemsArePlaced(t *testing.T) {
 		{"routing check", minimal, minimal + "routing:\n  sip_to_telegram:\n    rules:\n      - {name: a, as: phone}\n      - {name: b, as: mail}\n", 15, 23, `rules[1] (b): as "mail"`},
 		{"unknown account", minimal, minimal + "routing:\n  sip_to_telegram:\n    rules:\n      - accounts: [main, nobody]\n", 14, 26, `"nobody" is not one of telegram.accounts`},
 		{"account check", "session_file: main.session", "session_file: main.session, phone: \"555\"", 10, 55, `phone "555"`},
+		{"alias check", minimal, minimal + "routing:\n  sip_to_telegram:\n    aliases:\n      boss: \"id:x\"\n", 14, 13, `aliases["boss"]`},
 		{"media check", minimal, minimal + "media:\n  jitter: {min: 50ms, max: 10ms}\n", 12, 28, "media.jitter.max"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -248,5 +249,16 @@ func TestStringReadsBack(t *testing.T) {
 	got := back.Redacted()
 	if fmt.Sprintf("%+v", want) != fmt.Sprintf("%+v", got) {
 		t.Errorf("printed config reads back differently:\n%+v\n%+v", want, got)
+	}
+}
+
+func TestSegments(t *testing.T) {
+	got := segments(`routing.sip_to_telegram.aliases["a.b\"c"].x[3]`)
+	want := []string{"routing", "sip_to_telegram", "aliases", `a.b"c`, "x", "3"}
+	if !slices.Equal(got, want) {
+		t.Errorf("segments = %q, want %q", got, want)
+	}
+	if p := pathFromMessage(`routing.sip_to_telegram.aliases["boss"]: bad peer`); !strings.HasPrefix(p, `routing.sip_to_telegram.aliases["boss"]`) {
+		t.Errorf("alias path %q", p)
 	}
 }

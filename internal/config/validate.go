@@ -262,7 +262,7 @@ func split(err error) []error {
 }
 
 var (
-	pathToken  = regexp.MustCompile(`^[a-z_][a-z0-9_]*(?:\[\d+\]|\.[a-z_][a-z0-9_]*)*`)
+	pathToken  = regexp.MustCompile(`^[a-z_][a-z0-9_]*(?:\[\d+\]|\["(?:[^"\\]|\\.)*"\]|\.[a-z_][a-z0-9_]*)*`)
 	ruleName   = regexp.MustCompile(`\] \([^)]*\)`)
 	quotedName = regexp.MustCompile(`^ *"(?:[^"\\]|\\.)*"`)
 )
@@ -341,14 +341,39 @@ func untag(n ast.Node) ast.Node {
 	return n
 }
 
-// segments splits "a.b[2].c" into a, b, 2, c.
+// segments splits `a.b[2].c["k"]` into a, b, 2, c, k.
 func segments(path string) []string {
-	path = strings.ReplaceAll(path, "[", ".")
-	path = strings.ReplaceAll(path, "]", "")
-	if path == "" {
-		return nil
+	var out []string
+	for path != "" {
+		switch path[0] {
+		case '.':
+			path = path[1:]
+		case '[':
+			end := strings.IndexByte(path, ']')
+			if strings.HasPrefix(path, `["`) {
+				// A quoted map key: find its closing quote.
+				if q, err := strconv.QuotedPrefix(path[1:]); err == nil {
+					k, _ := strconv.Unquote(q)
+					out = append(out, k)
+					path = strings.TrimPrefix(path[1+len(q):], "]")
+					continue
+				}
+			}
+			if end < 0 {
+				return out
+			}
+			out = append(out, path[1:end])
+			path = path[end+1:]
+		default:
+			end := strings.IndexAny(path, ".[")
+			if end < 0 {
+				end = len(path)
+			}
+			out = append(out, path[:end])
+			path = path[end:]
+		}
 	}
-	return strings.Split(path, ".")
+	return out
 }
 
 // Summary counts what the configuration holds, for `tgsip check-config`.
