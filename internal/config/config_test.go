@@ -65,6 +65,7 @@ func TestProblemsArePlaced(t *testing.T) {
 		{"unknown account", minimal, minimal + "routing:\n  sip_to_telegram:\n    rules:\n      - accounts: [main, nobody]\n", 14, 26, `"nobody" is not one of telegram.accounts`},
 		{"account check", "session_file: main.session", "session_file: main.session, phone: \"555\"", 10, 55, `phone "555"`},
 		{"alias check", minimal, minimal + "routing:\n  sip_to_telegram:\n    aliases:\n      boss: \"id:x\"\n", 14, 13, `aliases["boss"]`},
+		{"same phone", "    - {name: main, session_file: main.session}\n", "    - {name: main, session_file: main.session, phone: \"+15550001\"}\n    - {name: two, session_file: two.session, phone: \"+15550001\"}\n", 11, 53, "also the phone of accounts[0]"},
 		{"media check", minimal, minimal + "media:\n  jitter: {min: 50ms, max: 10ms}\n", 12, 28, "media.jitter.max"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

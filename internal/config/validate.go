@@ -33,8 +33,9 @@ func problemList(ps []problem) []Problem {
 }
 
 // Validate checks a configuration for `tgsip serve` and reports every
-// mistake, each naming its setting. Load does this and adds the places in
-// the file.
+// mistake, each naming its setting. It checks c as it is: Load also gives
+// the accounts the telegram section's server and credentials first, and
+// adds the places in the file.
 func (c *Config) Validate() error {
 	return joinProblems(c.problems(Options{}))
 }
@@ -146,6 +147,7 @@ func (t Telegram) problems() []problem {
 	}
 	names := map[string]int{}
 	files := map[string]int{}
+	phones := map[string]int{}
 	for i, a := range t.Accounts {
 		where := fmt.Sprintf("telegram.accounts[%d]", i)
 		missing := map[string]bool{}
@@ -183,6 +185,10 @@ func (t Telegram) problems() []problem {
 			add(where+".name", "%q is also the name of accounts[%d]: names must be unique", a.Name, j)
 		}
 		names[a.Name] = i
+		if j, dup := phones[a.Phone]; dup && a.Phone != "" {
+			add(where+".phone", "%s is also the phone of accounts[%d]: one Telegram account is one entry (it carries one call at a time)", a.Phone, j)
+		}
+		phones[a.Phone] = i
 		if j, dup := files[a.SessionFile]; dup && a.SessionFile != "" {
 			add(where+".session_file", "%s is also the session file of accounts[%d]: each account needs its own", a.SessionFile, j)
 		}
