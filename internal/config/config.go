@@ -111,6 +111,10 @@ type Telegram struct {
 	APIHash string `yaml:"api_hash"`
 	// Accounts are the trunk's Telegram accounts, one call each at a time.
 	Accounts []account.Config `yaml:"accounts"`
+	// RingTimeout ends a call to a Telegram user that has not been
+	// answered in this time (480); 0 leaves it to Telegram's own ring
+	// timeout (call_ring_timeout_ms, 90 s by default).
+	RingTimeout time.Duration `yaml:"ring_timeout"`
 	// RetryAfter is the Retry-After of a 503 when every account is busy
 	// in a call and none waits out a flood limit.
 	RetryAfter time.Duration `yaml:"retry_after"`

@@ -109,6 +109,9 @@ func (c *Config) problems(opts Options) []problem {
 		ps = append(ps, c.Telegram.problems()...)
 		ps = append(ps, c.accountRefs()...)
 	}
+	if c.Telegram.RingTimeout < 0 {
+		add("telegram.ring_timeout", "%s: use 0 for Telegram's own ring timeout, or a positive duration", c.Telegram.RingTimeout)
+	}
 	if c.Telegram.RetryAfter <= 0 {
 		add("telegram.retry_after", "%s: use a positive duration (e.g. 30s)", c.Telegram.RetryAfter)
 	}
