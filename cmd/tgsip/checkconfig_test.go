@@ -111,3 +111,40 @@ func TestAccountsReadTheWholeFile(t *testing.T) {
 		t.Errorf("accounts output: %q %q", out.String(), errb.String())
 	}
 }
+
+// TestDocumentedCheckOutput: the three-mistake output shown in
+// docs/configuration.md is what check-config prints for those mistakes
+// in the current example.
+func TestDocumentedCheckOutput(t *testing.T) {
+	example, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile("../../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := string(example)
+	for _, r := range [][2]string{
+		{"  level: info ", "  level: loud "},
+		{"      password: change-me ", "      # password: change-me "},
+		{"accounts: [office]   #", "accounts: [ofice]   #"},
+	} {
+		if !strings.Contains(src, r[0]) {
+			t.Fatalf("example has no %q", r[0])
+		}
+		src = strings.Replace(src, r[0], r[1], 1)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "tgsip.yaml"), []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"check-config", "--config", filepath.Join(dir, "tgsip.yaml")}, &out, &errb); code != 1 {
+		t.Fatalf("code %d", code)
+	}
+	got := strings.ReplaceAll(errb.String(), dir+string(filepath.Separator), "")
+	if !strings.Contains(string(doc), "$ tgsip check-config --config tgsip.yaml\n"+got) {
+		t.Errorf("docs/configuration.md should show:\n%s", got)
+	}
+}
