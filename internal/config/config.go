@@ -13,6 +13,11 @@
 // config.example.yaml at the top of the repository shows every setting;
 // tests keep it complete and valid. docs/configuration.md is the
 // operator's view.
+//
+// Gaps: the files a configuration names (TLS certificate and key, the
+// server's public key, a CA bundle) are opened when the trunk starts, not
+// by Load, so check-config does not find a missing one; the file is read
+// once, at start (no reload on SIGHUP).
 package config
 
 import (
