@@ -1,82 +1,31 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
-	"github.com/goccy/go-yaml"
-
+	"github.com/tgsip/tgsip/internal/config"
 	"github.com/tgsip/tgsip/telegram/account"
 )
 
-// accountsFile is the part of the config file `login` and `accounts` read
-// until the trunk's config package exists: the `telegram: accounts:` list.
-type accountsFile struct {
-	Telegram struct {
-		Accounts []account.Config `yaml:"accounts"`
-	} `yaml:"telegram"`
-}
-
-// loadAccounts reads the accounts of a config file strictly (an unknown
-// key or a wrong type is an error with its line:column), takes api_id and
-// api_hash from the environment where the file leaves them out, resolves
-// relative session and key paths against the file's folder and validates
-// every account.
+// loadAccounts reads the accounts of a config file with the trunk's
+// config package: the whole file strictly (an unknown key or a wrong type
+// is an error with its line:column), only the telegram section checked.
+// Accounts take the telegram section's server and API credentials where
+// they name none, then TGSIP_API_ID / TGSIP_API_HASH; relative session
+// and key paths are read from the file's folder.
 func loadAccounts(path string, getenv func(string) string) ([]account.Config, error) {
-	raw, err := os.ReadFile(path)
+	c, err := config.Load(path, config.Options{TelegramOnly: true, Getenv: getenv})
 	if err != nil {
 		return nil, err
 	}
-	var f accountsFile
-	dec := yaml.NewDecoder(bytes.NewReader(raw), yaml.DisallowUnknownField(), yaml.Strict())
-	if err := dec.Decode(&f); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", path, yaml.FormatError(err, false, false))
-	}
-	accs := f.Telegram.Accounts
-	if len(accs) == 0 {
-		return nil, fmt.Errorf("%s: no telegram accounts configured", path)
-	}
-	dir := filepath.Dir(path)
-	names := map[string]bool{}
-	files := map[string]string{}
-	var errs []error
-	for i := range accs {
-		c, err := accs[i].WithEnv(getenv)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if c.SessionFile != "" && !filepath.IsAbs(c.SessionFile) {
-			c.SessionFile = filepath.Join(dir, c.SessionFile)
-		}
-		if c.PublicKeyFile != "" && !filepath.IsAbs(c.PublicKeyFile) {
-			c.PublicKeyFile = filepath.Join(dir, c.PublicKeyFile)
-		}
-		if err := c.Validate(); err != nil {
-			errs = append(errs, err)
-		}
-		if names[c.Name] && c.Name != "" {
-			errs = append(errs, fmt.Errorf("account %q: name used twice", c.Name))
-		}
-		names[c.Name] = true
-		if other, ok := files[c.SessionFile]; ok && c.SessionFile != "" {
-			errs = append(errs, fmt.Errorf("accounts %q and %q share session_file %s", other, c.Name, c.SessionFile))
-		}
-		files[c.SessionFile] = c.Name
-		accs[i] = c
-	}
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%s: %w", path, errors.Join(errs...))
-	}
-	return accs, nil
+	return c.Telegram.Accounts, nil
 }
 
 // runAccounts prints each account's state: logged in or needs login, and

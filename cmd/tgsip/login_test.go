@@ -19,7 +19,7 @@ func TestLoginAndAccountsCLI(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	n, err := emu.ListenAndServe(ctx, emu.Options{LoginCode: "24680"}, []emu.User{
-		{Phone: "+15550300", FirstName: "Pbx", Username: "pbx"},
+		{Phone: "+15550300", FirstName: "Pbx", Username: "pbx_trunk"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +68,7 @@ func TestLoginAndAccountsCLI(t *testing.T) {
 	if code := run(ctx, []string{"login", "--config", cfg, "--account", "main"}, &out, &errb); code != 0 {
 		t.Fatalf("login: exit %d\nstdout: %s\nstderr: %s", code, out.String(), errb.String())
 	}
-	for _, want := range []string{"Code:", "login code is wrong", "logged in as Pbx +15550300 @pbx"} {
+	for _, want := range []string{"Code:", "login code is wrong", "logged in as Pbx +15550300 @pbx_trunk"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("login output lacks %q:\n%s", want, out.String())
 		}
@@ -102,14 +102,14 @@ func TestLoginAndAccountsCLI(t *testing.T) {
 func TestAccountsConfigStrict(t *testing.T) {
 	dir := t.TempDir()
 	for name, tc := range map[string]struct{ yml, want string }{
-		"unknown key":  {"telegram:\n  accounts:\n    - name: a\n      phon: \"+1\"\n", "[4:7]"},
-		"wrong type":   {"telegram:\n  accounts:\n    - name: a\n      dc: two\n", "[4:11]"},
-		"top level":    {"telegrm: {}\n", "[1:1]"},
-		"no accounts":  {"telegram:\n  accounts: []\n", "no telegram accounts"},
+		"unknown key":  {"telegram:\n  accounts:\n    - name: a\n      phon: \"+1\"\n", ":4:7: unknown field"},
+		"wrong type":   {"telegram:\n  accounts:\n    - name: a\n      dc: two\n", ":4:11: text cannot go here"},
+		"top level":    {"telegrm: {}\n", ":1:1: unknown field"},
+		"no accounts":  {"telegram:\n  accounts: []\n", "no accounts"},
 		"missing addr": {"telegram:\n  accounts:\n    - {name: a, session_file: a.s, api_id: 1, api_hash: h, dc: 2, public_key_file: k}\n", "dc_address is required"},
 		"duplicate": {"telegram:\n  accounts:\n" +
 			"    - {name: a, session_file: a.s, api_id: 1, api_hash: h, dc: 2, dc_address: '127.0.0.1:1', public_key_file: k}\n" +
-			"    - {name: a, session_file: a.s, api_id: 1, api_hash: h, dc: 2, dc_address: '127.0.0.1:1', public_key_file: k}\n", "name used twice"},
+			"    - {name: a, session_file: a.s, api_id: 1, api_hash: h, dc: 2, dc_address: '127.0.0.1:1', public_key_file: k}\n", "is also the name of accounts[0]"},
 	} {
 		p := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".yaml")
 		if err := os.WriteFile(p, []byte(tc.yml), 0o600); err != nil {

@@ -34,6 +34,7 @@ commands:
   emulator    run the emulated Telegram network (loopback by default)
   login       log a Telegram account in: --config FILE --account NAME [--qr]
   accounts    show each Telegram account's state: --config FILE
+  check-config  check a config file strictly: --config FILE [--demo]
 
 Run "tgsip <command> -h" for the flags of a command.
 `
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runLogin(ctx, args[1:], stdout, stderr)
 	case "accounts":
 		return runAccounts(ctx, args[1:], stdout, stderr)
+	case "check-config":
+		return runCheckConfig(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0
