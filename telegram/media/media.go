@@ -62,6 +62,7 @@ func clampExtID(id int) int {
 func (s *Session) bootstrapRead(conn *ice.Conn) {
 	defer s.wg.Done()
 	defer close(s.handoff)
+	defer s.handedOff.Store(true) // runs first: pendingN is set before
 	for {
 		n, err := conn.Read(s.rxBuf)
 		if err != nil {
@@ -90,10 +91,12 @@ func (s *Session) bootstrapRead(conn *ice.Conn) {
 // packet larger than b is dropped and io.ErrShortBuffer returned. After the
 // session ends it returns the session's error.
 func (s *Session) ReadRTP(b []byte) (int, error) {
-	select {
-	case <-s.handoff:
-	case <-s.ctx.Done():
-		return 0, s.endErr()
+	if !s.handedOff.Load() { // an atomic load, not a select, per packet
+		select {
+		case <-s.handoff:
+		case <-s.ctx.Done():
+			return 0, s.endErr()
+		}
 	}
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
@@ -174,7 +177,7 @@ func (s *Session) WriteRTP(b []byte) error {
 			return ErrNotConnected
 		}
 	}
-	if s.ctx.Err() != nil {
+	if s.ended.Load() { // cheaper per packet than ctx.Err
 		return s.endErr()
 	}
 	s.txMu.Lock()

@@ -102,6 +102,8 @@ type Session struct {
 	iceOnce      sync.Once
 	connected    chan struct{}
 	handoff      chan struct{}
+	handedOff    atomic.Bool // handoff is closed
+	ended        atomic.Bool // fail has run: the hot paths check it, not ctx
 	done         chan struct{}
 	wg           sync.WaitGroup // every goroutine but the supervisor
 
@@ -326,6 +328,7 @@ func (s *Session) fail(err error) {
 		}
 	}
 	s.mu.Unlock()
+	s.ended.Store(true)
 	s.cancel()
 }
 
