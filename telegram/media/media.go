@@ -187,7 +187,8 @@ func (s *Session) WriteRTP(b []byte) error {
 		s.st.dropped.Add(1)
 		return err
 	}
-	plain, ok := s.rewriteExtensions(b, hl)
+	now := time.Now() // one clock read per packet: abs-send-time and the SR
+	plain, ok := s.rewriteExtensions(b, hl, now)
 	if !ok {
 		s.st.dropped.Add(1)
 		return io.ErrShortBuffer
@@ -202,14 +203,14 @@ func (s *Session) WriteRTP(b []byte) error {
 		}
 		return err
 	}
-	s.st.sent(&s.txHdr, len(plain)-hl, time.Now())
+	s.st.sent(&s.txHdr, len(plain)-hl, now)
 	return nil
 }
 
 // rewriteExtensions copies b into txPlain with the fixed header and CSRCs of
 // b, our one-byte extension block (RFC 8285) and b's payload. When no
 // extension is negotiated and b has none, b is used as is.
-func (s *Session) rewriteExtensions(b []byte, hl int) ([]byte, bool) {
+func (s *Session) rewriteExtensions(b []byte, hl int, now time.Time) ([]byte, bool) {
 	abs, cc := s.extAbsSendTime.Load(), s.extTransportCC.Load()
 	if abs == 0 && cc == 0 && !s.txHdr.Extension {
 		return b, true
@@ -229,7 +230,7 @@ func (s *Session) rewriteExtensions(b []byte, hl int) ([]byte, bool) {
 		extStart := len(p)
 		p = append(p, 0xbe, 0xde, 0, 0)
 		if abs != 0 {
-			v := absSendTime(time.Now())
+			v := absSendTime(now)
 			p = append(p, byte(abs<<4|2), byte(v>>16), byte(v>>8), byte(v))
 		}
 		if cc != 0 {
