@@ -6,23 +6,21 @@ require (
 	github.com/emiago/sipgo v1.7.3
 	github.com/gotd/td v0.162.0
 	github.com/icholy/digest v1.2.0
-	github.com/pion/datachannel v1.6.4
-	github.com/pion/dtls/v3 v3.1.16
-	github.com/pion/ice/v4 v4.4.9
+	github.com/pion/datachannel v1.6.3
+	github.com/pion/dtls/v3 v3.1.15
+	github.com/pion/ice/v4 v4.4.8
 	github.com/pion/interceptor v0.1.51
 	github.com/pion/rtcp v1.2.20
 	github.com/pion/rtp v1.10.6
-	github.com/pion/sctp v1.12.1
+	github.com/pion/sctp v1.12.0
 	github.com/pion/sdp/v3 v3.0.20
 	github.com/pion/srtp/v3 v3.1.3
 	github.com/pion/stun/v4 v4.0.1
-	github.com/pion/transport/v5 v5.1.5
+	github.com/pion/transport/v5 v5.1.4
 	github.com/pion/turn/v5 v5.1.3
 	go.uber.org/goleak v1.3.0
 	gopkg.in/hraban/opus.v2 v2.0.0-20230925203106-0188a62cb302
 )
-
-require github.com/pion/webrtc/v4 v4.2.27
 
 require (
 	github.com/andybalholm/brotli v1.2.1 // indirect

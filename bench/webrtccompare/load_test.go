@@ -1,6 +1,10 @@
-//go:build webrtccompare && unix
+//go:build unix
 
-package media
+// Package webrtccompare measures pion/webrtc/v4's track API under the load
+// of telegram/media's TestLoadPairs, for docs/media-performance.md. It is
+// its own module so that pion/webrtc (and the pion releases it requires)
+// stay out of the trunk's go.mod.
+package webrtccompare
 
 import (
 	"net"
@@ -8,21 +12,23 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/interceptor"
+	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v4"
 )
 
 // TestLoadWebRTCPairs is TestLoadPairs through pion/webrtc/v4's track API
 // (PeerConnection, TrackLocalStaticRTP, TrackRemote.Read) with its default
 // interceptors (NACK, RTCP reports, transport-cc), for the comparison in
-// docs/media-performance.md. Only built with -tags webrtccompare:
+// docs/media-performance.md:
 //
-//	MEDIA_LOAD_PAIRS=200 taskset -c 1 go test -tags webrtccompare \
-//	  -run TestLoadWebRTCPairs -count=1 -v ./telegram/media/
+//	cd bench/webrtccompare && MEDIA_LOAD_PAIRS=200 taskset -c 1 \
+//	  go test -run TestLoadWebRTCPairs -count=1 -v .
 func TestLoadWebRTCPairs(t *testing.T) {
 	pairs, _ := strconv.Atoi(os.Getenv("MEDIA_LOAD_PAIRS"))
 	if pairs <= 0 {
@@ -201,4 +207,25 @@ func TestLoadWebRTCPairs(t *testing.T) {
 	t.Logf("webrtc pairs=%d interceptors=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
 		pairs, defaults, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
 		(c1 - c0).Round(time.Millisecond), 100*float64(c1-c0)/float64(wall), time.Duration(float64(c1-c0)/float64(pkts)))
+}
+
+const testTimeout = 15 * time.Second
+
+// processCPU is the user+system CPU time of the process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// rtpPacket is a plain RTP packet (PT 111) with the given payload.
+func rtpPacket(t testing.TB, ssrc uint32, seq uint16, payload []byte) []byte {
+	p := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: uint32(seq) * 960, SSRC: ssrc}, Payload: payload}
+	b, err := p.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
