@@ -114,13 +114,7 @@ func (sc *rtcpScheduler) run(stop, done chan struct{}) {
 // (RFC 3550 §6.1: the report first). Called with the scheduler's lock held.
 func (s *Session) rtcpTick(now time.Time) {
 	var pkts []rtcp.Packet
-	// Reports are due at most half a visit early so that a 1 s interval
-	// keeps its phase on the 100 ms wheel.
-	if !now.Add(twccInterval / 2).Before(s.nextReport) {
-		s.nextReport = s.nextReport.Add(s.cfg.RTCPInterval)
-		if s.nextReport.Before(now) {
-			s.nextReport = now.Add(s.cfg.RTCPInterval)
-		}
+	if s.reportDue(now) {
 		pkts = append(pkts, s.st.reports(now))
 	}
 	if s.extTransportCC.Load() != 0 {
@@ -132,4 +126,19 @@ func (s *Session) rtcpTick(now time.Time) {
 	if len(pkts) > 0 {
 		s.sendRTCP(pkts)
 	}
+}
+
+// reportDue says whether the SR/RR is due at this visit and then schedules
+// the next one RTCPInterval later. Reports may go half a visit early so
+// that a 1 s interval keeps its phase on the 100 ms wheel; after a stall
+// the schedule restarts from now instead of sending a burst.
+func (s *Session) reportDue(now time.Time) bool {
+	if now.Add(twccInterval / 2).Before(s.nextReport) {
+		return false
+	}
+	s.nextReport = s.nextReport.Add(s.cfg.RTCPInterval)
+	if s.nextReport.Before(now) {
+		s.nextReport = now.Add(s.cfg.RTCPInterval)
+	}
+	return true
 }

@@ -94,3 +94,40 @@ func TestSharedRTCPScheduler(t *testing.T) {
 		t.Fatalf("after closing all: %d sessions, goroutine running %v", n, running)
 	}
 }
+
+// On the 100 ms wheel, with visits up to 30 ms late, a 1 s report interval
+// gives one report per second (tgcalls/libwebrtc send compound reports
+// about once a second for audio), never two in one turn, and a stalled
+// scheduler sends one report, not a burst, when it wakes.
+func TestReportCadence(t *testing.T) {
+	s := &Session{cfg: Config{RTCPInterval: time.Second}}
+	t0 := time.Unix(1_000_000, 0)
+	s.nextReport = t0.Add(time.Second)
+	var sent []time.Time
+	for k := 1; k <= 100; k++ {
+		late := time.Duration(k*7%31) * time.Millisecond
+		now := t0.Add(time.Duration(k)*twccInterval + late)
+		if s.reportDue(now) {
+			sent = append(sent, now)
+		}
+	}
+	if len(sent) != 10 {
+		t.Fatalf("%d reports in 10 s, want 10: %v", len(sent), sent)
+	}
+	for i := 1; i < len(sent); i++ {
+		if d := sent[i].Sub(sent[i-1]); d < 900*time.Millisecond || d > 1100*time.Millisecond {
+			t.Fatalf("report %d came %v after the previous one", i, d)
+		}
+	}
+	// A 5 s stall: one report on waking, the next a second later.
+	now := sent[len(sent)-1].Add(5 * time.Second)
+	if !s.reportDue(now) {
+		t.Fatal("no report after a stall")
+	}
+	if s.reportDue(now.Add(twccInterval)) {
+		t.Fatal("a second report right after a stall")
+	}
+	if !s.reportDue(now.Add(time.Second)) {
+		t.Fatal("no report a second after the stall")
+	}
+}
