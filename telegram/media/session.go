@@ -484,11 +484,8 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 		return
 	}
 	s.keys.Store(keys)
-	close(s.connected)
-	s.log.Debug("media connected", "srtp_profile", profileName(keys.profile), "dtls_client", isClient)
-	s.wg.Add(1)
-	go s.runDataChannel(dc)
-	// RTCP from here on comes from the Transport's shared scheduler.
+	// RTCP from here on comes from the Transport's shared scheduler;
+	// registered before Connected so that a connected session is scheduled.
 	s.mu.Lock()
 	if s.ctx.Err() == nil {
 		s.nextReport = time.Now().Add(s.cfg.RTCPInterval)
@@ -496,6 +493,10 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 		s.sched.add(s)
 	}
 	s.mu.Unlock()
+	close(s.connected)
+	s.log.Debug("media connected", "srtp_profile", profileName(keys.profile), "dtls_client", isClient)
+	s.wg.Add(1)
+	go s.runDataChannel(dc)
 }
 
 // srtpFromDTLS exports the SRTP master keys (RFC 5764 §4.2) and builds the
