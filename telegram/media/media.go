@@ -62,6 +62,7 @@ func clampExtID(id int) int {
 func (s *Session) bootstrapRead(conn *ice.Conn) {
 	defer s.wg.Done()
 	defer close(s.handoff)
+	defer s.handedOff.Store(true) // runs first: pendingN is set before
 	for {
 		n, err := conn.Read(s.rxBuf)
 		if err != nil {
@@ -90,10 +91,12 @@ func (s *Session) bootstrapRead(conn *ice.Conn) {
 // packet larger than b is dropped and io.ErrShortBuffer returned. After the
 // session ends it returns the session's error.
 func (s *Session) ReadRTP(b []byte) (int, error) {
-	select {
-	case <-s.handoff:
-	case <-s.ctx.Done():
-		return 0, s.endErr()
+	if !s.handedOff.Load() { // an atomic load, not a select, per packet
+		select {
+		case <-s.handoff:
+		case <-s.ctx.Done():
+			return 0, s.endErr()
+		}
 	}
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
@@ -174,7 +177,7 @@ func (s *Session) WriteRTP(b []byte) error {
 			return ErrNotConnected
 		}
 	}
-	if s.ctx.Err() != nil {
+	if s.ended.Load() { // cheaper per packet than ctx.Err
 		return s.endErr()
 	}
 	s.txMu.Lock()
@@ -184,7 +187,8 @@ func (s *Session) WriteRTP(b []byte) error {
 		s.st.dropped.Add(1)
 		return err
 	}
-	plain, ok := s.rewriteExtensions(b, hl)
+	now := time.Now() // one clock read per packet: abs-send-time and the SR
+	plain, ok := s.rewriteExtensions(b, hl, now)
 	if !ok {
 		s.st.dropped.Add(1)
 		return io.ErrShortBuffer
@@ -199,14 +203,14 @@ func (s *Session) WriteRTP(b []byte) error {
 		}
 		return err
 	}
-	s.st.sent(&s.txHdr, len(plain)-hl, time.Now())
+	s.st.sent(&s.txHdr, len(plain)-hl, now)
 	return nil
 }
 
 // rewriteExtensions copies b into txPlain with the fixed header and CSRCs of
 // b, our one-byte extension block (RFC 8285) and b's payload. When no
 // extension is negotiated and b has none, b is used as is.
-func (s *Session) rewriteExtensions(b []byte, hl int) ([]byte, bool) {
+func (s *Session) rewriteExtensions(b []byte, hl int, now time.Time) ([]byte, bool) {
 	abs, cc := s.extAbsSendTime.Load(), s.extTransportCC.Load()
 	if abs == 0 && cc == 0 && !s.txHdr.Extension {
 		return b, true
@@ -226,7 +230,7 @@ func (s *Session) rewriteExtensions(b []byte, hl int) ([]byte, bool) {
 		extStart := len(p)
 		p = append(p, 0xbe, 0xde, 0, 0)
 		if abs != 0 {
-			v := absSendTime(time.Now())
+			v := absSendTime(now)
 			p = append(p, byte(abs<<4|2), byte(v>>16), byte(v>>8), byte(v))
 		}
 		if cc != 0 {

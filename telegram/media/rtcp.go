@@ -263,42 +263,6 @@ func (st *rtcpState) remoteReports(rr []rtcp.ReceptionReport) {
 	}
 }
 
-// rtcpLoop sends reports every RTCPInterval and transport-cc feedback every
-// 100 ms while the extension is on, until the session ends.
-func (s *Session) rtcpLoop() {
-	interval := func() time.Duration {
-		if s.extTransportCC.Load() != 0 && twccInterval < s.cfg.RTCPInterval {
-			return twccInterval
-		}
-		return s.cfg.RTCPInterval
-	}
-	cur := interval()
-	t := time.NewTicker(cur)
-	defer t.Stop()
-	nextReport := time.Now().Add(s.cfg.RTCPInterval)
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case now := <-t.C:
-			if s.extTransportCC.Load() != 0 {
-				if fb := s.st.feedback(); len(fb) > 0 {
-					s.st.twccOut.Add(uint64(len(fb)))
-					s.sendRTCP(fb)
-				}
-			}
-			if !now.Before(nextReport) {
-				nextReport = now.Add(s.cfg.RTCPInterval)
-				s.sendRTCP([]rtcp.Packet{s.st.reports(now)})
-			}
-			if iv := interval(); iv != cur {
-				cur = iv
-				t.Reset(cur)
-			}
-		}
-	}
-}
-
 func (s *Session) sendRTCP(pkts []rtcp.Packet) {
 	raw, err := rtcp.Marshal(pkts)
 	if err != nil {

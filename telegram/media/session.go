@@ -56,6 +56,8 @@ type Config struct {
 	// the connection may stay broken afterwards. Default 20 s.
 	ConnectTimeout time.Duration
 	// RTCPInterval is the receiver/sender report interval. Default 1 s.
+	// Reports go out on the Transport's shared 100 ms RTCP wheel, so the
+	// interval is kept to within half a turn (50 ms).
 	RTCPInterval time.Duration
 	// Logger is the per-call logger; nil uses Transport.Logger.
 	Logger *slog.Logger
@@ -100,6 +102,8 @@ type Session struct {
 	iceOnce      sync.Once
 	connected    chan struct{}
 	handoff      chan struct{}
+	handedOff    atomic.Bool // handoff is closed
+	ended        atomic.Bool // fail has run: the hot paths check it, not ctx
 	done         chan struct{}
 	wg           sync.WaitGroup // every goroutine but the supervisor
 
@@ -126,6 +130,10 @@ type Session struct {
 	twccSeq uint16
 
 	st rtcpState
+
+	// RTCP timing, owned by the Transport's scheduler once registered.
+	sched      *rtcpScheduler // set under mu once connected
+	nextReport time.Time
 }
 
 // New prepares the transport of one call: ICE agent, certificate and the
@@ -320,6 +328,7 @@ func (s *Session) fail(err error) {
 		}
 	}
 	s.mu.Unlock()
+	s.ended.Store(true)
 	s.cancel()
 }
 
@@ -349,6 +358,12 @@ func (s *Session) supervise() {
 	case <-s.ctx.Done():
 	}
 	<-s.ctx.Done()
+	s.mu.Lock()
+	sched := s.sched
+	s.mu.Unlock()
+	if sched != nil {
+		sched.remove(s)
+	}
 	s.closeResources()
 	s.wg.Wait()
 }
@@ -395,7 +410,7 @@ func (s *Session) handleICEState(st ice.ConnectionState) {
 }
 
 // run waits for ICE, runs the DTLS handshake, derives the SRTP keys and then
-// serves as the RTCP sender until the session ends.
+// registers the session with the Transport's RTCP scheduler.
 func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 	defer s.wg.Done()
 	select {
@@ -469,11 +484,19 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 		return
 	}
 	s.keys.Store(keys)
+	// RTCP from here on comes from the Transport's shared scheduler;
+	// registered before Connected so that a connected session is scheduled.
+	s.mu.Lock()
+	if s.ctx.Err() == nil {
+		s.nextReport = time.Now().Add(s.cfg.RTCPInterval)
+		s.sched = &s.t.sched
+		s.sched.add(s)
+	}
+	s.mu.Unlock()
 	close(s.connected)
 	s.log.Debug("media connected", "srtp_profile", profileName(keys.profile), "dtls_client", isClient)
 	s.wg.Add(1)
 	go s.runDataChannel(dc)
-	s.rtcpLoop()
 }
 
 // srtpFromDTLS exports the SRTP master keys (RFC 5764 §4.2) and builds the

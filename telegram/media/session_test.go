@@ -406,7 +406,7 @@ func TestRewriteExtensionsKeepsPayload(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, ok := s.rewriteExtensions(raw, hl)
+	out, ok := s.rewriteExtensions(raw, hl, time.Now())
 	if !ok {
 		t.Fatal("rewrite failed")
 	}
@@ -419,7 +419,7 @@ func TestRewriteExtensionsKeepsPayload(t *testing.T) {
 	}
 	s.SetRTPExtensions(0, 0)
 	hl, _ = s.txHdr.Unmarshal(raw)
-	out, _ = s.rewriteExtensions(raw, hl)
+	out, _ = s.rewriteExtensions(raw, hl, time.Now())
 	if err := p.Unmarshal(out); err != nil || p.Extension || !bytes.Equal(p.Payload, in.Payload) {
 		t.Fatalf("stripped packet: %+v %v", p, err)
 	}

@@ -41,6 +41,10 @@ type Transport struct {
 	ICEServers []ICEServer
 	// Logger is the parent logger; nil discards.
 	Logger *slog.Logger
+
+	// sched sends the RTCP of every connected session of this Transport
+	// from one timer; a Transport must therefore not be copied.
+	sched rtcpScheduler
 }
 
 // ICEServer is one STUN or TURN server: URL in RFC 7064/7065 form

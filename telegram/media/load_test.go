@@ -1,0 +1,167 @@
+//go:build unix
+
+package media
+
+import (
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestLoadPairs is the load measurement of docs/media-performance.md: N
+// connected pairs over loopback, every session sending 172-byte packets at
+// 50 pps (20 ms) to its peer, slotted over 20 one-millisecond slots; it
+// reports the process CPU time (getrusage) per packet over a fixed window.
+// One packet is one WriteRTP plus one ReadRTP. It runs only when
+// MEDIA_LOAD_PAIRS is set:
+//
+//	MEDIA_LOAD_PAIRS=200 MEDIA_LOAD_TWCC=1 MEDIA_LOAD_SHARED=0 \
+//	  taskset -c 1 go test -run TestLoadPairs -count=1 -v ./telegram/media/
+func TestLoadPairs(t *testing.T) {
+	pairs, _ := strconv.Atoi(os.Getenv("MEDIA_LOAD_PAIRS"))
+	if pairs <= 0 {
+		t.Skip("set MEDIA_LOAD_PAIRS to run the load measurement")
+	}
+	twcc := os.Getenv("MEDIA_LOAD_TWCC") != "0"
+	window := 10 * time.Second
+	if s, err := time.ParseDuration(os.Getenv("MEDIA_LOAD_WINDOW")); err == nil && s > 0 {
+		window = s
+	}
+	ta := loopbackTransport()
+	if os.Getenv("MEDIA_LOAD_SHARED") == "1" {
+		mux, closer, err := NewSharedPort("127.0.0.1:0", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = closer.Close() })
+		ta.UDPMux = mux
+	}
+	tb := loopbackTransport()
+	// MEDIA_LOAD_IDLE=1 sends no media: the CPU left is the timers' (RTCP,
+	// ICE keepalives) of the connected pairs.
+	idle := os.Getenv("MEDIA_LOAD_IDLE") == "1"
+
+	// Connect in small parallel batches.
+	sessions := make([]*Session, 2*pairs)
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i := range pairs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			a, b := connectedPair(t, Config{Transport: ta, P2PAllowed: true}, Config{Transport: tb, P2PAllowed: true})
+			if twcc {
+				a.SetRTPExtensions(2, 3)
+				b.SetRTPExtensions(2, 3)
+			}
+			sessions[2*i], sessions[2*i+1] = a, b
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	var received, sent atomic.Uint64
+	var readers sync.WaitGroup
+	for _, s := range sessions {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, 1500)
+			for {
+				if _, err := s.ReadRTP(buf); err != nil {
+					if s.Err() != nil {
+						return
+					}
+					continue
+				}
+				received.Add(1)
+			}
+		}()
+	}
+
+	// One sender goroutine: every millisecond, the sessions of that slot
+	// send one packet each (50 pps per session).
+	stop := make(chan struct{})
+	senderDone := make(chan struct{})
+	go func() {
+		defer close(senderDone)
+		pkts := make([][]byte, len(sessions))
+		for i := range sessions {
+			pkts[i] = rtpPacket(t, uint32(1000+i), 0, make([]byte, 160))
+		}
+		sendSlot := func(slot int) {
+			for i := slot; i < len(sessions); i += 20 {
+				p := pkts[i]
+				seq := uint16(p[2])<<8 | uint16(p[3]) + 1
+				p[2], p[3] = byte(seq>>8), byte(seq)
+				ts := uint32(seq) * 960
+				p[4], p[5], p[6], p[7] = byte(ts>>24), byte(ts>>16), byte(ts>>8), byte(ts)
+				if sessions[i].WriteRTP(p) == nil {
+					sent.Add(1)
+				}
+			}
+		}
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		// Slots follow the clock, not the tick count: a late tick sends
+		// every slot due since the last one (the machine may be loaded).
+		start, done := time.Now(), 0
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			due := int(time.Since(start) / time.Millisecond)
+			for ; done < due && !idle; done++ {
+				sendSlot(done % 20)
+			}
+		}
+	}()
+
+	time.Sleep(2 * time.Second) // warm-up: a fixed measurement schedule, not a wait for an event
+	n0, s0, c0, w0 := received.Load(), sent.Load(), processCPU(), time.Now()
+	time.Sleep(window)
+	n1, s1, c1, w1 := received.Load(), sent.Load(), processCPU(), time.Now()
+	close(stop)
+	<-senderDone
+
+	pkts := n1 - n0
+	wall := w1.Sub(w0)
+	if idle {
+		t.Logf("pairs=%d twcc=%v shared=%v idle window=%v cpu=%v: %.2f ms CPU per second",
+			pairs, twcc, ta.UDPMux != nil, wall.Round(time.Millisecond), (c1 - c0).Round(time.Millisecond),
+			float64(c1-c0)/float64(time.Millisecond)/wall.Seconds())
+	} else {
+		if pkts == 0 {
+			t.Fatal("no packets received in the window")
+		}
+		expected := float64(len(sessions)) * 50 * wall.Seconds()
+		perPkt := time.Duration(float64(c1-c0) / float64(pkts))
+		t.Logf("pairs=%d twcc=%v shared=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
+			pairs, twcc, ta.UDPMux != nil, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
+			(c1 - c0).Round(time.Millisecond), 100*float64(c1-c0)/float64(wall), perPkt)
+	}
+
+	for _, s := range sessions {
+		_ = s.Close()
+	}
+	readers.Wait()
+}
+
+// processCPU is the user+system CPU time of the process.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
