@@ -1,4 +1,4 @@
-module github.com/tgsip/tgsip/bench/webrtccompare
+module github.com/tgsip/tgsip/telegram/media/webrtccompare
 
 go 1.26.0
 

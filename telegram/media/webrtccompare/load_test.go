@@ -27,7 +27,7 @@ import (
 // interceptors (NACK, RTCP reports, transport-cc), for the comparison in
 // docs/media-performance.md:
 //
-//	cd bench/webrtccompare && MEDIA_LOAD_PAIRS=200 taskset -c 1 \
+//	cd telegram/media/webrtccompare && MEDIA_LOAD_PAIRS=200 taskset -c 1 \
 //	  go test -run TestLoadWebRTCPairs -count=1 -v .
 func TestLoadWebRTCPairs(t *testing.T) {
 	pairs, _ := strconv.Atoi(os.Getenv("MEDIA_LOAD_PAIRS"))
