@@ -2,9 +2,11 @@
 //
 //	tgsip version     print the version
 //	tgsip emulator    run the emulated Telegram network on a loopback port
+//	tgsip login       log a Telegram account in (code, 2FA, QR)
+//	tgsip accounts    show each Telegram account's state
 //
-// The trunk itself (serve, login, accounts, demo, check-config) is being
-// built; see the README.
+// The trunk itself (serve, demo, check-config) is being built; see the
+// README.
 package main
 
 import (
@@ -30,6 +32,8 @@ const usage = `usage: tgsip <command> [flags]
 commands:
   version     print the version
   emulator    run the emulated Telegram network (loopback by default)
+  login       log a Telegram account in: --config FILE --account NAME [--qr]
+  accounts    show each Telegram account's state: --config FILE
 
 Run "tgsip <command> -h" for the flags of a command.
 `
@@ -45,6 +49,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 0
 	case "emulator":
 		return runEmulator(ctx, args[1:], stdout, stderr)
+	case "login":
+		return runLogin(ctx, args[1:], stdout, stderr)
+	case "accounts":
+		return runAccounts(ctx, args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return 0

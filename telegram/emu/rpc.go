@@ -77,6 +77,7 @@ func methodName(id uint32) string {
 func (n *Network) handler() tgtest.Handler {
 	d := tgtest.NewDispatcher()
 	n.registerAuth(d)
+	n.registerQRLogin(d)
 	n.registerUsers(d)
 	n.registerUpdates(d)
 	n.registerPhone(d)
@@ -226,7 +227,7 @@ func (n *Network) registerUsers(d *tgtest.Dispatcher) {
 			return nil, tgerr.New(400, "PHONE_NUMBER_INVALID")
 		}
 		a := n.byPhone[p]
-		if a == nil {
+		if a == nil || !phoneVisible(self, a) {
 			return nil, tgerr.New(400, "PHONE_NOT_OCCUPIED")
 		}
 		return resolved(self, a), nil

@@ -76,6 +76,10 @@ type User struct {
 	// P2P says with whom this user's calls may go peer-to-peer; a call gets
 	// p2p_allowed only when both parties' rules allow the other.
 	P2P Privacy `yaml:"p2p"`
+	// PhonePrivacy says who may find this user by number with
+	// contacts.resolvePhone (see phoneVisible); importing the number as a
+	// contact always finds them.
+	PhonePrivacy Privacy `yaml:"phone_privacy"`
 	// Contacts are the ids of this user's contacts (one direction).
 	Contacts []int64 `yaml:"contacts"`
 	// Blocked are the ids of users this user has blocked.

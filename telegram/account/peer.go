@@ -1,0 +1,189 @@
+package account
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/gotd/td/telegram"
+	"github.com/gotd/td/tg"
+	"github.com/gotd/td/tgerr"
+)
+
+// Peer is a Telegram user this account can call.
+type Peer struct {
+	ID         int64
+	AccessHash int64
+	Username   string
+	Phone      string // digits, as Telegram returns it
+	FirstName  string
+	LastName   string
+}
+
+// Input is the peer as phone.requestCall takes it.
+func (p Peer) Input() tg.InputUserClass {
+	return &tg.InputUser{UserID: p.ID, AccessHash: p.AccessHash}
+}
+
+// DisplayName is first and last name.
+func (p Peer) DisplayName() string {
+	return strings.TrimSpace(p.FirstName + " " + p.LastName)
+}
+
+func peerOf(u *tg.User) Peer {
+	return Peer{ID: u.ID, AccessHash: u.AccessHash, Username: u.Username, Phone: u.Phone,
+		FirstName: u.FirstName, LastName: u.LastName}
+}
+
+// peerCache keeps the users this account has seen, by id: access hashes
+// are per account, so a numeric id is callable only once the account has
+// met the user (resolved them, or received a call or update from them).
+type peerCache struct {
+	mu    sync.Mutex
+	users map[int64]Peer
+}
+
+func newPeerCache() *peerCache { return &peerCache{users: map[int64]Peer{}} }
+
+func (c *peerCache) addUser(u *tg.User) {
+	if u == nil || u.Min || u.AccessHash == 0 {
+		// A "min" user's access hash is not usable for calls
+		// (core.telegram.org/api/min).
+		return
+	}
+	c.mu.Lock()
+	c.users[u.ID] = peerOf(u)
+	c.mu.Unlock()
+}
+
+func (c *peerCache) addUsers(us []tg.UserClass) {
+	for _, u := range us {
+		if uu, ok := u.(*tg.User); ok {
+			c.addUser(uu)
+		}
+	}
+}
+
+func (c *peerCache) get(id int64) (Peer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	p, ok := c.users[id]
+	return p, ok
+}
+
+// harvest wraps the update handler so that users carried by updates (the
+// caller of an incoming call, for one) land in the cache.
+func (c *peerCache) harvest(next telegram.UpdateHandler) telegram.UpdateHandler {
+	return telegram.UpdateHandlerFunc(func(ctx context.Context, u tg.UpdatesClass) error {
+		switch u := u.(type) {
+		case *tg.Updates:
+			c.addUsers(u.Users)
+		case *tg.UpdatesCombined:
+			c.addUsers(u.Users)
+		}
+		return next.Handle(ctx, u)
+	})
+}
+
+// Resolve finds the Telegram user a SIP target names:
+//
+//   - "+E.164" (for example +15551234567): contacts.resolvePhone; when that
+//     finds no one (the owner's phone-number privacy hides them from
+//     strangers), the number is imported as a contact
+//     (contacts.importContacts), which the "who can find me by my number"
+//     rule governs separately — tdlib's searchUserByPhoneNumber and the
+//     official apps do the same. ErrNotTelegramUser when neither finds a
+//     user.
+//   - "@username": contacts.resolveUsername; ErrUnknownUsername.
+//   - a numeric user id: the access hash this account has cached for it;
+//     ErrUnknownPeer when it has never seen the user.
+//
+// A flood limit comes back as *FloodWaitError.
+func (a *Account) Resolve(ctx context.Context, target string) (Peer, error) {
+	target = strings.TrimSpace(target)
+	switch {
+	case strings.HasPrefix(target, "+"):
+		if !isE164(target) {
+			return Peer{}, fmt.Errorf("%q: %w", target, ErrBadTarget)
+		}
+		return a.resolvePhone(ctx, target)
+	case strings.HasPrefix(target, "@"):
+		name := target[1:]
+		if name == "" {
+			return Peer{}, fmt.Errorf("%q: %w", target, ErrBadTarget)
+		}
+		return a.resolveUsername(ctx, name)
+	}
+	id, err := strconv.ParseInt(target, 10, 64)
+	if err != nil || id <= 0 {
+		return Peer{}, fmt.Errorf("%q: %w", target, ErrBadTarget)
+	}
+	if p, ok := a.peers.get(id); ok {
+		return p, nil
+	}
+	return Peer{}, fmt.Errorf("user %d: %w", id, ErrUnknownPeer)
+}
+
+func (a *Account) resolvePhone(ctx context.Context, phone string) (Peer, error) {
+	res, err := a.api.ContactsResolvePhone(ctx, phone)
+	if err == nil {
+		if p, ok := a.resolved(res); ok {
+			return p, nil
+		}
+		return Peer{}, fmt.Errorf("%s: %w", phone, ErrNotTelegramUser)
+	}
+	if !tgerr.Is(err, "PHONE_NOT_OCCUPIED") {
+		return Peer{}, fmt.Errorf("resolve %s: %w", phone, err)
+	}
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return Peer{}, fmt.Errorf("resolve %s: %w", phone, err)
+	}
+	clientID := int64(binary.LittleEndian.Uint64(b[:]) >> 1)
+	imp, err := a.api.ContactsImportContacts(ctx, []tg.InputPhoneContact{{
+		ClientID: clientID, Phone: phone, FirstName: phone,
+	}})
+	if err != nil {
+		return Peer{}, fmt.Errorf("import %s: %w", phone, err)
+	}
+	a.peers.addUsers(imp.Users)
+	for _, ic := range imp.Imported {
+		if ic.ClientID != clientID {
+			continue
+		}
+		if p, ok := a.peers.get(ic.UserID); ok {
+			return p, nil
+		}
+	}
+	return Peer{}, fmt.Errorf("%s: %w", phone, ErrNotTelegramUser)
+}
+
+func (a *Account) resolveUsername(ctx context.Context, name string) (Peer, error) {
+	res, err := a.api.ContactsResolveUsername(ctx, &tg.ContactsResolveUsernameRequest{Username: name})
+	if tgerr.Is(err, "USERNAME_NOT_OCCUPIED", "USERNAME_INVALID") {
+		return Peer{}, fmt.Errorf("@%s: %w", name, ErrUnknownUsername)
+	}
+	if err != nil {
+		return Peer{}, fmt.Errorf("resolve @%s: %w", name, err)
+	}
+	if p, ok := a.resolved(res); ok {
+		return p, nil
+	}
+	// A channel or bot-less chat has the name: not a user to call.
+	return Peer{}, fmt.Errorf("@%s: %w", name, ErrUnknownUsername)
+}
+
+// resolved caches the users of a contacts.resolvedPeer and returns the
+// peer it names when that is a user.
+func (a *Account) resolved(res *tg.ContactsResolvedPeer) (Peer, bool) {
+	a.peers.addUsers(res.Users)
+	pu, ok := res.Peer.(*tg.PeerUser)
+	if !ok {
+		return Peer{}, false
+	}
+	return a.peers.get(pu.UserID)
+}
