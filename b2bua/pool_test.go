@@ -9,12 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
-
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fakeAccount struct {
 	name  string
