@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -123,9 +124,10 @@ func newSIPServer(t *testing.T, name string, mutate func(*sip.Config)) *sip.Serv
 
 // e2e is one trunk and one PBX pointed at it.
 type e2e struct {
-	trunk *Trunk
-	tsip  *sip.Server
-	pbx   *sip.Server
+	trunk     *Trunk
+	tsip      *sip.Server
+	pbx       *sip.Server
+	pbxOnCall atomic.Pointer[func(*sip.InboundCall)]
 }
 
 // e2eRouting sends the dialled names to the emulated users.
@@ -142,11 +144,36 @@ func newE2E(t *testing.T, mutate func(*TrunkOptions)) *e2e {
 	if _, err := privateUser(); err != nil {
 		t.Fatal(err)
 	}
-	tsip := newSIPServer(t, "trunk", nil)
+	e := &e2e{}
+	// The PBX dials the trunk by full URI (e.dial); its configured
+	// outbound URI is never used.
+	e.pbx = newSIPServer(t, "pbx", func(c *sip.Config) {
+		c.Outbound.URI = "sip:127.0.0.1:9"
+		c.Outbound.FromUser = "1000"
+		c.Outbound.RingTimeout = 30 * time.Second
+	})
+	e.pbx.OnCall(func(c *sip.InboundCall) {
+		if f := e.pbxOnCall.Load(); f != nil {
+			(*f)(c)
+			return
+		}
+		c.Reject(404, "no handler")
+	})
+	if err := e.pbx.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pbxAddr, _ := e.pbx.Addr(sip.UDP)
+	e.tsip = newSIPServer(t, "trunk", func(c *sip.Config) {
+		c.Outbound.URI = "sip:" + pbxAddr.String()
+		c.Outbound.FromUser = "tgsip"
+		c.Outbound.RingTimeout = 30 * time.Second
+	})
+	routing := e2eRouting()
+	routing.TelegramToSIP.Target = "sip:2000@" + pbxAddr.String()
 	opts := TrunkOptions{
-		SIP:      tsip,
+		SIP:      e.tsip,
 		Accounts: []Account{e2eAccount{mediaTrunk}},
-		Routing:  e2eRouting(),
+		Routing:  routing,
 		Media:    MediaOptions{Logger: testLogger()},
 		Logger:   sipLogger("b2bua"),
 	}
@@ -155,29 +182,25 @@ func newE2E(t *testing.T, mutate func(*TrunkOptions)) *e2e {
 	}
 	tr, err := NewTrunk(opts)
 	if err != nil {
+		e.pbx.Close()
 		t.Fatal(err)
 	}
 	if err := tr.Start(); err != nil {
+		e.pbx.Close()
 		t.Fatal(err)
 	}
-	addr, _ := tsip.Addr(sip.UDP)
-	pbx := newSIPServer(t, "pbx", func(c *sip.Config) {
-		c.Outbound.URI = "sip:" + addr.String()
-		c.Outbound.FromUser = "1000"
-		c.Outbound.RingTimeout = 30 * time.Second
-	})
-	if err := pbx.Start(); err != nil {
-		tr.Close(context.Background())
-		t.Fatal(err)
-	}
-	e := &e2e{trunk: tr, tsip: tsip, pbx: pbx}
+	e.trunk = tr
+	acc := opts.Accounts[0]
+	incoming := func(c *tgcall.Call) { tr.Incoming(acc, c) }
+	mediaTrunk.onIncoming.Store(&incoming)
 	t.Cleanup(func() {
-		pbx.Close()
+		mediaTrunk.onIncoming.Store(nil)
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := tr.Close(ctx); err != nil {
 			t.Errorf("trunk close: %v", err)
 		}
+		e.pbx.Close()
 		mediaUser.onIncoming.Store(nil)
 		checkNoOpenTelegramCalls(t)
 	})
@@ -210,7 +233,8 @@ func checkNoOpenTelegramCalls(t *testing.T) {
 // dial places a call from the PBX to name at the trunk.
 func (e *e2e) dial(t *testing.T, name string) *sip.OutboundCall {
 	t.Helper()
-	c, err := e.pbx.Dial(context.Background(), sip.DialRequest{To: name})
+	addr, _ := e.tsip.Addr(sip.UDP)
+	c, err := e.pbx.Dial(context.Background(), sip.DialRequest{To: "sip:" + name + "@" + addr.String()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,15 +40,19 @@ func (t *Trunk) telegramToSIP(acc Account, tc *tgcall.Call) {
 	for _, h := range route.Identity.Headers {
 		hdrs[h.Name] = h.Value
 	}
+	// Until the INVITE is out, the Telegram caller's hang-up or the
+	// trunk's kill abandon it through ctx.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	sent := make(chan struct{})
 	go func() {
 		select {
 		case <-tc.Done():
+			cancel()
 		case <-t.kill:
-		case <-ctx.Done():
+			cancel()
+		case <-sent:
 		}
-		cancel()
 	}()
 	out, err := t.sip.Dial(ctx, sip.DialRequest{
 		To:       route.Target,
@@ -56,13 +60,15 @@ func (t *Trunk) telegramToSIP(acc Account, tc *tgcall.Call) {
 		FromName: route.Identity.DisplayName,
 		Headers:  hdrs,
 	})
+	close(sent)
 	if err != nil {
 		log.Warn("INVITE to the PBX failed", "err", err)
 		tc.HangupWith(OutcomeInternal.Discard())
 		<-tc.Done()
 		return
 	}
-	cancel()
+	// ctx stays alive for the call: sip.Server.Dial ties the INVITE's
+	// client transaction to it (cancelling it CANCELs the call).
 	t.bridgeTelegramToSIP(newCall(t, out.Logger().With("account", acc.Name()), out, tc), out)
 }
 

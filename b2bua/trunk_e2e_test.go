@@ -30,9 +30,8 @@ type pbxAudio struct {
 	}
 }
 
-func newPBXAudio(t *testing.T, c *sip.OutboundCall) *pbxAudio {
+func newPBXAudio(t *testing.T, m sip.Media) *pbxAudio {
 	t.Helper()
-	m := c.Media()
 	ep, err := rtpendpoint.New(m.Conn, m.RTCPConn, m.Negotiated, rtpendpoint.Options{Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -156,33 +155,8 @@ func TestTrunkSIPToTelegramAnswered(t *testing.T) {
 		t.Error("no 180 before the 200")
 	}
 
-	pbx := newPBXAudio(t, out)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	conn := user.Conn()
-	userHeard := make(chan pcmResult, 1)
-	go func() {
-		pcm, err := audiotest.ReceiveOpus(conn, audiotest.OpusRate/4, 15)
-		userHeard <- pcmResult{pcm, err}
-	}()
-	pbxHeard := make(chan pcmResult, 1)
-	go func() {
-		pcm, err := pbx.receive(pbx.dec.SampleRate()/4, 15)
-		pbxHeard <- pcmResult{pcm, err}
-	}()
-	sent := make(chan error, 2)
-	go func() {
-		au := conn.Audio()
-		sent <- audiotest.SendOpusTone(ctx, conn, au.SSRC, au.PayloadType, userTone, toneFrames, 20*time.Millisecond)
-	}()
-	go func() { sent <- pbx.sendTone(ctx, sipTone, toneFrames) }()
-	checkHeard(t, ctx, "Telegram user", userHeard, audiotest.OpusRate, sipTone)
-	checkHeard(t, ctx, "PBX", pbxHeard, pbx.dec.SampleRate(), userTone)
-	for range 2 {
-		if err := <-sent; err != nil {
-			t.Fatalf("send tone: %v", err)
-		}
-	}
+	pbx := newPBXAudio(t, out.Media())
+	exchangeTones(t, user, pbx)
 
 	// BYE from the PBX ends the Telegram call.
 	out.Hangup(sip.Reason{Protocol: "Q.850", Cause: 16})
@@ -331,5 +305,37 @@ func waitNoSIPCalls(t *testing.T, s *sip.Server) {
 			return
 		}
 		time.Sleep(20 * time.Millisecond) // no event for the dialog table emptying
+	}
+}
+
+// exchangeTones has the Telegram user say 440 Hz and the PBX 1 kHz at
+// once, and checks what each hears by frequency.
+func exchangeTones(t *testing.T, user *tgcall.Call, pbx *pbxAudio) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn := user.Conn()
+	userHeard := make(chan pcmResult, 1)
+	go func() {
+		pcm, err := audiotest.ReceiveOpus(conn, audiotest.OpusRate/4, 15)
+		userHeard <- pcmResult{pcm, err}
+	}()
+	pbxHeard := make(chan pcmResult, 1)
+	go func() {
+		pcm, err := pbx.receive(pbx.dec.SampleRate()/4, 15)
+		pbxHeard <- pcmResult{pcm, err}
+	}()
+	sent := make(chan error, 2)
+	go func() {
+		au := conn.Audio()
+		sent <- audiotest.SendOpusTone(ctx, conn, au.SSRC, au.PayloadType, userTone, toneFrames, 20*time.Millisecond)
+	}()
+	go func() { sent <- pbx.sendTone(ctx, sipTone, toneFrames) }()
+	checkHeard(t, ctx, "Telegram user", userHeard, audiotest.OpusRate, sipTone)
+	checkHeard(t, ctx, "PBX", pbxHeard, pbx.dec.SampleRate(), userTone)
+	for range 2 {
+		if err := <-sent; err != nil {
+			t.Fatalf("send tone: %v", err)
+		}
 	}
 }
