@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/sip"
+	"github.com/tgsip/tgsip/telegram/account"
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
@@ -18,13 +19,28 @@ import (
 // Q.850 Reason and the Retry-After of a 503 need a Reject variant taking
 // both.
 func rejectSIP(in *sip.InboundCall, err error) SIPEnd {
-	end := SIPEndFor(err)
-	if errors.Is(err, ErrPeerNotFound) {
-		o := OutcomeUnknownUser
-		end = SIPEnd{Outcome: o, Status: o.SIPStatus(), Reason: o.Reason()}
-	}
+	end := sipEndFor(err)
 	in.Reject(end.Status, end.Reason.Text)
 	return end
+}
+
+// sipEndFor is SIPEndFor plus the errors of this file's collaborators
+// that mapping.go does not know: a peer resolution's "not found" and the
+// account package's flood waits.
+func sipEndFor(err error) SIPEnd {
+	var fw *account.FloodWaitError
+	switch {
+	case errors.Is(err, ErrPeerNotFound):
+		o := OutcomeUnknownUser
+		return SIPEnd{Outcome: o, Status: o.SIPStatus(), Reason: o.Reason()}
+	case errors.As(err, &fw):
+		o := OutcomeFloodWait
+		if fw.PeerFlood {
+			o = OutcomePeerFlood
+		}
+		return SIPEnd{Outcome: o, Status: o.SIPStatus(), Reason: o.Reason(), RetryAfter: (fw.Wait + time.Second - 1).Truncate(time.Second)}
+	}
+	return SIPEndFor(err)
 }
 
 func (t *Trunk) sipToTelegram(in *sip.InboundCall) {
@@ -85,6 +101,13 @@ func (t *Trunk) sipToTelegram(in *sip.InboundCall) {
 // observe lets the pool back the account off after FLOOD_WAIT/PEER_FLOOD.
 func (t *Trunk) observe(acc Account, err error) {
 	if err == nil {
+		return
+	}
+	var fw *account.FloodWaitError
+	if errors.As(err, &fw) {
+		if t.pool.BackOff(acc.Name(), fw.Until, err.Error()) == nil {
+			t.log.Warn("account backs off", "account", acc.Name(), "until", fw.Until, "err", err)
+		}
 		return
 	}
 	if until, ok, _ := t.pool.ObserveError(acc.Name(), err); ok {

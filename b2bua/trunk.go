@@ -11,6 +11,7 @@ import (
 	"github.com/gotd/td/tg"
 
 	"github.com/tgsip/tgsip/sip"
+	"github.com/tgsip/tgsip/telegram/account"
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
@@ -185,4 +186,39 @@ func (t *Trunk) Close(ctx context.Context) error {
 	t.killOnce.Do(func() { close(t.kill) })
 	<-idle
 	return t.sip.Close()
+}
+
+// AccountOf adapts a telegram/account Account to the trunk. Its call
+// engine's OnIncoming (account.Options.Calls) should hand calls to
+// Trunk.Incoming with the adapted account.
+func AccountOf(a *account.Account) Account { return accountAdapter{a} }
+
+type accountAdapter struct{ *account.Account }
+
+// Ready: online, not flood-limited, not in a call (account.Available).
+func (a accountAdapter) Ready() bool { return a.Available() == nil }
+
+func (a accountAdapter) ResolvePeer(ctx context.Context, p Peer) (tg.InputUserClass, error) {
+	peer, err := a.Resolve(ctx, accountTarget(p))
+	if err != nil {
+		return nil, resolveError(err)
+	}
+	return peer.Input(), nil
+}
+
+// accountTarget writes a routed peer as account.Resolve reads it.
+func accountTarget(p Peer) string {
+	if p.Kind == PeerUsername {
+		return "@" + p.Value
+	}
+	return p.Value
+}
+
+// resolveError marks the account package's "no such user" errors with
+// ErrPeerNotFound (404); others (flood waits, network) pass unchanged.
+func resolveError(err error) error {
+	if errors.Is(err, account.ErrNotTelegramUser) || errors.Is(err, account.ErrUnknownUsername) || errors.Is(err, account.ErrUnknownPeer) {
+		return fmt.Errorf("%w: %w", ErrPeerNotFound, err)
+	}
+	return err
 }
