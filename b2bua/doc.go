@@ -7,9 +7,10 @@
 //   - mapping.go: the one table that turns a Telegram outcome into the SIP
 //     final status and RFC 3326 Reason header the PBX sees, and a SIP
 //     outcome from the PBX into the Telegram discard reason;
-//   - route.go, number.go, peer.go: SIP → Telegram routing (Request-URI user
-//     to a Telegram peer) and Telegram → SIP routing (caller policy, target
-//     SIP URI, X-Telegram-* headers);
+//   - route.go, number.go, peer.go: SIP → Telegram routing (Request-URI
+//     user to a Telegram peer, number normalization);
+//   - callerroute.go: Telegram → SIP routing (caller policy, target SIP
+//     URI, display name and X-Telegram-* headers);
 //   - pool.go: the account pool, one call per Telegram account, with
 //     flood-wait back-off.
 //
