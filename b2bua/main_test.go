@@ -30,10 +30,13 @@ var (
 	mediaTrunk     *tgAccount
 	mediaUser      *tgAccount
 	mediaRelayUser *tgAccount
+	// mediaTrunkPort is the trunk's shared UDP port.
+	mediaTrunkPort string
 )
 
 type tgAccount struct {
 	user       emu.User
+	transport  *media.Transport
 	client     *telegram.Client
 	engine     *tgcall.Client
 	onIncoming atomic.Pointer[func(*tgcall.Call)]
@@ -86,15 +89,30 @@ func runMediaNetwork(m *testing.M) int {
 		return 1
 	}
 	// Every candidate stays on 127.0.0.1: tests send traffic nowhere else.
-	transport := &media.Transport{
-		IncludeLoopback: true,
-		InterfaceFilter: func(name string) bool { return name == "lo" },
-		Logger:          testLogger(),
+	loopback := func() *media.Transport {
+		return &media.Transport{
+			IncludeLoopback: true,
+			InterfaceFilter: func(name string) bool { return name == "lo" },
+			Logger:          testLogger(),
+		}
 	}
+	// The trunk's calls share one UDP port (ICE UDP mux), as in
+	// production; the users have a socket per call.
+	mux, muxCloser, err := media.NewSharedPort("127.0.0.1:0", testLogger())
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer muxCloser.Close()
+	mediaTrunkPort = mux.GetListenAddresses()[0].String()
+	mediaTrunk.transport = loopback()
+	mediaTrunk.transport.UDPMux = mux
+	users := loopback()
+	mediaUser.transport, mediaRelayUser.transport = users, users
 	accounts := []*tgAccount{mediaTrunk, mediaUser, mediaRelayUser}
 	var wg sync.WaitGroup
 	began := time.Now()
-	err = startTGAccounts(ctx, &wg, transport, accounts)
+	err = startTGAccounts(ctx, &wg, accounts)
 	fmt.Fprintf(os.Stderr, "%d accounts logged in in %v\n", len(accounts), time.Since(began).Round(time.Millisecond))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "accounts:", err)
@@ -121,7 +139,7 @@ func runMediaNetwork(m *testing.M) int {
 
 // startTGAccounts logs each account in and starts its call engine; the
 // clients run until ctx ends, tracked by wg.
-func startTGAccounts(ctx context.Context, wg *sync.WaitGroup, transport *media.Transport, accounts []*tgAccount) error {
+func startTGAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*tgAccount) error {
 	ready := make(chan error, len(accounts))
 	for _, a := range accounts {
 		d := tg.NewUpdateDispatcher()
@@ -131,7 +149,7 @@ func startTGAccounts(ctx context.Context, wg *sync.WaitGroup, transport *media.T
 		a.client = telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
 			Logger:    testLogger().With("account", a.user.FirstName),
-			Transport: transport,
+			Transport: a.transport,
 			OnIncoming: func(c *tgcall.Call) {
 				if f := a.onIncoming.Load(); f != nil {
 					(*f)(c)

@@ -43,6 +43,10 @@ type MediaOptions struct {
 	RenderDTMF, DetectDTMF bool
 	// OnDTMF receives telephone events; it must not block.
 	OnDTMF func(rtpbridge.DTMFEvent)
+	// OnRemoteState, if set, is told the Telegram peer's MediaState when
+	// Run starts and after each change, once the bridge has taken it in
+	// (from Run's goroutine; it must not block).
+	OnRemoteState func(tgcall.MediaState)
 	// Logger, nil for slog.Default().
 	Logger *slog.Logger
 }
@@ -205,16 +209,22 @@ func NewCodecs(sip rtpbridge.Format, opt MediaOptions) (Codecs, error) {
 // Media is the media of one bridged call: the SIP leg's endpoint, the
 // Telegram call's Conn and the rtpbridge.Bridge between them.
 type Media struct {
-	Bridge *rtpbridge.Bridge
-	sip    *rtpendpoint.Endpoint
-	sipFmt rtpbridge.Format
-	conn   *tgcall.Conn
+	Bridge  *rtpbridge.Bridge
+	sip     *rtpendpoint.Endpoint
+	sipFmt  rtpbridge.Format
+	conn    *tgcall.Conn
+	onState func(tgcall.MediaState)
 }
 
 // NewMedia bridges the SIP leg's endpoint (negotiated as neg) with the
 // Telegram call's conn. end must end the Telegram call (see
-// TelegramEndpoint); the bridge calls it when it stops. Both legs ask for
-// a steady stream (a PBX's RTP timeout, tgcalls' own media timeout).
+// TelegramEndpoint); the bridge calls it whenever it stops, before Run
+// returns its cause. So end should discard with the reason of a call that
+// broke (call.HangupWith(tgcall.DiscardDisconnect): a media timeout or a
+// failed SIP endpoint), and an owner ending the call normally hangs up
+// with its own reason before cancelling Run's context (tgcall keeps the
+// first hang-up). Both legs ask for a steady stream (a PBX's RTP timeout,
+// tgcalls' own media timeout).
 func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, end func(), opt MediaOptions) (*Media, error) {
 	sipFmt, err := SIPFormat(neg)
 	if err != nil {
@@ -228,7 +238,7 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 	if log == nil {
 		log = slog.Default()
 	}
-	m := &Media{sip: sip, sipFmt: sipFmt, conn: conn}
+	m := &Media{sip: sip, sipFmt: sipFmt, conn: conn, onState: opt.OnRemoteState}
 	b, err := rtpbridge.New(rtpbridge.Config{
 		SIP: rtpbridge.Leg{Endpoint: sip, Format: sipFmt, NeedsPackets: true,
 			Decoder: cs.SIP.Decoder, Encoder: cs.SIP.Encoder},
@@ -258,7 +268,11 @@ func (m *Media) Run(ctx context.Context) error {
 	go func() { done <- m.Bridge.Run(ctx) }()
 	for {
 		changed := m.conn.RemoteStateChanged()
-		m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, m.conn.RemoteState().Muted)
+		s := m.conn.RemoteState()
+		m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, s.Muted)
+		if m.onState != nil {
+			m.onState(s)
+		}
 		select {
 		case err := <-done:
 			return err
@@ -269,7 +283,9 @@ func (m *Media) Run(ctx context.Context) error {
 
 // Update applies a later SIP negotiation (re-INVITE, UPDATE: new keys,
 // address or direction) to the endpoint and the bridge's hold. A changed
-// codec cannot be applied in place: ErrCodecChanged.
+// codec cannot be applied in place: ErrCodecChanged. A changed ptime or
+// telephone-event payload type is not applied either: the bridge keeps
+// the first negotiation's (a=ptime is only a recommendation, RFC 8866 §6.4).
 func (m *Media) Update(neg sdp.Negotiated) error {
 	f, err := SIPFormat(neg)
 	if err != nil {

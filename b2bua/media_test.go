@@ -55,30 +55,17 @@ func TestMediaEndToEnd(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, in := connectTG(t, mediaTrunk, *tc.user)
-			if got := out.Conn().Stats().Relayed; got != tc.relayed {
-				t.Fatalf("Telegram call relayed=%v, want %v", got, tc.relayed)
+			if st := out.Conn().Stats(); st.Relayed != tc.relayed || !tc.relayed && st.LocalAddress != mediaTrunkPort {
+				t.Fatalf("trunk's Telegram call on %s, relayed=%v; want relayed=%v, or the shared port %s", st.LocalAddress, st.Relayed, tc.relayed, mediaTrunkPort)
 			}
 			peer, neg := newSIPPeer(t, tc.codec, tc.suite)
 			ep := newSIPEndpoint(t, peer, neg)
-			m, err := NewMedia(ep, neg, out.Conn(), out.Hangup, MediaOptions{Logger: testLogger()})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := startMedia(t, out, in, ep, neg, MediaOptions{Logger: testLogger()})
 			if m.Bridge.Passthrough() != (tc.codec.Name == sdp.Opus) {
 				t.Fatalf("passthrough=%v for SIP %s", m.Bridge.Passthrough(), tc.codec)
 			}
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			runErr := make(chan error, 1)
-			go func() { runErr <- m.Run(ctx) }()
-			t.Cleanup(func() {
-				cancel()
-				if err := <-runErr; !errors.Is(err, context.Canceled) {
-					t.Errorf("Media.Run: %v, want context.Canceled", err)
-				}
-				// The bridge's stop hung the Telegram call up.
-				waitClosed(t, out.Done(), "trunk's call end")
-				waitClosed(t, in.Done(), "user's call end")
-			})
+			defer cancel()
 
 			userConn := in.Conn()
 			userHeard := make(chan pcmResult, 1)
@@ -100,8 +87,10 @@ func TestMediaEndToEnd(t *testing.T) {
 
 			checkHeard(t, ctx, "Telegram user", userHeard, audiotest.OpusRate, sipTone)
 			checkHeard(t, ctx, "SIP peer", peerHeard, peer.dec.SampleRate(), userTone)
+			// Both heard enough: the senders may stop.
+			cancel()
 			for range 2 {
-				if err := <-sent; err != nil {
+				if err := <-sent; err != nil && !errors.Is(err, context.Canceled) {
 					t.Fatalf("send tone: %v", err)
 				}
 			}
@@ -111,6 +100,35 @@ func TestMediaEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startMedia bridges the trunk's call out with the SIP endpoint and runs
+// the media until the test ends; then the bridge's stop must end both
+// Telegram calls.
+func startMedia(t testing.TB, out, in *tgcall.Call, ep *rtpendpoint.Endpoint, neg sdp.Negotiated, opt MediaOptions) *Media {
+	t.Helper()
+	m, err := NewMedia(ep, neg, out.Conn(), out.Hangup, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-runErr:
+			if !errors.Is(err, context.Canceled) {
+				t.Errorf("Media.Run: %v, want context.Canceled", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("Media.Run did not return within 15 s of its context's end")
+		}
+		// The bridge's stop hung the Telegram call up.
+		waitClosed(t, out.Done(), "trunk's call end")
+		waitClosed(t, in.Done(), "user's call end")
+	})
+	return m
 }
 
 type pcmResult struct {
@@ -136,7 +154,7 @@ func checkHeard(t *testing.T, ctx context.Context, who string, ch <-chan pcmResu
 	}
 }
 
-func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
+func waitClosed(t testing.TB, ch <-chan struct{}, what string) {
 	t.Helper()
 	select {
 	case <-ch:
@@ -147,7 +165,7 @@ func waitClosed(t *testing.T, ch <-chan struct{}, what string) {
 
 // connectTG places a Telegram call from the trunk's account to the user,
 // who answers; both ends connect.
-func connectTG(t *testing.T, from, to *tgAccount) (out, in *tgcall.Call) {
+func connectTG(t testing.TB, from, to *tgAccount) (out, in *tgcall.Call) {
 	t.Helper()
 	incoming := make(chan *tgcall.Call, 1)
 	accept := func(c *tgcall.Call) {
@@ -184,7 +202,7 @@ func connectTG(t *testing.T, from, to *tgAccount) (out, in *tgcall.Call) {
 // with pion/srtp contexts keyed from the same SDES negotiation, and the
 // negotiated codec.
 type sipPeer struct {
-	t      *testing.T
+	t      testing.TB
 	conn   *net.UDPConn
 	ep     netip.AddrPort // the trunk's RTP address
 	tx, rx *srtp.Context
@@ -194,7 +212,7 @@ type sipPeer struct {
 	dec    rtpbridge.Decoder
 }
 
-func listenLoopback(t *testing.T) *net.UDPConn {
+func listenLoopback(t testing.TB) *net.UDPConn {
 	t.Helper()
 	c, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(netip.MustParseAddrPort("127.0.0.1:0")))
 	if err != nil {
@@ -208,7 +226,7 @@ func udpAddr(c *net.UDPConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr
 
 // newSIPPeer makes the peer and the trunk's side of the negotiation (as
 // sip/sdp would hand it over): rtcp-mux, sendrecv, 20 ms, fresh SDES keys.
-func newSIPPeer(t *testing.T, c sdp.Codec, suite sdp.Suite) (*sipPeer, sdp.Negotiated) {
+func newSIPPeer(t testing.TB, c sdp.Codec, suite sdp.Suite) (*sipPeer, sdp.Negotiated) {
 	t.Helper()
 	profile, ok := suite.Profile()
 	if !ok {
@@ -257,7 +275,7 @@ func newSIPPeer(t *testing.T, c sdp.Codec, suite sdp.Suite) (*sipPeer, sdp.Negot
 
 // newSIPEndpoint is the trunk's SIP leg media: the endpoint on its own
 // loopback socket, closed when the test ends.
-func newSIPEndpoint(t *testing.T, p *sipPeer, neg sdp.Negotiated) *rtpendpoint.Endpoint {
+func newSIPEndpoint(t testing.TB, p *sipPeer, neg sdp.Negotiated) *rtpendpoint.Endpoint {
 	t.Helper()
 	conn := listenLoopback(t)
 	p.ep = udpAddr(conn)
@@ -344,4 +362,126 @@ func (p *sipPeer) receive(samples, skip int) ([]int16, error) {
 		got = append(got, pcm[:m]...)
 	}
 	return got, nil
+}
+
+// TestMediaHoldAndMute checks what the b2bua's media tells each side: a
+// SIP hold (our direction inactive) reaches the Telegram user as muted and
+// its end as unmuted; the Telegram user's MediaState muted reaches the
+// bridge (whose media timeout then spares the silent leg); a re-offer with
+// another codec is refused.
+func TestMediaHoldAndMute(t *testing.T) {
+	out, in := connectTG(t, mediaTrunk, mediaUser)
+	userConn := in.Conn()
+	// The user's media (DTLS, SCTP and with it MediaState) is processed
+	// only while someone reads it.
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		buf := make([]byte, 1500)
+		for {
+			if _, err := userConn.ReadRTP(buf); err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { waitClosed(t, drained, "user's reader end") })
+	peer, neg := newSIPPeer(t, sdp.Codec{Name: sdp.PCMU, ClockRate: 8000, Channels: 1}, sdp.AESCM128HMACSHA180)
+	ep := newSIPEndpoint(t, peer, neg)
+	states := make(chan tgcall.MediaState, 64)
+	m := startMedia(t, out, in, ep, neg, MediaOptions{
+		Logger:        testLogger(),
+		MediaTimeout:  time.Minute,
+		OnRemoteState: func(s tgcall.MediaState) { states <- s },
+	})
+	waitClosed(t, userConn.DataChannelOpen(), "user's data channel")
+	waitClosed(t, out.Conn().DataChannelOpen(), "trunk's data channel")
+
+	// The trunk's hold, as the user sees it.
+	waitUserState := func(want bool) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			changed := userConn.RemoteStateChanged()
+			if s := userConn.RemoteState(); s.Muted == want && s.VideoState != "" {
+				return
+			}
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("user sees the trunk %+v, want muted=%v", userConn.RemoteState(), want)
+			}
+		}
+	}
+	waitUserState(false)
+	held := neg
+	held.Direction = sdp.Inactive
+	if err := m.Update(held); err != nil {
+		t.Fatal(err)
+	}
+	waitUserState(true)
+	if err := m.Update(neg); err != nil {
+		t.Fatal(err)
+	}
+	waitUserState(false)
+
+	// The user's mute, as the bridge sees it.
+	waitBridgeMuted := func(want bool) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case s := <-states:
+				if s.Muted == want {
+					if got := m.Bridge.RemoteMuted(rtpbridge.LegTelegram); got != want {
+						t.Fatalf("bridge has the Telegram leg remote-muted=%v after MediaState %+v", got, s)
+					}
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no MediaState muted=%v from the user", want)
+			}
+		}
+	}
+	userConn.SetMuted(true)
+	waitBridgeMuted(true)
+	userConn.SetMuted(false)
+	waitBridgeMuted(false)
+
+	pcma := neg
+	pcma.Codec = sdp.Codec{Name: sdp.PCMA, PayloadType: 8, ClockRate: 8000, Channels: 1}
+	if err := m.Update(pcma); !errors.Is(err, ErrCodecChanged) {
+		t.Errorf("Update to PCMA: %v, want ErrCodecChanged", err)
+	}
+}
+
+// TestMediaTimeoutEndsTelegramCall: when neither leg sends, the bridge's
+// media timeout ends Run, and its stop ends the Telegram call with the
+// reason the owner's end gave (disconnect, for a call whose media broke).
+func TestMediaTimeoutEndsTelegramCall(t *testing.T) {
+	out, in := connectTG(t, mediaTrunk, mediaUser)
+	peer, neg := newSIPPeer(t, sdp.Codec{Name: sdp.PCMA, PayloadType: 8, ClockRate: 8000, Channels: 1}, sdp.AEADAES128GCM)
+	ep := newSIPEndpoint(t, peer, neg)
+	m, err := NewMedia(ep, neg, out.Conn(), func() { out.HangupWith(tgcall.DiscardDisconnect) },
+		MediaOptions{Logger: testLogger(), MediaTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runErr := make(chan error, 1)
+	go func() { runErr <- m.Run(context.Background()) }()
+	select {
+	case err := <-runErr:
+		var te *rtpbridge.MediaTimeoutError
+		if !errors.As(err, &te) {
+			t.Fatalf("Media.Run: %v, want a media timeout", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("no media timeout within 15 s")
+	}
+	waitClosed(t, in.Done(), "user's call end")
+	if e := in.Err(); e == nil || e.Reason != tgcall.DiscardDisconnect || !e.Remote {
+		t.Errorf("user's call ended %v, want a remote disconnect", e)
+	}
+	if err := ep.WriteRTP([]byte{0x80, 8, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1}); !errors.Is(err, rtpendpoint.ErrClosed) {
+		t.Errorf("SIP endpoint after the bridge's stop: WriteRTP %v, want ErrClosed", err)
+	}
 }
