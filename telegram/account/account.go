@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gotd/td/bin"
@@ -96,13 +97,13 @@ type Account struct {
 	peers  *peerCache
 	limits *limits
 
-	mu      sync.Mutex
-	state   State
-	self    *tg.User
-	lastErr error
+	mu       sync.Mutex
+	state    State
+	self     *tg.User
+	lastErr  error
 	restarts int
-	running bool
-	changed chan struct{} // closed and replaced at every state change
+	running  bool
+	changed  chan struct{} // closed and replaced at every state change
 }
 
 // New checks cfg (server address, public key, API credentials) and
@@ -284,9 +285,18 @@ func (a *Account) runOnce(ctx context.Context) error {
 		}
 		return nil
 	}
+	// gotd re-establishes a dropped connection by itself (mgr.Run goes
+	// on), so the connection's own state moves the account between
+	// connecting and online once the updates manager has started.
+	var started atomic.Bool
 	opts.OnConnectionState = func(s telegram.ConnectionState) {
-		if s == telegram.ConnectionStateDisconnected {
+		switch s {
+		case telegram.ConnectionStateDisconnected:
 			a.setState(StateConnecting, nil)
+		case telegram.ConnectionStateReady:
+			if started.Load() {
+				a.setState(StateOnline, nil)
+			}
 		}
 	}
 	c := telegram.NewClient(a.cfg.APIID, a.cfg.APIHash, opts)
@@ -309,6 +319,7 @@ func (a *Account) runOnce(ctx context.Context) error {
 		}
 		return mgr.Run(ctx, a.api, st.User.ID, updates.AuthOptions{
 			OnStart: func(context.Context) {
+				started.Store(true)
 				a.setState(StateOnline, nil)
 				a.log.Info("telegram account online", "user_id", st.User.ID)
 			},

@@ -49,6 +49,9 @@ type Config struct {
 	// PublicKeyFile is the server's RSA public key, PEM ("RSA PUBLIC KEY"
 	// PKCS#1 or "PUBLIC KEY" PKIX).
 	PublicKeyFile string `yaml:"public_key_file"`
+	// PublicKey is the server's key given by code (`tgsip demo` passes its
+	// in-process emulator's); it takes the place of PublicKeyFile.
+	PublicKey *rsa.PublicKey `yaml:"-"`
 }
 
 // WithEnv returns c with APIID and APIHash taken from the environment
@@ -97,7 +100,7 @@ func (c Config) Validate() error {
 	} else if _, err := netip.ParseAddrPort(c.DCAddress); err != nil {
 		bad("dc_address %q: want IP:port", c.DCAddress)
 	}
-	if c.PublicKeyFile == "" {
+	if c.PublicKeyFile == "" && c.PublicKey == nil {
 		bad("public_key_file is required (no Telegram key is built in)")
 	}
 	if len(errs) == 0 {
@@ -164,9 +167,13 @@ func (c Config) clientOptions() (telegram.Options, error) {
 	if err := c.Validate(); err != nil {
 		return telegram.Options{}, err
 	}
-	key, err := ReadPublicKey(c.PublicKeyFile)
-	if err != nil {
-		return telegram.Options{}, fmt.Errorf("account %q: %w", c.Name, err)
+	key := c.PublicKey
+	if key == nil {
+		k, err := ReadPublicKey(c.PublicKeyFile)
+		if err != nil {
+			return telegram.Options{}, fmt.Errorf("account %q: %w", c.Name, err)
+		}
+		key = k
 	}
 	addr := netip.MustParseAddrPort(c.DCAddress)
 	return telegram.Options{

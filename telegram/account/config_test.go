@@ -43,10 +43,22 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("missing key file: %v", err)
 	}
 
+	// A key given by code (the demo's emulator) needs no file.
+	c = good
+	c.PublicKeyFile = ""
+	key, err := ReadPublicKey(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.PublicKey = key
+	if _, err := New(c, Options{}); err != nil {
+		t.Errorf("key by code: %v", err)
+	}
+
 	env := map[string]string{EnvAPIID: "42", EnvAPIHash: "abc"}
 	c = good
 	c.APIID, c.APIHash = 0, ""
-	c, err := c.WithEnv(func(k string) string { return env[k] })
+	c, err = c.WithEnv(func(k string) string { return env[k] })
 	if err != nil || c.APIID != 42 || c.APIHash != "abc" {
 		t.Errorf("from env: %+v %v", c, err)
 	}

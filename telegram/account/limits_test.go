@@ -57,4 +57,15 @@ func TestFloodWait(t *testing.T) {
 	if err != nil || lim.PeerFloodUntil.IsZero() {
 		t.Errorf("state file %+v %v", lim, err)
 	}
+
+	// The connection drops (the phone loses its network) and comes back:
+	// gotd reconnects by itself and the account is online again.
+	id := users["Limited"].ID
+	network.Faults().Vanish(id)
+	waitState(t, acc.Account, StateConnecting)
+	network.Faults().Restore(id)
+	waitState(t, acc.Account, StateOnline)
+	if _, err := acc.Resolve(ctx, "@callee"); err != nil {
+		t.Errorf("resolve after the reconnect: %v", err)
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gotd/td/session"
@@ -45,6 +46,20 @@ const (
 // ErrLoginAborted: the operator gave up (too many wrong codes or
 // passwords).
 var ErrLoginAborted = errors.New("login aborted")
+
+// ErrWrongAccount: the login signed in another account than the configured
+// phone number's.
+var ErrWrongAccount = errors.New("wrong account")
+
+func normalizeDigits(s string) string {
+	var b []byte
+	for i := 0; i < len(s); i++ {
+		if s[i] >= '0' && s[i] <= '9' {
+			b = append(b, s[i])
+		}
+	}
+	return string(b)
+}
 
 // LoginOptions tune Login.
 type LoginOptions struct {
@@ -94,7 +109,7 @@ func Login(ctx context.Context, cfg Config, method LoginMethod, p Prompter, opts
 		opts.Logger.Info("session is not logged in; starting a new one", "account", cfg.Name)
 	}
 
-	mem := &session.StorageMemory{}
+	mem := newMemSession()
 	disp := tg.NewUpdateDispatcher()
 	loggedIn := qrlogin.OnLoginToken(disp)
 	o := base
@@ -119,7 +134,17 @@ func Login(ctx context.Context, cfg Config, method LoginMethod, p Prompter, opts
 		if self, err = c.Self(ctx); err != nil {
 			return fmt.Errorf("get self: %w", err)
 		}
-		data, err := mem.LoadSession(ctx)
+		// A QR code logs in whichever account scans it: keep a session
+		// only for the number the config names.
+		if cfg.Phone != "" && normalizeDigits(cfg.Phone) != normalizeDigits(self.Phone) {
+			// Best effort: end the unwanted session so that it does not
+			// linger in that account's device list; the error below is
+			// what the operator must see either way.
+			_, _ = c.API().AuthLogOut(ctx)
+			return fmt.Errorf("%w: the scan logged in +%s, but account %q is configured with phone %s; session not saved",
+				ErrWrongAccount, self.Phone, cfg.Name, cfg.Phone)
+		}
+		data, err := mem.wait(ctx)
 		if err != nil {
 			return fmt.Errorf("session: %w", err)
 		}
@@ -261,4 +286,49 @@ func Check(ctx context.Context, cfg Config) (*tg.User, error) {
 		return nil, fmt.Errorf("%w: Telegram no longer knows the session in %s", ErrNeedsLogin, cfg.SessionFile)
 	}
 	return u, nil
+}
+
+// memSession keeps a login's session in memory until Telegram accepted the
+// login. gotd signals the client ready before it stores the session
+// (telegram/session.go onSession), so wait tells when the first store
+// has happened.
+type memSession struct {
+	mu     sync.Mutex
+	data   []byte
+	stored chan struct{}
+}
+
+func newMemSession() *memSession { return &memSession{stored: make(chan struct{})} }
+
+func (m *memSession) LoadSession(context.Context) ([]byte, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		return nil, session.ErrNotFound
+	}
+	return append([]byte(nil), m.data...), nil
+}
+
+func (m *memSession) StoreSession(_ context.Context, data []byte) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.data == nil {
+		close(m.stored)
+	}
+	m.data = append([]byte(nil), data...)
+	return nil
+}
+
+// wait returns the session once gotd has stored it.
+func (m *memSession) wait(ctx context.Context) ([]byte, error) {
+	t := time.NewTimer(30 * time.Second)
+	defer t.Stop()
+	select {
+	case <-m.stored:
+		return m.LoadSession(ctx)
+	case <-t.C:
+		return nil, errors.New("the client did not store its session")
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }

@@ -87,6 +87,12 @@ func TestLoginCodeRestartResolve(t *testing.T) {
 	if err != nil || byID.AccessHash != callee.AccessHash || byID.Username != "callee" {
 		t.Errorf("by id: %+v %v", byID, err)
 	}
+	if k, ok := acc.Known(hidden.ID); !ok || k.FirstName != "Hidden" || k.DisplayName() != "Hidden" {
+		t.Errorf("known %+v %v", k, ok)
+	}
+	if _, ok := acc.Known(users["Stranger"].ID); ok {
+		t.Error("a user never met is known")
+	}
 	if _, err := acc.API().UsersGetUsers(ctx, nil); err != nil {
 		t.Errorf("API through the account: %v", err)
 	}
@@ -138,6 +144,23 @@ func TestLoginQR(t *testing.T) {
 	}
 	if _, err := Login(ctx, second, LoginQR, &script{}, LoginOptions{}); err != nil {
 		t.Errorf("session from QR login not reusable: %v", err)
+	}
+
+	// The code scanned by another account than the configured one.
+	third := testConfig(t, "Callee")
+	p.qr = func(ctx context.Context, url string) error {
+		tok, err := qrlogin.ParseTokenURL(url)
+		if err != nil {
+			return err
+		}
+		_, err = qrlogin.AcceptQR(ctx, phone.API(), tok)
+		return err
+	}
+	if _, err := Login(ctx, third, LoginQR, p, LoginOptions{Logger: testLogger()}); !errors.Is(err, ErrWrongAccount) {
+		t.Errorf("QR scanned by the wrong account: %v", err)
+	}
+	if _, err := os.Stat(third.SessionFile); !os.IsNotExist(err) {
+		t.Errorf("session saved for the wrong account: %v", err)
 	}
 }
 

@@ -187,3 +187,8 @@ func (a *Account) resolved(res *tg.ContactsResolvedPeer) (Peer, bool) {
 	}
 	return a.peers.get(pu.UserID)
 }
+
+// Known returns a user this account has met (resolved, or seen in an
+// update such as the phoneCallRequested of an incoming call), for example
+// to name the caller of an incoming call to the PBX.
+func (a *Account) Known(id int64) (Peer, bool) { return a.peers.get(id) }
