@@ -52,6 +52,9 @@ func (e *CallError) Error() string {
 
 func (e *CallError) Unwrap() error { return e.Err }
 
+// shutdownReason ends the calls of a closing server (RFC 3326).
+var shutdownReason = Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"}
+
 // Errors returned by call methods used at the wrong moment.
 var (
 	ErrCallEnded    = errors.New("sip: call has ended")
@@ -116,4 +119,18 @@ func newCallID() string {
 // callLogger is the per-call logger: our id and the SIP Call-ID.
 func callLogger(base *slog.Logger, id, sipCallID string, dir string) *slog.Logger {
 	return base.With("call", id, "sip_call_id", sipCallID, "dir", dir)
+}
+
+// logEnd writes the "call ended" line: why (cause, status, the Reason
+// header) and, for transport errors and the like, the error itself (the
+// x509 reason of a refused certificate, a refused connection).
+func logEnd(log *slog.Logger, e *CallError) {
+	attrs := []any{"cause", e.Cause, "status", e.Status, "remote", e.Remote}
+	if !e.Reason.IsZero() {
+		attrs = append(attrs, "reason", e.Reason.String())
+	}
+	if e.Err != nil {
+		attrs = append(attrs, "err", e.Err.Error())
+	}
+	log.Info("call ended", attrs...)
 }

@@ -35,7 +35,10 @@ type dialog struct {
 	// peer knows.
 	laddr sip.Addr
 
-	mu           sync.Mutex
+	mu sync.Mutex
+	// contact is our Contact in this dialog (nil: the listener's, see
+	// Server.contact); set when it names a connection of ours.
+	contact      *sip.ContactHeader
 	remoteTarget sip.Uri
 	routeSet     []sip.Uri
 	localCSeq    uint32
@@ -71,6 +74,15 @@ func (d *dialog) setTarget(c *sip.ContactHeader) {
 	if c != nil {
 		d.mu.Lock()
 		d.remoteTarget = *c.Address.Clone()
+		d.mu.Unlock()
+	}
+}
+
+// setContact records our Contact in the dialog.
+func (d *dialog) setContact(c *sip.ContactHeader) {
+	if c != nil {
+		d.mu.Lock()
+		d.contact = c.Clone()
 		d.mu.Unlock()
 	}
 }

@@ -24,7 +24,9 @@
 // of a 2xx to our INVITE (§13.2.2.4), ACK+BYE for a 2xx that crosses our
 // CANCEL (§9.1), reliable provisional responses and PRACK (RFC 3262), and
 // in-dialog requests sent to the address the dialog came from, which
-// reuses the caller's TCP/TLS connection.
+// reuses the caller's TCP/TLS connection, and, without a listener of a
+// stream transport, requests that reuse our own connection with an
+// RFC 5923 alias so the PBX can reach us over it (contact.go).
 //
 // Every call ends with a *CallError carrying the SIP status, a Cause and
 // the RFC 3326 Reason, so the b2bua maps it to Telegram in one place.

@@ -240,6 +240,9 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		}
 	}
 	d.localCSeq = 1 + uint32(time.Now().UnixNano()%1000)
+	if s.reusesConnection(tp) {
+		d.contact = s.contactFor(req, c.contactUser)
+	}
 	c.d = d
 	c.key = dialogKey{callID: callID, localTag: tag}
 	return c
@@ -305,7 +308,7 @@ func (c *InboundCall) response(code int, reason string, body []byte) *sip.Respon
 	}
 	res.AppendHeader(sip.NewHeader("Server", c.s.cfg.UserAgent))
 	if code > 100 && code < 300 {
-		res.AppendHeader(c.s.contact(c.d.transport, c.ToUser))
+		res.AppendHeader(c.ourContact())
 		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	}
 	if len(body) > 0 {
@@ -460,7 +463,7 @@ func (c *InboundCall) Hangup(reason Reason) {
 
 // shutdown ends the call when the server closes.
 func (c *InboundCall) shutdown() {
-	c.Hangup(Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"})
+	c.Hangup(shutdownReason)
 }
 
 // finish ends the call once: unregister, free the port, stop timers.
@@ -477,7 +480,7 @@ func (c *InboundCall) finish(e *CallError) bool {
 	c.mu.Unlock()
 	c.s.dialogs.remove(c.key)
 	c.port.Release()
-	c.log.Info("call ended", "cause", e.Cause, "status", e.Status, "remote", e.Remote)
+	logEnd(c.log, e)
 	return true
 }
 

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tgsip/tgsip/sip/sdp"
 )
 
 // ErrGlare is returned by Reoffer when the peer answered 491 Request
@@ -96,6 +98,31 @@ func (l *leg) mediaChanged() {
 	}
 }
 
+// ourContact is our Contact for responses in the dialog.
+func (l *leg) ourContact() *sip.ContactHeader {
+	l.d.mu.Lock()
+	c := l.d.contact
+	l.d.mu.Unlock()
+	if c != nil {
+		return c.Clone()
+	}
+	return l.s.contact(l.d.transport, l.contactUser)
+}
+
+// takeAnswer applies the peer's answer to our offer and reports a change
+// of media; an answer repeating the one in force changes nothing
+// (RFC 3264 §8).
+func (l *leg) takeAnswer(answer []byte) error {
+	err := l.eng.acceptAnswer(answer)
+	if errors.Is(err, sdp.ErrRepeatedAnswer) {
+		return nil
+	}
+	if err == nil {
+		l.mediaChanged()
+	}
+	return err
+}
+
 func (l *leg) answerOffer(offer []byte) ([]byte, error) {
 	l.mu.Lock()
 	f := l.onOffer
@@ -168,7 +195,7 @@ func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 	l.d.setTarget(req.Contact())
 	res := sip.NewResponseFromRequest(req, 200, "OK", body)
 	res.AppendHeader(sip.NewHeader("Server", l.s.cfg.UserAgent))
-	res.AppendHeader(l.s.contact(l.d.transport, l.contactUser))
+	res.AppendHeader(l.ourContact())
 	if isInvite {
 		res.AppendHeader(sip.NewHeader("Allow", allowMethods))
 	}
@@ -228,6 +255,12 @@ wait:
 			l.log.Warn("no ACK for 2xx, hanging up")
 			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "ACK timeout"}, &CallError{Status: 408, Cause: CauseACKTimeout})
 			return
+		case <-l.s.closing:
+			// Shutting down does not wait 64*T1 for the ACK: RFC 3261
+			// §15's "no BYE before the ACK" gives way to ending the call
+			// now, and the retransmissions stop.
+			l.bye(shutdownReason, &CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason})
+			return
 		case <-l.done:
 			return
 		}
@@ -238,12 +271,11 @@ wait:
 	}
 	l.mu.Unlock()
 	if w.wantAnswer && len(ack.Body()) > 0 {
-		if err := l.eng.acceptAnswer(ack.Body()); err != nil {
+		if err := l.takeAnswer(ack.Body()); err != nil {
 			l.log.Warn("bad SDP answer in ACK", "err", err)
 			l.bye(Reason{Protocol: "SIP", Cause: 488, Text: "Bad answer"}, &CallError{Status: 488, Cause: CauseRejected, Err: err})
 			return
 		}
-		l.mediaChanged()
 	}
 	if onAck != nil {
 		onAck(ack)
@@ -367,11 +399,25 @@ func (l *leg) refreshSession() {
 		method = sip.INVITE
 		body = l.eng.offer(false)
 	}
-	t.mu.Lock()
-	// The refresher parameter is relative to this request: we are its UAC.
-	se := sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()
-	t.mu.Unlock()
-	res, err := l.change(method, body, sip.NewHeader("Session-Expires", se), sip.NewHeader("Supported", "timer"))
+	var res *sip.Response
+	var err error
+	for try := 0; ; try++ {
+		t.mu.Lock()
+		// The refresher parameter is relative to this request: we are its UAC.
+		se := sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()
+		hdrs := []sip.Header{sip.NewHeader("Session-Expires", se), sip.NewHeader("Supported", "timer")}
+		if t.minSE > 0 {
+			hdrs = append(hdrs, sip.NewHeader("Min-SE", itoa(int(t.minSE/time.Second))))
+		}
+		t.mu.Unlock()
+		res, err = l.change(method, body, hdrs...)
+		if try > 0 || res == nil || res.StatusCode != 422 || !t.raise(minSEHeader(res)) {
+			break
+		}
+		// RFC 4028 §7.4: a 422 to a refresh is retried at once with the
+		// interval raised to its Min-SE, which later refreshes keep.
+		l.log.Info("PBX wants a longer session interval, refreshing again", "min_se", minSEHeader(res))
+	}
 	l.endModify()
 	if err != nil {
 		status := 408
@@ -429,10 +475,9 @@ func (l *leg) change(method sip.RequestMethod, body []byte, hdrs ...sip.Header) 
 	}
 	l.d.setTarget(res.Contact())
 	if len(body) > 0 && len(res.Body()) > 0 {
-		if err := l.eng.acceptAnswer(res.Body()); err != nil {
+		if err := l.takeAnswer(res.Body()); err != nil {
 			return res, err
 		}
-		l.mediaChanged()
 	}
 	return res, nil
 }

@@ -65,6 +65,13 @@ func nextRTPRange() PortRange {
 // that trusts 127.0.0.0/8 unless mutate says otherwise.
 func newTestServer(t testing.TB, mutate func(*Config)) *Server {
 	t.Helper()
+	s, _ := newLoggedServer(t, mutate)
+	return s
+}
+
+// newLoggedServer is newTestServer that also returns the server's log.
+func newLoggedServer(t testing.TB, mutate func(*Config)) (*Server, *testLog) {
+	t.Helper()
 	lo := netip.MustParseAddr("127.0.0.1")
 	cfg := Config{
 		Listen: []ListenConfig{
@@ -90,7 +97,7 @@ func newTestServer(t testing.TB, mutate func(*Config)) *Server {
 			t.Logf("server log:\n%s", lg.String())
 		}
 	})
-	return s
+	return s, lg
 }
 
 // start binds the server after the test installed its handlers.

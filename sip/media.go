@@ -17,8 +17,12 @@ type mediaEngine interface {
 	// offer makes an offer (for a late-offer INVITE or our re-INVITE);
 	// hold asks for sendonly.
 	offer(hold bool) []byte
-	// acceptAnswer takes the peer's answer to our last offer.
+	// acceptAnswer takes the peer's answer to our last offer. An answer
+	// that repeats the one in force returns sdp.ErrRepeatedAnswer.
 	acceptAnswer(answer []byte) error
+	// previewAnswer takes the SDP of an unreliable provisional response
+	// for early media; the offer stays pending for the 2xx.
+	previewAnswer(answer []byte) error
 	// media is the endpoint after the last successful negotiation.
 	media() Media
 }
@@ -112,6 +116,17 @@ func (e *sdpEngine) offer(hold bool) []byte {
 
 func (e *sdpEngine) acceptAnswer(answer []byte) error {
 	n, err := e.sess.AcceptAnswer(answer)
+	if err != nil {
+		return e.negotiationError(err)
+	}
+	e.mu.Lock()
+	e.neg = n
+	e.mu.Unlock()
+	return nil
+}
+
+func (e *sdpEngine) previewAnswer(answer []byte) error {
+	n, err := e.sess.PreviewAnswer(answer)
 	if err != nil {
 		return e.negotiationError(err)
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tgsip/tgsip/sip/sdp"
 )
 
 // DialRequest is a call from Telegram to the PBX.
@@ -87,10 +89,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	tag := LocalTag(sip.GenerateTagN(16))
 	fromUser := dr.FromUser
 	if fromUser == "" {
-		fromUser = s.cfg.Outbound.FromUser
-	}
-	if fromUser == "" {
-		fromUser = "tgsip"
+		fromUser = s.identityUser()
 	}
 	fromHost := s.cfg.Outbound.FromDomain
 	if fromHost == "" {
@@ -175,12 +174,12 @@ func (c *OutboundCall) Hangup(reason Reason) {
 }
 
 func (c *OutboundCall) shutdown() {
-	c.Hangup(Reason{Protocol: "SIP", Cause: 503, Text: "Shutting down"})
+	c.Hangup(shutdownReason)
 }
 
 // run drives the INVITE client transaction to its end.
 func (c *OutboundCall) run(ctx context.Context) {
-	authTries := 0
+	authTries, timerTries := 0, 0
 	var cancelReason *Reason
 	for {
 		c.mu.Lock()
@@ -191,6 +190,7 @@ func (c *OutboundCall) run(ctx context.Context) {
 			c.finish(&CallError{Status: 503, Cause: CauseTransport, Err: err})
 			return
 		}
+		c.d.setContact(inv.Contact()) // with its port when it names our connection
 		res, again := c.awaitFinal(ctx, tx, &cancelReason)
 		if again {
 			continue
@@ -208,6 +208,11 @@ func (c *OutboundCall) run(ctx context.Context) {
 				continue
 			}
 		}
+		if res.StatusCode == 422 && timerTries < 2 && cancelReason == nil && c.raiseSessionInterval(res) {
+			timerTries++
+			tx.Terminate()
+			continue
+		}
 		tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
 		c.final(res, cancelReason)
 		return
@@ -218,17 +223,28 @@ func (c *OutboundCall) run(ctx context.Context) {
 func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction, cancelReason **Reason) (*sip.Response, bool) {
 	cancelCh := c.cancel
 	ctxDone := ctx.Done()
+	// RFC 3261 §9.1: without a final response 64*T1 after our CANCEL the
+	// INVITE transaction is over (sipgo keeps a proceeding one forever).
+	var cancelled <-chan time.Time
+	cancel := func() {
+		c.sendCancel(**cancelReason)
+		t := time.NewTimer(64 * c.s.cfg.T1)
+		cancelled = t.C
+	}
 	for {
 		select {
 		case res := <-tx.Responses():
 			if res.IsProvisional() {
 				c.onProvisional(res)
 				if *cancelReason != nil && c.canCancel() {
-					c.sendCancel(**cancelReason)
+					cancel()
 				}
 				continue
 			}
 			return res, false
+		case <-cancelled:
+			c.finish(&CallError{Status: 487, Cause: CauseCancelled, Reason: **cancelReason, Err: errors.New("sip: no final response to the cancelled INVITE")})
+			return nil, false
 		case <-tx.Done():
 			status := 408
 			c.finish(&CallError{Status: status, Cause: CauseTimeout, Err: tx.Err()})
@@ -241,9 +257,14 @@ func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction,
 			ctxDone = nil
 			cancelCh = nil
 			c.markCancelled(Reason{Protocol: "SIP", Cause: 487, Text: "Cancelled"}, cancelReason)
+		case <-c.s.halt:
+			// Close stopped waiting: the PBX never answered our CANCEL
+			// (or sent no provisional response that would allow one).
+			c.finish(&CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason, Err: errHalted})
+			return nil, false
 		}
 		if *cancelReason != nil && c.canCancel() {
-			c.sendCancel(**cancelReason)
+			cancel()
 		}
 	}
 }
@@ -299,6 +320,7 @@ func (c *OutboundCall) sendCancel(r Reason) {
 		case <-tx.Responses():
 		case <-tx.Done():
 		case <-ctx.Done():
+		case <-c.s.halt:
 		}
 	})
 }
@@ -308,21 +330,39 @@ func (c *OutboundCall) onProvisional(res *sip.Response) {
 	c.mu.Lock()
 	c.provisional = true // any provisional, 100 included, allows CANCEL (§9.1)
 	c.mu.Unlock()
+	reliable := res.StatusCode > 100 && hasOption(res, "Require", "100rel")
 	if len(res.Body()) > 0 {
-		if err := c.eng.acceptAnswer(res.Body()); err == nil {
+		if err := c.earlyAnswer(res.Body(), reliable); err == nil {
 			ev.EarlyMedia = true
-			c.mediaChanged()
 		} else {
 			c.log.Info("early media SDP not usable", "err", err)
 		}
 	}
-	if res.StatusCode > 100 && hasOption(res, "Require", "100rel") {
+	if reliable {
 		c.sendPRACK(res)
 	}
 	select {
 	case c.progress <- ev:
 	default:
 	}
+}
+
+// earlyAnswer takes the SDP of a provisional response. A reliable one
+// carries the answer (RFC 3262 §5); an unreliable one only previews it
+// for early media, and the 2xx brings the answer (RFC 3261 §13.2.1,
+// RFC 6337 §3.1.1). Either may repeat the SDP in force.
+func (c *OutboundCall) earlyAnswer(body []byte, reliable bool) error {
+	if reliable {
+		return c.takeAnswer(body)
+	}
+	err := c.eng.previewAnswer(body)
+	if errors.Is(err, sdp.ErrRepeatedAnswer) {
+		return nil
+	}
+	if err == nil {
+		c.mediaChanged()
+	}
+	return err
 }
 
 // sendPRACK acknowledges a reliable provisional (RFC 3262 §7.2) within
@@ -388,6 +428,37 @@ func (c *OutboundCall) authorize(res *sip.Response) error {
 	return nil
 }
 
+// raiseSessionInterval answers a 422 Session Interval Too Small: RFC 4028
+// §7.4 has the UAC retry with Session-Expires and Min-SE raised to the
+// 422's Min-SE, in a new transaction (new CSeq and branch, same Call-ID
+// and From tag). It reports false when the 422 gives nothing higher than
+// what we asked for (a retry would only be refused again).
+func (c *OutboundCall) raiseSessionInterval(res *sip.Response) bool {
+	minSE := minSEHeader(res)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var asked time.Duration
+	if se, ok, err := sessionExpiresHeader(c.invite); ok && err == nil {
+		asked = se.Interval
+	}
+	if minSE <= asked {
+		c.log.Warn("422 without a higher Min-SE", "min_se", minSE, "session_expires", asked)
+		return false
+	}
+	inv := c.invite.Clone()
+	inv.SetBody(c.invite.Body())
+	inv.RemoveHeader("Session-Expires")
+	inv.RemoveHeader("x") // compact form
+	inv.RemoveHeader("Min-SE")
+	secs := itoa(int(minSE / time.Second))
+	inv.AppendHeader(sip.NewHeader("Session-Expires", secs))
+	inv.AppendHeader(sip.NewHeader("Min-SE", secs))
+	inv.CSeq().SeqNo = c.d.nextCSeq()
+	c.invite = inv
+	c.log.Info("PBX wants a longer session interval, retrying", "min_se", minSE)
+	return true
+}
+
 // final handles the final response to our INVITE.
 func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 	if !res.IsSuccess() {
@@ -420,13 +491,18 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 		return
 	}
 	if len(res.Body()) > 0 {
-		if err := c.eng.acceptAnswer(res.Body()); err != nil {
+		// The 2xx's SDP is the answer unless a reliable 18x carried it
+		// already; then RFC 3261 §13.2.1 has us ignore it (ErrNoOffer).
+		// A repeat of the SDP in force is no new answer (RFC 3264 §8).
+		err := c.takeAnswer(res.Body())
+		if errors.Is(err, sdp.ErrNoOffer) {
+			c.log.Info("SDP in 2xx ignored: the answer came in a reliable provisional response")
+		} else if err != nil {
 			c.log.Warn("SDP answer not acceptable", "err", err)
 			me := asMediaError(err)
 			c.bye(Reason{Protocol: "SIP", Cause: me.Status, Text: "Incompatible media"}, &CallError{Status: me.Status, Cause: CauseRejected, Err: err})
 			return
 		}
-		c.mediaChanged()
 	}
 	c.mu.Lock()
 	c.up = true
@@ -485,7 +561,7 @@ func (c *OutboundCall) finish(e *CallError) bool {
 	}
 	c.s.dialogs.remove(c.key)
 	c.port.Release()
-	c.log.Info("call ended", "cause", e.Cause, "status", e.Status, "remote", e.Remote)
+	logEnd(c.log, e)
 	return true
 }
 

@@ -17,8 +17,14 @@ import (
 type PBXStatus struct {
 	// Registered: our REGISTER is currently accepted (Outbound.Register).
 	Registered bool
-	// Up: the last OPTIONS ping got a response (Outbound.OptionsPing).
+	// Up: the last OPTIONS ping got a response other than 401, 403 or
+	// 404 (Outbound.OptionsPing).
 	Up bool
+	// PingRejected counts pings the PBX answered 401, 403 or 404: it does
+	// not know the identity we ping with (outbound.from_user, else
+	// outbound.username), a configuration problem (logged at warn once
+	// per spell).
+	PingRejected uint64
 }
 
 // PBX reports the registration and reachability of the PBX.
@@ -214,44 +220,4 @@ func (s *Server) digestAnswer(res *sip.Response, method, uri string) (sip.Header
 		return nil, err
 	}
 	return sip.NewHeader(authName, cred.String()), nil
-}
-
-// pingLoop sends OPTIONS to the PBX; any response means it is up (a PBX
-// may well answer 404 or 405 to an OPTIONS for no user), no response
-// within the interval (or 64*T1) means down.
-func (s *Server) pingLoop() {
-	interval := s.cfg.Outbound.OptionsPing
-	for {
-		up := s.ping(min(interval, 64*s.cfg.T1))
-		s.setPBX(func(p *PBXStatus) { p.Up = up })
-		t := time.NewTimer(interval)
-		select {
-		case <-t.C:
-		case <-s.closing:
-			t.Stop()
-			return
-		}
-	}
-}
-
-func (s *Server) ping(timeout time.Duration) bool {
-	target, tp, err := s.outboundTarget()
-	if err != nil {
-		return false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	req := sip.NewRequest(sip.OPTIONS, target)
-	from := &sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: "tgsip", Host: s.hostForURIs()}, Params: sip.NewParams()}
-	from.Params.Add("tag", sip.GenerateTagN(12))
-	req.AppendHeader(from)
-	req.AppendHeader(&sip.ToHeader{Address: target, Params: sip.NewParams()})
-	cid := sip.CallIDHeader(sip.GenerateTagN(24))
-	req.AppendHeader(&cid)
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
-	mf := sip.MaxForwardsHeader(70)
-	req.AppendHeader(&mf)
-	req.SetTransport(tp)
-	res, err := s.do(ctx, req)
-	return err == nil && res != nil
 }

@@ -60,6 +60,11 @@ type Server struct {
 	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
+	// halt closes closeGrace after closing (stopWaiting): from then on
+	// nothing waits for a peer any more (see Close); haltCtx is done then.
+	halt        <-chan struct{}
+	haltCtx     context.Context
+	stopWaiting context.CancelFunc
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
@@ -78,6 +83,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		bound:   map[Transport]netip.AddrPort{},
 		closing: make(chan struct{}),
 	}
+	s.haltCtx, s.stopWaiting = context.WithCancel(context.Background())
+	s.halt = s.haltCtx.Done()
 	s.work.idle.L = &s.work.mu
 	s.gate = newGatekeeper(cfg, &s.stats)
 	var err error
@@ -276,8 +283,16 @@ func (s *Server) closeListenersLocked() {
 	s.closers = nil
 }
 
-// Close ends every call (BYE or 503), stops the listeners and waits for
-// every goroutine the server started.
+// closeGrace is how long Close lets peers answer what ends the calls
+// (BYE, CANCEL, the unREGISTER) before it stops waiting for them.
+const closeGrace = time.Second
+
+// Close ends every call (BYE or 503; a 2xx still waiting for its ACK gets
+// its BYE at once, an unanswered INVITE its CANCEL), stops the listeners
+// and waits for every goroutine the server started. Peers get closeGrace
+// to answer; then every wait for a peer ends (transactions are dropped,
+// retransmissions stop), so Close returns within about that, not the
+// 64*T1 (32 s) of a transaction timeout.
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		close(s.closing)
@@ -286,7 +301,10 @@ func (s *Server) Close() error {
 				c.shutdown()
 			}
 		}
+		grace := time.AfterFunc(closeGrace, s.stopWaiting)
 		s.work.closeWhenIdle()
+		grace.Stop()
+		s.stopWaiting()
 		s.mu.Lock()
 		s.closeListenersLocked()
 		s.mu.Unlock()
@@ -295,6 +313,18 @@ func (s *Server) Close() error {
 	})
 	return nil
 }
+
+// untilHalt is ctx, also cancelled when Close stops waiting for peers:
+// a dial or TLS handshake to a PBX that never completes it must not hold
+// Close up.
+func (s *Server) untilHalt(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(s.haltCtx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// errHalted ends a transaction that Close stopped waiting for.
+var errHalted = errors.New("sip: server closed before the peer answered")
 
 // goTracked runs f on a goroutine the server waits for at Close. Once
 // Close has seen all such goroutines finish, f is dropped.
@@ -364,7 +394,8 @@ func (s *Server) hostForURIs() string {
 	return "127.0.0.1"
 }
 
-// contact is our Contact for a dialog on transport tp.
+// contact is our Contact for a dialog on transport tp. Without a listener
+// of tp its port is 0 until reuseConnection (or contactFor) sets it.
 func (s *Server) contact(tp string, user string) *sip.ContactHeader {
 	t := Transport(strings.ToUpper(tp))
 	a, _ := s.Addr(t)
@@ -406,7 +437,13 @@ func (s *Server) prepareRequest(req *sip.Request) {
 
 // request sends req in a client transaction.
 func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
+	// sipgo uses ctx only to get the connection (dial, TLS handshake).
+	ctx, cancel := s.untilHalt(ctx)
+	defer cancel()
 	s.prepareRequest(req)
+	if err := s.reuseConnection(ctx, req); err != nil {
+		return nil, err
+	}
 	return s.cli.TransactionRequest(ctx, req, noBuild)
 }
 
@@ -428,6 +465,8 @@ func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 			return nil, tx.Err()
 		case <-ctx.Done():
 			return nil, ctx.Err()
+		case <-s.halt:
+			return nil, errHalted
 		}
 	}
 }
@@ -435,6 +474,11 @@ func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 // writeStateless sends a request outside any transaction (ACK for 2xx).
 func (s *Server) writeStateless(req *sip.Request) error {
 	s.prepareRequest(req)
+	ctx, cancel := context.WithTimeout(context.Background(), 64*s.cfg.T1)
+	defer cancel()
+	if err := s.reuseConnection(ctx, req); err != nil {
+		return err
+	}
 	return s.cli.WriteRequest(req, noBuild)
 }
 
@@ -460,8 +504,12 @@ func sourceAddr(req *sip.Request) netip.AddrPort {
 }
 
 // onOptions answers OPTIONS in and out of dialogs: a load balancer's probe
-// only marks us up on 200 (Kamailio dispatcher).
+// only marks us up on 200 (Kamailio dispatcher), and gets 503 while we
+// take no calls (refuseProbe).
 func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
+	if s.refuseProbe(req, tx) {
+		return
+	}
 	s.reply(tx, req, 200, "OK", nil,
 		sip.NewHeader("Allow", allowMethods),
 		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),

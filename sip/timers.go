@@ -15,7 +15,8 @@ type sessionTimer struct {
 	interval  time.Duration
 	refresher Refresher // as written in Session-Expires (uac/uas of the INVITE)
 	weRefresh bool
-	require   bool // the peer supports timer: put Require: timer in our 2xx
+	require   bool          // the peer supports timer: put Require: timer in our 2xx
+	minSE     time.Duration // raised by a 422 to our refresh (RFC 4028 §7.4)
 	t         *time.Timer
 	stopped   bool
 }
@@ -129,4 +130,16 @@ func (t *sessionTimer) update(n *sessionTimer) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.interval, t.refresher, t.weRefresh, t.require = n.interval, n.refresher, n.weRefresh, n.require
+}
+
+// raise takes the Min-SE of a 422 to our refresh: the interval and our
+// Min-SE become at least minSE. It reports whether that changed anything.
+func (t *sessionTimer) raise(minSE time.Duration) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if minSE <= t.interval {
+		return false
+	}
+	t.interval, t.minSE = minSE, minSE
+	return true
 }

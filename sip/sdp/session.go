@@ -16,6 +16,13 @@ import (
 // for an answer.
 var ErrNoOffer = errors.New("sdp: answer without a pending offer")
 
+// ErrRepeatedAnswer is returned by AcceptAnswer, with the media in force,
+// when the answer repeats the one already taken: same o= session id and
+// version. RFC 3264 §8: an unchanged version means an unchanged
+// description, so it is not a new answer. A PBX sends it when the 2xx to
+// an INVITE repeats the SDP of an earlier 183 (RFC 6337 §3.1).
+var ErrRepeatedAnswer = errors.New("sdp: answer repeats the one in force")
+
 // Session is our side of the media session of one SIP dialog. It keeps
 // what must stay stable across re-INVITEs: the o= session id and version
 // (RFC 3264 §8), our RTP address and our SDES keys. A Session is safe for
@@ -33,6 +40,14 @@ type Session struct {
 	keys    []Crypto    // our key per suite, reused by later offers and answers
 	remote  *Crypto     // the peer's key in use, to notice when it changes
 	pending *offerState // our offer awaiting its answer
+	// previewed: pending already has an early answer from an unreliable
+	// provisional response (PreviewAnswer); the final one may repeat or
+	// replace it.
+	previewed bool
+	// answerOrigin is the o= session id and version of the last answer
+	// taken (preview or final) and answerNeg what it negotiated.
+	answerOrigin string
+	answerNeg    Negotiated
 }
 
 // offerState remembers what we offered, to check the answer against.
@@ -111,7 +126,7 @@ func (s *Session) Offer(dir Direction) []byte {
 			o.crypto = append(o.crypto, c)
 		}
 	}
-	s.pending = o
+	s.pending, s.previewed = o, false
 	proto := "RTP/AVP"
 	if o.secure {
 		proto = "RTP/SAVP"
@@ -409,15 +424,66 @@ func sendPTime(m *Media, ours int) int {
 // (RFC 3264 §6, §7) and returns the negotiated media. Errors are
 // *NegotiationError for an answer we cannot use (the SIP layer then ends
 // the dialog), or ErrNoOffer. Either way the offer is no longer pending.
+//
+// An answer that repeats the one in force (same o= session id and
+// version, RFC 3264 §8) returns that media with ErrRepeatedAnswer when no
+// new offer waits for an answer, or when the pending offer only has an
+// early answer from PreviewAnswer (which it then makes final).
 func (s *Session) AcceptAnswer(answer []byte) (Negotiated, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.acceptLocked(answer, true)
+}
+
+// PreviewAnswer takes the SDP of an unreliable provisional response to
+// our offer (183 without 100rel) as the media to use for early media,
+// and leaves the offer pending: RFC 3261 §13.2.1 makes only a reliable
+// response carry the answer, so the 2xx (AcceptAnswer) either repeats it
+// (ErrRepeatedAnswer) or replaces it (RFC 6337 §3.1.1). A preview that
+// cannot be used leaves the offer pending too.
+func (s *Session) PreviewAnswer(answer []byte) (Negotiated, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acceptLocked(answer, false)
+}
+
+// origin is the o= identity of a description for RFC 3264 §8 versioning.
+func (d *description) origin() string {
+	if d.sessionID == "" || d.version == "" {
+		return ""
+	}
+	return d.sessionID + " " + d.version
+}
+
+func (s *Session) acceptLocked(answer []byte, final bool) (Negotiated, error) {
+	d, err := parseDescription(answer)
+	if err == nil && s.answerOrigin != "" && d.origin() == s.answerOrigin && (s.pending == nil || s.previewed) {
+		if final {
+			s.pending, s.previewed = nil, false
+		}
+		return s.answerNeg, ErrRepeatedAnswer
+	}
 	o := s.pending
 	if o == nil {
 		return Negotiated{}, ErrNoOffer
 	}
-	s.pending = nil
-	d, err := parseDescription(answer)
+	if final {
+		s.pending, s.previewed = nil, false
+	}
+	n, nerr := s.negotiateAnswer(o, d, err)
+	if nerr != nil {
+		return Negotiated{}, nerr
+	}
+	if !final {
+		s.previewed = true
+	}
+	s.answerOrigin, s.answerNeg = d.origin(), n
+	return n, nil
+}
+
+// negotiateAnswer checks a parsed answer (or its parse error) against
+// offer o and commits the SRTP keys.
+func (s *Session) negotiateAnswer(o *offerState, d *description, err error) (Negotiated, error) {
 	if err != nil {
 		if errors.Is(err, ErrNoAudio) {
 			return Negotiated{}, notAcceptable(WarnMediaTypeNotAvailable, "Media type not available: answer has no audio stream")

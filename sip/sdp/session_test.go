@@ -549,8 +549,59 @@ func TestAcceptAnswerWithoutOffer(t *testing.T) {
 	if _, err := s.AcceptAnswer(peerAnswer("RTP/AVP", "0", "")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.AcceptAnswer(peerAnswer("RTP/AVP", "0", "")); !errors.Is(err, ErrNoOffer) {
+	// The same description again (same o= version) is a repeat, not a
+	// second answer (RFC 3264 §8).
+	if n, err := s.AcceptAnswer(peerAnswer("RTP/AVP", "0", "")); !errors.Is(err, ErrRepeatedAnswer) || n.Codec.Name != PCMU {
+		t.Fatalf("repeated answer: %+v, err = %v", n, err)
+	}
+	changed := bytes.Replace(peerAnswer("RTP/AVP", "8", ""), []byte("o=- 77 77"), []byte("o=- 77 78"), 1)
+	if _, err := s.AcceptAnswer(changed); !errors.Is(err, ErrNoOffer) {
 		t.Fatalf("second answer: err = %v", err)
+	}
+}
+
+// TestPreviewAnswer: the SDP of an unreliable 183 is used for early media
+// but the offer stays pending; the 2xx repeats it (RFC 3264 §8) or
+// replaces it (RFC 6337 §3.1.1).
+func TestPreviewAnswer(t *testing.T) {
+	early := peerAnswer("RTP/AVP", "0", "")
+	changed := bytes.Replace(peerAnswer("RTP/AVP", "8", ""), []byte("o=- 77 77"), []byte("o=- 77 78"), 1)
+
+	s := newTestSession(nil)
+	s.Offer(SendRecv)
+	if n, err := s.PreviewAnswer(early); err != nil || n.Codec.Name != PCMU {
+		t.Fatalf("preview: %+v, %v", n, err)
+	}
+	if n, err := s.AcceptAnswer(early); !errors.Is(err, ErrRepeatedAnswer) || n.Codec.Name != PCMU {
+		t.Fatalf("2xx repeating the 183: %+v, %v", n, err)
+	}
+	if _, err := s.AcceptAnswer(changed); !errors.Is(err, ErrNoOffer) {
+		t.Fatalf("after the final answer: %v", err)
+	}
+
+	s = newTestSession(nil)
+	s.Offer(SendRecv)
+	if _, err := s.PreviewAnswer(early); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.AcceptAnswer(changed); err != nil || n.Codec.Name != PCMA {
+		t.Fatalf("2xx changing the 183's SDP: %+v, %v", n, err)
+	}
+
+	// A new offer is answered afresh even when the answer keeps its version.
+	s.Offer(SendOnly)
+	if n, err := s.AcceptAnswer(changed); err != nil || n.Direction != SendOnly {
+		t.Fatalf("answer to a re-offer: %+v, %v", n, err)
+	}
+
+	// An unusable preview leaves the offer pending for the 2xx.
+	s = newTestSession(nil)
+	s.Offer(SendRecv)
+	if _, err := s.PreviewAnswer(peerAnswer("RTP/AVP", "18", "a=rtpmap:18 G729/8000\n")); err == nil {
+		t.Fatal("preview without a common codec accepted")
+	}
+	if _, err := s.AcceptAnswer(early); err != nil {
+		t.Fatalf("2xx after an unusable preview: %v", err)
 	}
 }
 
