@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/sip"
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
@@ -115,6 +116,68 @@ func TestTrunkTelegramToSippEcho(t *testing.T) {
 		t.Errorf("Telegram caller's call ended with %v", err)
 	}
 	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sippCalls runs a sipp UAC scenario calling service at the trunk.
+func sippCalls(t *testing.T, e *e2e, scenario, service string, args ...string) func() error {
+	t.Helper()
+	addr, _ := e.tsip.Addr(sip.UDP)
+	_, wait := runSipp(t, scenario, 30*time.Second, append(args, "-s", service, addr.String())...)
+	return wait
+}
+
+// TestTrunkSippToTelegramEcho: sipp calls the Telegram user with a PCMU
+// offer and echoes the RTP; the user, who answers, hears their own 440 Hz
+// tone back through the trunk; the user's hang-up reaches sipp as BYE.
+func TestTrunkSippToTelegramEcho(t *testing.T) {
+	e := newE2E(t, nil)
+	incoming := make(chan *tgcall.Call, 1)
+	userIncoming(func(c *tgcall.Call) {
+		incoming <- c
+		c.Accept()
+	})
+	wait := sippCalls(t, e, "uac_echo.xml", "user", "-rtp_echo")
+	var user *tgcall.Call
+	select {
+	case user = <-incoming:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Telegram user not called")
+	}
+	t.Cleanup(user.Hangup)
+	waitClosed(t, user.Connected(), "Telegram user's media")
+	if t.Failed() {
+		t.FailNow()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	conn := user.Conn()
+	heard := make(chan pcmResult, 1)
+	go func() {
+		pcm, err := audiotest.ReceiveOpus(conn, audiotest.OpusRate/4, 15)
+		heard <- pcmResult{pcm, err}
+	}()
+	sent := make(chan error, 1)
+	go func() {
+		au := conn.Audio()
+		sent <- audiotest.SendOpusTone(ctx, conn, au.SSRC, au.PayloadType, userTone, toneFrames, 20*time.Millisecond)
+	}()
+	checkHeard(t, ctx, "Telegram user (echo from sipp)", heard, audiotest.OpusRate, userTone)
+	if err := <-sent; err != nil {
+		t.Fatalf("send tone: %v", err)
+	}
+	user.Hangup()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTrunkSippToTelegramBusy: the Telegram user declines; sipp gets 486.
+func TestTrunkSippToTelegramBusy(t *testing.T) {
+	e := newE2E(t, nil)
+	userIncoming(func(c *tgcall.Call) { c.Decline() })
+	if err := sippCalls(t, e, "uac_busy.xml", "user")(); err != nil {
 		t.Fatal(err)
 	}
 }
