@@ -43,13 +43,13 @@ func answeredCall(t *testing.T, e *e2e) (*sip.OutboundCall, *tgcall.Call) {
 func TestTrunkHoldThenTelegramHangsUp(t *testing.T) {
 	e := newE2E(t, nil)
 	out, user := answeredCall(t, e)
-	if err := out.Reoffer(true); err != nil {
+	if err := reoffer(out, true); err != nil {
 		t.Fatalf("hold: %v", err)
 	}
 	if d := out.Media().Direction; d.String() != "sendonly" {
 		t.Errorf("after hold our direction is %v, want sendonly", d)
 	}
-	if err := out.Reoffer(false); err != nil {
+	if err := reoffer(out, false); err != nil {
 		t.Fatalf("resume: %v", err)
 	}
 	reoffered := make(chan error, 1)
@@ -91,4 +91,22 @@ func TestTrunkPBXByeDuringTelegramSetup(t *testing.T) {
 		t.Errorf("Telegram caller's call ended with %v, want a discard by the trunk", err)
 	}
 	waitNoSIPCalls(t, e.tsip)
+}
+
+// reoffer re-INVITEs, retrying after a refusal while the call is up:
+// the trunk may not have the ACK of the previous 2xx yet (RFC 3261 §14.2:
+// 500 with Retry-After, or 491), and the UAC retries after a while.
+func reoffer(c *sip.OutboundCall, hold bool) error {
+	var err error
+	for range 5 {
+		if err = c.Reoffer(hold); err == nil {
+			return nil
+		}
+		select {
+		case <-c.Done():
+			return err
+		case <-time.After(100 * time.Millisecond): // the RFC's retry delay (shortened), not a wait for an event
+		}
+	}
+	return err
 }
