@@ -149,3 +149,18 @@ func (c *call) stopMedia() {
 
 // done reports whether nothing of the call is left running.
 func (c *call) done() bool { return c.sipEnded && c.tgEnded && c.mediaDone == nil }
+
+// discardForSIP is the Telegram discard reason for a SIP leg's end. A
+// CANCEL is a caller giving up before the answer whatever Reason it
+// carries (Asterisk sends Q.850 cause 16 with it), so the ringing
+// Telegram user sees a missed call, as tdlib/tdesktop send when their
+// caller hangs up before the answer.
+// TODO(b2bua-logic): ClassifySIP lets the Reason win over CauseCancelled;
+// once it checks the cause first this can be DiscardFor.
+func discardForSIP(err error) tgcall.DiscardReason {
+	var ce *sip.CallError
+	if errors.As(err, &ce) && ce.Cause == sip.CauseCancelled {
+		return OutcomeCancelled.Discard()
+	}
+	return DiscardFor(err)
+}

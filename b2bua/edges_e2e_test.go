@@ -110,3 +110,36 @@ func reoffer(c *sip.OutboundCall, hold bool) error {
 	}
 	return err
 }
+
+// TestTrunkCancelWhileTelegramRings: the PBX gives up while the Telegram
+// user's phone rings: the PBX's INVITE ends 487 and the user's ringing
+// call is discarded (missed), so nothing rings on.
+func TestTrunkCancelWhileTelegramRings(t *testing.T) {
+	e := newE2E(t, nil)
+	incoming := make(chan *tgcall.Call, 1)
+	userIncoming(func(c *tgcall.Call) { incoming <- c })
+	out := e.dial(t, "user")
+	var user *tgcall.Call
+	select {
+	case user = <-incoming:
+	case <-time.After(15 * time.Second):
+		t.Fatal("Telegram user not called")
+	}
+	select {
+	case ev := <-out.Progress():
+		for ev.Status != 180 {
+			ev = <-out.Progress()
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no 180")
+	}
+	out.Hangup(sip.Reason{Protocol: "Q.850", Cause: 16})
+	if ce := endOf(t, out); ce.Status != 487 {
+		t.Errorf("PBX's call ended with %v, want 487", ce)
+	}
+	waitClosed(t, user.Done(), "Telegram user's ringing call end")
+	if err := user.Err(); err == nil || !err.Remote || err.Reason != tgcall.DiscardMissed {
+		t.Errorf("Telegram user's call ended with %v, want discarded as missed by the trunk", err)
+	}
+	waitNoSIPCalls(t, e.tsip)
+}

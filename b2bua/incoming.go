@@ -114,7 +114,7 @@ func (t *Trunk) bridgeTelegramToSIP(c *call, out *sip.OutboundCall) {
 				if errors.As(err, &ce) {
 					c.log.Info("PBX ended the call", "status", ce.Status, "outcome", ClassifySIP(ce))
 				}
-				tc.HangupWith(DiscardFor(err))
+				tc.HangupWith(discardForSIP(err))
 			}
 			c.stopMedia()
 		case err := <-c.mediaDone:

@@ -183,7 +183,7 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 			sipDone = nil
 			c.sipEnded = true
 			if !c.tgEnded {
-				tc.HangupWith(DiscardFor(in.Err()))
+				tc.HangupWith(discardForSIP(in.Err()))
 			}
 			c.stopMedia()
 		case err := <-c.mediaDone:
