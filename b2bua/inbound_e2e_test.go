@@ -2,6 +2,7 @@ package b2bua
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -81,16 +82,26 @@ func TestTrunkTelegramToSIPAnswered(t *testing.T) {
 	}
 }
 
-// TestTrunkTelegramToSIPRejected: the PBX's 486 ends the Telegram call
-// busy.
+// TestTrunkTelegramToSIPRejected: the PBX's final failure ends the
+// Telegram call with the mapped discard reason: 486 busy, 480 missed.
 func TestTrunkTelegramToSIPRejected(t *testing.T) {
-	e := newE2E(t, nil)
-	calls := e.pbxCalls(func(c *sip.InboundCall) { c.Reject(486, "Busy Here") })
-	user := userDialsTrunk(t, mediaUser)
-	pbxCall(t, calls)
-	waitClosed(t, user.Done(), "Telegram caller's call end")
-	if err := user.Err(); err == nil || err.Cause != tgcall.CauseBusy {
-		t.Errorf("Telegram caller's call ended with %v, want busy", err)
+	for _, tc := range []struct {
+		status int
+		want   tgcall.Cause
+	}{
+		{486, tgcall.CauseBusy},
+		{480, tgcall.CauseNoAnswer},
+	} {
+		t.Run(fmt.Sprint(tc.status), func(t *testing.T) {
+			e := newE2E(t, nil)
+			calls := e.pbxCalls(func(c *sip.InboundCall) { c.Reject(tc.status, "") })
+			user := userDialsTrunk(t, mediaUser)
+			pbxCall(t, calls)
+			waitClosed(t, user.Done(), "Telegram caller's call end")
+			if err := user.Err(); err == nil || err.Cause != tc.want || !err.Remote {
+				t.Errorf("Telegram caller's call ended with %v, want %v by the trunk", err, tc.want)
+			}
+		})
 	}
 }
 
