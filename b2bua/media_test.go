@@ -30,6 +30,8 @@ const (
 	// toneFrames is how long each side talks (20 ms frames): long enough
 	// for the receivers to skip the codecs' start-up and gather 250 ms.
 	toneFrames = 100
+	// toneRMS is the level of audiotest.Tone's sine (amplitude 16000).
+	toneRMS = 16000 / math.Sqrt2
 )
 
 // TestMediaEndToEnd runs a call through both real legs over loopback: a
@@ -145,7 +147,11 @@ func checkHeard(t *testing.T, ctx context.Context, who string, ch <-chan pcmResu
 			t.Fatalf("%s: receive: %v", who, r.err)
 		}
 		f, prom := audiotest.DominantFrequency(r.pcm, rate, 100, float64(min(rate/2, 3500)), 2)
-		t.Logf("%s heard %v Hz (prominence %.0f) in %d samples", who, f, prom, len(r.pcm))
+		level := 20 * math.Log10(audiotest.RMS(r.pcm)/toneRMS)
+		t.Logf("%s heard %v Hz (prominence %.0f, %+.1f dB) in %d samples", who, f, prom, level, len(r.pcm))
+		if math.Abs(level) > 3 {
+			t.Errorf("%s heard the tone at %+.1f dB of what was sent, want within ±3 dB", who, level)
+		}
 		if math.Abs(f-want) > want*toneTol || prom < 20 {
 			t.Errorf("%s heard %v Hz (prominence %.1f), want %v Hz ±2 %%", who, f, prom, want)
 		}
