@@ -16,8 +16,8 @@ import (
 // This file is the ONLY place where Telegram call outcomes and SIP statuses
 // meet. Nothing else in tgsip may pick a SIP status or a Telegram discard
 // reason for a call outcome: it classifies the outcome into an Outcome here
-// and reads the row. (telegram/tgcall/errors.go still carries a SIPStatus
-// from before this package existed; it is to be removed, see docs/routing.md.)
+// and reads the row. The legs know only their own terms: telegram/tgcall a
+// Cause and a DiscardReason, sip a CallError (docs/routing.md).
 //
 // Principles:
 //   - 5xx only when this instance cannot take the call (no free account,
@@ -251,7 +251,9 @@ var (
 )
 
 // rpcOutcomes are Telegram RPC errors tgcall files under CauseInternal that
-// have a meaning of their own here.
+// have a meaning of their own here. (PEER_FLOOD stays for errors that reach
+// here from the account package without going through tgcall, which gives
+// it CausePeerFlood.)
 var rpcOutcomes = map[string]Outcome{
 	"PEER_FLOOD":       OutcomePeerFlood,
 	"USERNAME_INVALID": OutcomeUnknownUser,
@@ -276,6 +278,8 @@ var causeOutcomes = map[tgcall.Cause]Outcome{
 	tgcall.CauseFloodWait:         OutcomeFloodWait,
 	tgcall.CauseProtocol:          OutcomeProtocol,
 	tgcall.CauseAnsweredElsewhere: OutcomeAnsweredElsewhere,
+	tgcall.CausePeerFlood:         OutcomePeerFlood,
+	tgcall.CauseTimeout:           OutcomeServerTimeout,
 }
 
 // Classify maps an error from the Telegram leg, the pool or routing to its

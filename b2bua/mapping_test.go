@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,7 +122,10 @@ func TestSIPEndForTelegram(t *testing.T) {
 		{"bad phone", &tgcall.Error{Cause: tgcall.CauseInternal, RPC: "PHONE_NUMBER_INVALID"}, 484, 28, 0},
 		{"protocol", &tgcall.Error{Cause: tgcall.CauseProtocol, Err: tgcall.ErrKeyMismatch}, 488, 111, 0},
 		{"flood wait rounds up", &tgcall.Error{Cause: tgcall.CauseFloodWait, RPC: "FLOOD_WAIT", RetryAfter: 41500 * time.Millisecond}, 503, 42, 42 * time.Second},
-		{"peer flood", &tgcall.Error{Cause: tgcall.CauseInternal, RPC: "PEER_FLOOD"}, 503, 42, 0},
+		{"peer flood (account package)", &tgcall.Error{Cause: tgcall.CauseInternal, RPC: "PEER_FLOOD"}, 503, 42, 0},
+		{"peer flood", &tgcall.Error{Cause: tgcall.CausePeerFlood, RPC: "PEER_FLOOD"}, 503, 42, 0},
+		{"telegram timeout", &tgcall.Error{Cause: tgcall.CauseTimeout, Err: fmt.Errorf("requestCall: %w", context.DeadlineExceeded)}, 408, 102, 0},
+		{"telegram timeout without its error", te(tgcall.CauseTimeout), 408, 102, 0},
 		{"answered elsewhere", te(tgcall.CauseAnsweredElsewhere), 487, 200, 0},
 		{"internal", &tgcall.Error{Cause: tgcall.CauseInternal, Err: errors.New("media: boom")}, 500, 127, 0},
 		{"unknown cause", te(tgcall.Cause(999)), 500, 127, 0},
@@ -245,5 +249,54 @@ func TestRoundTrip(t *testing.T) {
 		if got := ClassifySIP(ce); got != o {
 			t.Errorf("%s → %d %s → %s", o, o.SIPStatus(), o.Reason(), got)
 		}
+	}
+}
+
+// TestClassifyEveryTelegramCause pins, row by row, the outcome, SIP status
+// and Q.850 cause of every tgcall.Cause (the SIP side of a Telegram ending
+// is decided here, never in tgcall), and fails when tgcall gains a cause
+// this table does not name.
+func TestClassifyEveryTelegramCause(t *testing.T) {
+	rows := []struct {
+		cause   tgcall.Cause
+		outcome Outcome
+		status  int
+		q850    int
+	}{
+		{tgcall.CauseHangup, OutcomeHangup, 480, 16},
+		{tgcall.CauseBusy, OutcomeBusy, 486, 17},
+		{tgcall.CauseNoAnswer, OutcomeNoAnswer, 480, 19},
+		{tgcall.CauseUnreachable, OutcomeUnreachable, 480, 20},
+		{tgcall.CauseCancelled, OutcomeCancelled, 487, 16},
+		{tgcall.CauseDisconnected, OutcomeDisconnected, 480, 38},
+		{tgcall.CausePrivacy, OutcomePrivacy, 403, 21},
+		{tgcall.CauseBlocked, OutcomeBlocked, 403, 21},
+		{tgcall.CauseOutdated, OutcomeIncompatible, 488, 88},
+		{tgcall.CauseUnknownUser, OutcomeUnknownUser, 404, 1},
+		{tgcall.CauseFloodWait, OutcomeFloodWait, 503, 42},
+		{tgcall.CauseProtocol, OutcomeProtocol, 488, 111},
+		{tgcall.CauseInternal, OutcomeInternal, 500, 127},
+		{tgcall.CauseAnsweredElsewhere, OutcomeAnsweredElsewhere, 487, 200},
+		{tgcall.CausePeerFlood, OutcomePeerFlood, 503, 42},
+		{tgcall.CauseTimeout, OutcomeServerTimeout, 408, 102},
+	}
+	for _, r := range rows {
+		t.Run(r.cause.String(), func(t *testing.T) {
+			end := SIPEndFor(&tgcall.Error{Cause: r.cause})
+			if end.Outcome != r.outcome || end.Status != r.status || end.Reason.Cause != r.q850 {
+				t.Errorf("got %s %d cause %d, want %s %d cause %d",
+					end.Outcome, end.Status, end.Reason.Cause, r.outcome, r.status, r.q850)
+			}
+		})
+	}
+	// tgcall names every cause it has; an unnamed one prints as cause(n).
+	known := 0
+	for c := tgcall.Cause(0); c < 256; c++ {
+		if !strings.HasPrefix(c.String(), "cause(") {
+			known++
+		}
+	}
+	if known != len(rows) {
+		t.Errorf("tgcall has %d causes, this table maps %d", known, len(rows))
 	}
 }

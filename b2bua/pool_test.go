@@ -328,3 +328,17 @@ func TestPoolObserveError(t *testing.T) {
 		t.Errorf("got %s, want c, the only account not resting", got)
 	}
 }
+
+// TestPeerFloodBackOffFromTgcall: tgcall's own PEER_FLOOD cause rests the
+// account for PeerFloodBackOff, like the RPC name did.
+func TestPeerFloodBackOffFromTgcall(t *testing.T) {
+	p, clk := newTestPool(t, "a")
+	now := clk.now()
+	until, ok, err := p.ObserveError("a", fmt.Errorf("dial: %w", &tgcall.Error{Cause: tgcall.CausePeerFlood, RPC: "PEER_FLOOD"}))
+	if err != nil || !ok || !until.Equal(now.Add(DefaultPeerFloodBackOff)) {
+		t.Errorf("PEER_FLOOD: %v %v %v", until, ok, err)
+	}
+	if st := p.Status(); st[0].BackOffWhy != "PEER_FLOOD" {
+		t.Errorf("Status = %+v", st)
+	}
+}

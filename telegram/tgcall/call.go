@@ -192,9 +192,9 @@ func (call *Call) Decline() { call.box.post(evHangup{reason: DiscardBusy}) }
 func (call *Call) Hangup() { call.box.post(evHangup{reason: DiscardNone}) }
 
 // HangupWith ends the call with a given discard reason, for outcomes of the
-// other leg that Hangup cannot know: DiscardDisconnect when the SIP side
-// failed, DiscardBusy for a PBX that answered busy, DiscardMissed when the
-// PBX never answered. DiscardNone is Hangup.
+// other leg that Hangup cannot know: DiscardDisconnect when the other leg
+// failed, DiscardBusy when it was busy or declined, DiscardMissed when it was
+// never answered. DiscardNone is Hangup.
 func (call *Call) HangupWith(reason DiscardReason) { call.box.post(evHangup{reason: reason}) }
 
 // Logger is the call's logger (call_id, peer, direction and the Client's

@@ -266,8 +266,8 @@ func TestCallUnreachable(t *testing.T) {
 	// ends after call_receive_timeout_ms, never having rung.
 	wait(t, out.Done(), receiveTimeout+10*time.Second, "receive timeout")
 	e := out.Err()
-	if e.Cause != tgcall.CauseUnreachable || e.Reason != tgcall.DiscardMissed || e.SIPStatus() != 480 {
-		t.Errorf("ended %v, want unreachable/missed (480)", e)
+	if e.Cause != tgcall.CauseUnreachable || e.Reason != tgcall.DiscardMissed {
+		t.Errorf("ended %v, want unreachable/missed", e)
 	}
 	select {
 	case <-out.Ringing():
@@ -347,10 +347,7 @@ func TestCallSignalingLoss(t *testing.T) {
 func TestCallDeclined(t *testing.T) {
 	bob.incoming(func(c *tgcall.Call) { c.Decline() })
 	out := dial(t, alice, bob)
-	e := ended(t, out, tgcall.CauseBusy, tgcall.DiscardBusy, true)
-	if e.SIPStatus() != 486 {
-		t.Errorf("SIP status %d, want 486", e.SIPStatus())
-	}
+	ended(t, out, tgcall.CauseBusy, tgcall.DiscardBusy, true)
 	onTelegram(t, out.ID(), tgcall.DiscardBusy)
 }
 
@@ -360,9 +357,6 @@ func TestCallCancelBeforeAnswer(t *testing.T) {
 	ended(t, out, tgcall.CauseCancelled, tgcall.DiscardMissed, false)
 	ended(t, in, tgcall.CauseNoAnswer, tgcall.DiscardMissed, true)
 	onTelegram(t, out.ID(), tgcall.DiscardMissed)
-	if e := out.Err(); e.SIPStatus() != 487 {
-		t.Errorf("SIP status %d, want 487", e.SIPStatus())
-	}
 }
 
 func TestCallRingTimeout(t *testing.T) {
@@ -370,7 +364,7 @@ func TestCallRingTimeout(t *testing.T) {
 	// Nobody answers: the call ends as missed after the ring timeout,
 	// whichever side (ours or the emulated Telegram's) notices first.
 	wait(t, out.Done(), ringTimeout+10*time.Second, "ring timeout")
-	if e := out.Err(); e.Cause != tgcall.CauseNoAnswer || e.Reason != tgcall.DiscardMissed || e.SIPStatus() != 480 {
+	if e := out.Err(); e.Cause != tgcall.CauseNoAnswer || e.Reason != tgcall.DiscardMissed {
 		t.Errorf("caller ended %v", e)
 	}
 	wait(t, in.Done(), 10*time.Second, "callee end")
@@ -385,12 +379,12 @@ func TestCallErrors(t *testing.T) {
 		to     *account
 		inject *tgerr.Error
 		cause  tgcall.Cause
-		sip    int
 	}{
-		{"privacy", carol, nil, tgcall.CausePrivacy, 403},
-		{"outdated", erin, nil, tgcall.CauseOutdated, 488},
-		{"flood wait", bob, tgerr.New(420, "FLOOD_WAIT_5"), tgcall.CauseFloodWait, 503},
-		{"blocked", bob, tgerr.New(403, "USER_IS_BLOCKED"), tgcall.CauseBlocked, 603},
+		{"privacy", carol, nil, tgcall.CausePrivacy},
+		{"outdated", erin, nil, tgcall.CauseOutdated},
+		{"flood wait", bob, tgerr.New(420, "FLOOD_WAIT_5"), tgcall.CauseFloodWait},
+		{"peer flood", bob, tgerr.New(400, "PEER_FLOOD"), tgcall.CausePeerFlood},
+		{"blocked", bob, tgerr.New(403, "USER_IS_BLOCKED"), tgcall.CauseBlocked},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if tt.inject != nil {
@@ -408,8 +402,8 @@ func TestCallErrors(t *testing.T) {
 			if !errors.As(err, &e) {
 				t.Fatalf("error %T %v is not a *tgcall.Error", err, err)
 			}
-			if e.Cause != tt.cause || e.SIPStatus() != tt.sip {
-				t.Errorf("got %v (SIP %d), want %v (SIP %d)", e, e.SIPStatus(), tt.cause, tt.sip)
+			if e.Cause != tt.cause {
+				t.Errorf("got %v, want %v", e, tt.cause)
 			}
 			if tt.cause == tgcall.CauseFloodWait && e.RetryAfter != 5*time.Second {
 				t.Errorf("retry after %v, want 5s", e.RetryAfter)
@@ -502,11 +496,11 @@ func TestCallUnsupportedSelection(t *testing.T) {
 				wait(t, c.Done(), 15*time.Second, "call end")
 				e := c.Err()
 				switch {
-				case e.Cause == tgcall.CauseProtocol && errors.Is(e, tt.want) && e.SIPStatus() == 488:
+				case e.Cause == tgcall.CauseProtocol && errors.Is(e, tt.want):
 					refused++
 				case e.Cause == tgcall.CauseDisconnected && e.Remote && e.Reason == tgcall.DiscardDisconnect:
 				default:
-					t.Errorf("ended %v (SIP %d), want protocol error %v or the peer's disconnect", e, e.SIPStatus(), tt.want)
+					t.Errorf("ended %v, want protocol error %v or the peer's disconnect", e, tt.want)
 				}
 			}
 			if refused == 0 {
@@ -561,9 +555,9 @@ func TestCallSurvivesReconnect(t *testing.T) {
 // other leg, and logs the Telegram leg under its own per-call logger.
 func TestCallHangupWithAndLogger(t *testing.T) {
 	var buf syncBuffer
-	sipLog := slog.New(slog.NewTextHandler(&buf, nil)).With("sip_call_id", "abc@pbx")
+	legLog := slog.New(slog.NewTextHandler(&buf, nil)).With("leg_call_id", "abc@other")
 	in := answer(bob)
-	out, err := alice.engine.Dial(context.Background(), bob.peer(), tgcall.WithLogger(sipLog))
+	out, err := alice.engine.Dial(context.Background(), bob.peer(), tgcall.WithLogger(legLog))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -571,13 +565,13 @@ func TestCallHangupWithAndLogger(t *testing.T) {
 	wait(t, out.Connected(), 30*time.Second, "connected")
 	wait(t, callee.Connected(), 30*time.Second, "callee connected")
 	out.Logger().Info("bridged")
-	// The SIP side failed: Telegram is told the call was disconnected.
+	// The other leg failed: Telegram is told the call was disconnected.
 	out.HangupWith(tgcall.DiscardDisconnect)
 	ended(t, out, tgcall.CauseDisconnected, tgcall.DiscardDisconnect, false)
 	ended(t, callee, tgcall.CauseDisconnected, tgcall.DiscardDisconnect, true)
 	onTelegram(t, out.ID(), tgcall.DiscardDisconnect)
 	logs := buf.String()
-	for _, want := range []string{"sip_call_id=abc@pbx", fmt.Sprintf("call_id=%d", out.ID()), "msg=bridged", "msg=\"call connected\""} {
+	for _, want := range []string{"leg_call_id=abc@other", fmt.Sprintf("call_id=%d", out.ID()), "msg=bridged", "msg=\"call connected\""} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("call log lacks %q:\n%s", want, logs)
 		}

@@ -241,7 +241,7 @@ func (c *Client) admit(call *Call) error {
 type DialOption func(*Call)
 
 // WithLogger makes the call log through l (for example a logger that
-// already carries the SIP Call-ID); call_id and peer are added to it.
+// already carries the other leg's call identifier); call_id and peer are added to it.
 func WithLogger(l *slog.Logger) DialOption {
 	return func(call *Call) { call.log = l.With("direction", "out") }
 }

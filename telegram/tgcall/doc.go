@@ -3,8 +3,10 @@
 // (tgcalls "V2", library versions 8.0.0 and 9.0.0).
 //
 // Its place in the call flow: the b2bua asks a Client to Dial a Telegram user
-// for an inbound SIP INVITE, or receives an incoming Call from OnIncoming and
-// turns it into an INVITE to the PBX. The Client runs the MTProto side of the
+// for a call coming from its other leg, or receives an incoming Call from
+// OnIncoming and places it on the other leg. tgcall knows nothing of that leg:
+// a call ends with an Error carrying a Cause and a DiscardReason, and the
+// b2bua maps those. The Client runs the MTProto side of the
 // call (phone.requestCall … confirmCall, receivedCall, discardCall) on gotd/td,
 // verifies the DH exchange like tdlib and tdesktop do, exchanges the encrypted
 // V2 signaling (telegram/wire), negotiates the audio content like tgcalls'

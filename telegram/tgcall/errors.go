@@ -1,8 +1,11 @@
 package tgcall
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
+	"os"
 	"strings"
 	"time"
 
@@ -73,10 +76,12 @@ func reasonFromTL(r tg.PhoneCallDiscardReasonClass) DiscardReason {
 	}
 }
 
-// Cause classifies why a call ended, in the terms the b2bua maps to SIP.
+// Cause classifies why a call ended, in Telegram's terms. What a cause
+// means for another leg is the b2bua's business (b2bua/mapping.go), not
+// this package's.
 type Cause int
 
-// Causes. The SIP status of each is in causeTable.
+// Causes. The name and discard reason of each are in causeTable.
 const (
 	// CauseHangup is a normal end after the call was answered.
 	CauseHangup Cause = iota
@@ -110,37 +115,46 @@ const (
 	CauseInternal
 	// CauseAnsweredElsewhere is an incoming call taken by another device of the account.
 	CauseAnsweredElsewhere
+	// CausePeerFlood is Telegram limiting the account's calls and messages
+	// to people it has not talked to (PEER_FLOOD). It is a cause of its own,
+	// not CauseFloodWait: the answer carries no duration (RetryAfter stays
+	// zero), and the limit usually lasts about a day, so the caller picks a
+	// long back-off of its own (the b2bua pool's PeerFloodBackOff) instead
+	// of the seconds of a FLOOD_WAIT_n.
+	CausePeerFlood
+	// CauseTimeout is Telegram's servers not answering a request in time
+	// (a deadline or network timeout on phone.requestCall,
+	// phone.acceptCall, phone.confirmCall, …), as opposed to refusing it.
+	CauseTimeout
 )
 
-// causeInfo is one row of the mapping table: the cause's name, the SIP status
-// a failed SIP leg gets for it (RFC 3261 §21), and the discard reason we send
-// when the cause is ours.
+// causeInfo is one row of causeTable: the cause's name and the discard
+// reason we send when the cause is ours (DiscardNone: the call never
+// existed on Telegram, or the peer ended it).
 type causeInfo struct {
 	name    string
-	sip     int
 	discard DiscardReason
 }
 
-// causeTable is the one place where call outcomes meet SIP statuses; the
-// b2bua reads it through Error.SIPStatus. 5xx is reserved for "this instance
-// cannot take the call now" so that a SIP load balancer fails over only then
-// (research/anchors-sip.md, Kamailio dispatcher notes); outcomes of the called
-// user are 4xx/6xx.
+// causeTable names every cause and gives its discard reason
+// (tdlib CallDiscardReason.cpp; tdesktop calls_call.cpp Call::hangup).
 var causeTable = map[Cause]causeInfo{
-	CauseHangup:            {"hangup", 200, DiscardHangup},
-	CauseBusy:              {"busy", 486, DiscardBusy},
-	CauseNoAnswer:          {"no-answer", 480, DiscardMissed},
-	CauseUnreachable:       {"unreachable", 480, DiscardMissed},
-	CauseCancelled:         {"cancelled", 487, DiscardMissed},
-	CauseDisconnected:      {"disconnected", 480, DiscardDisconnect},
-	CausePrivacy:           {"privacy", 403, DiscardNone},
-	CauseBlocked:           {"blocked", 603, DiscardNone},
-	CauseOutdated:          {"outdated", 488, DiscardNone},
-	CauseUnknownUser:       {"unknown-user", 404, DiscardNone},
-	CauseFloodWait:         {"flood-wait", 503, DiscardNone},
-	CauseProtocol:          {"protocol", 488, DiscardDisconnect},
-	CauseInternal:          {"internal", 500, DiscardDisconnect},
-	CauseAnsweredElsewhere: {"answered-elsewhere", 200, DiscardNone},
+	CauseHangup:            {"hangup", DiscardHangup},
+	CauseBusy:              {"busy", DiscardBusy},
+	CauseNoAnswer:          {"no-answer", DiscardMissed},
+	CauseUnreachable:       {"unreachable", DiscardMissed},
+	CauseCancelled:         {"cancelled", DiscardMissed},
+	CauseDisconnected:      {"disconnected", DiscardDisconnect},
+	CausePrivacy:           {"privacy", DiscardNone},
+	CauseBlocked:           {"blocked", DiscardNone},
+	CauseOutdated:          {"outdated", DiscardNone},
+	CauseUnknownUser:       {"unknown-user", DiscardNone},
+	CauseFloodWait:         {"flood-wait", DiscardNone},
+	CauseProtocol:          {"protocol", DiscardDisconnect},
+	CauseInternal:          {"internal", DiscardDisconnect},
+	CauseAnsweredElsewhere: {"answered-elsewhere", DiscardNone},
+	CausePeerFlood:         {"peer-flood", DiscardNone},
+	CauseTimeout:           {"timeout", DiscardDisconnect},
 }
 
 func (c Cause) String() string {
@@ -167,12 +181,15 @@ var rpcCauses = map[string]Cause{
 	"CALL_PEER_INVALID":                  CauseDisconnected,
 	"CALL_OCCUPY_FAILED":                 CauseInternal,
 	"PARTICIPANT_CALL_FAILED":            CauseDisconnected,
+	// PEER_FLOOD: core.telegram.org/api/errors ("too many requests to
+	// users you have not talked to"); tdlib treats it as a limit, not a
+	// FLOOD_WAIT with a duration.
+	"PEER_FLOOD": CausePeerFlood,
 }
 
 // Error is how a call ended. Every Call that is Done has one (a normal
-// hang-up is an Error with CauseHangup), so the b2bua maps outcomes in one
-// place: Cause for the class, SIPStatus for the SIP leg, Reason for what went
-// over Telegram.
+// hang-up is an Error with CauseHangup): Cause is the class, Reason what
+// went over Telegram.
 type Error struct {
 	// Cause classifies the outcome.
 	Cause Cause
@@ -213,16 +230,7 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
-// SIPStatus is the SIP final status a failed SIP leg gets for this outcome
-// (200 for a normal hang-up: the SIP leg is ended with BYE).
-func (e *Error) SIPStatus() int {
-	if i, ok := causeTable[e.Cause]; ok {
-		return i.sip
-	}
-	return 500
-}
-
-// causeOf classifies an error returned by an RPC.
+// rpcError classifies an error returned by an RPC.
 func rpcError(err error) *Error {
 	var ce *Error
 	if errors.As(err, &ce) {
@@ -238,7 +246,20 @@ func rpcError(err error) *Error {
 		}
 		return &Error{Cause: cause, RPC: rpc.Type, Err: err}
 	}
+	if isTimeout(err) {
+		return &Error{Cause: CauseTimeout, Err: err}
+	}
 	return &Error{Cause: CauseInternal, Err: err}
+}
+
+// isTimeout reports a request Telegram did not answer in time: a context
+// deadline or a network timeout, not a refusal and not a cancellation.
+func isTimeout(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, os.ErrDeadlineExceeded) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // Typed errors for what the peer selects and we cannot honour
