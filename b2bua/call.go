@@ -3,11 +3,9 @@ package b2bua
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/tgsip/tgsip/sip"
-	"github.com/tgsip/tgsip/sip/rtpendpoint"
 	"github.com/tgsip/tgsip/sip/sdp"
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
@@ -74,19 +72,18 @@ func tgErr(tc *tgcall.Call) error {
 // startMedia bridges the SIP leg's negotiated RTP with the connected
 // Telegram call and runs the bridge until the call ends.
 func (c *call) startMedia() error {
+	// The SIP leg owns its endpoint: it was made by the negotiation and
+	// is updated on re-INVITE and closed at the call's end by package sip.
 	m := c.sip.Media()
-	ep, err := rtpendpoint.New(m.Conn, m.RTCPConn, m.Negotiated, rtpendpoint.Options{Logger: c.log})
-	if err != nil {
-		return fmt.Errorf("b2bua: SIP media: %w", err)
+	if m.Endpoint == nil {
+		return errors.New("b2bua: SIP leg has no negotiated media")
 	}
 	conn := c.tc.Conn()
 	if conn == nil {
-		ep.Close()
 		return errors.New("b2bua: Telegram call has no media")
 	}
-	med, err := NewMedia(ep, m.Negotiated, conn, c.tc.Hangup, c.t.opts.Media)
+	med, err := NewMedia(m.Endpoint, m.Negotiated, conn, c.tc.Hangup, c.t.opts.Media)
 	if err != nil {
-		ep.Close()
 		return err
 	}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -294,6 +294,10 @@ func (m *Media) Update(neg sdp.Negotiated) error {
 	if f.Codec != m.sipFmt.Codec || f.PayloadType != m.sipFmt.PayloadType || f.ClockRate != m.sipFmt.ClockRate {
 		return ErrCodecChanged
 	}
+	// For a call of package sip the endpoint already follows neg (sip
+	// updates it before reporting the change), and an Update with the
+	// same negotiation keeps its contexts; an endpoint the owner made
+	// itself is updated here.
 	if err := m.sip.Update(neg); err != nil {
 		return fmt.Errorf("b2bua: SIP media update: %w", err)
 	}

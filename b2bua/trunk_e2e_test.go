@@ -32,11 +32,10 @@ type pbxAudio struct {
 
 func newPBXAudio(t *testing.T, m sip.Media) *pbxAudio {
 	t.Helper()
-	ep, err := rtpendpoint.New(m.Conn, m.RTCPConn, m.Negotiated, rtpendpoint.Options{Logger: testLogger()})
-	if err != nil {
-		t.Fatal(err)
+	ep := m.Endpoint // the test PBX's own call endpoint, owned by its sip.Server
+	if ep == nil {
+		t.Fatal("the test PBX's call has no media endpoint")
 	}
-	t.Cleanup(func() { ep.Close() })
 	enc, err := codec.NewEncoder(m.Codec.Name, int(m.Codec.ClockRate), codec.Options{})
 	if err != nil {
 		t.Fatal(err)
