@@ -13,15 +13,18 @@ import (
 // SIP -> Telegram: an INVITE from the PBX becomes a Telegram call.
 
 // rejectSIP answers an unanswered INVITE with the status err maps to
-// (mapping.go).
-//
-// TODO(sip): sip.InboundCall.Reject carries a SIP Reason only; the mapped
-// Q.850 Reason and the Retry-After of a 503 need a Reject variant taking
-// both.
+// (mapping.go), its Q.850 Reason (RFC 6432) and, on a 503, Retry-After
+// (RFC 3261 §20.33).
 func rejectSIP(in *sip.InboundCall, err error) SIPEnd {
 	end := sipEndFor(err)
-	in.Reject(end.Status, end.Reason.Text)
+	in.RejectWith(end.Status, end.Reason, end.RetryAfter)
 	return end
+}
+
+// rejectOutcome answers an unanswered INVITE for o with its status and
+// Q.850 Reason.
+func rejectOutcome(in *sip.InboundCall, o Outcome) {
+	in.RejectWith(o.SIPStatus(), o.Reason(), 0)
 }
 
 // sipEndFor is SIPEndFor plus the errors of this file's collaborators
@@ -140,7 +143,7 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 				c.log.Info("ring timeout")
 				o := OutcomeNoAnswer
 				if !c.sipEnded {
-					in.Reject(o.SIPStatus(), o.Reason().Text)
+					rejectOutcome(in, o)
 				}
 				tc.HangupWith(o.Discard())
 			}
@@ -153,7 +156,7 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 			connected, ringing, ringTimeout = nil, nil, nil
 			if err := c.startMedia(); err != nil {
 				c.log.Error("media bridge failed", "err", err)
-				in.Reject(OutcomeInternal.SIPStatus(), OutcomeInternal.Reason().Text)
+				rejectOutcome(in, OutcomeInternal)
 				c.endBoth(OutcomeInternal)
 				continue
 			}
@@ -191,7 +194,7 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 		case <-kill:
 			kill = nil
 			if !answered && !c.sipEnded {
-				in.Reject(OutcomeShuttingDown.SIPStatus(), OutcomeShuttingDown.Reason().Text)
+				rejectOutcome(in, OutcomeShuttingDown)
 			}
 			c.endBoth(OutcomeShuttingDown)
 		}

@@ -140,8 +140,7 @@ func (t *Trunk) begin() bool {
 // onSIPCall takes an INVITE from the PBX.
 func (t *Trunk) onSIPCall(in *sip.InboundCall) {
 	if !t.begin() {
-		end := SIPEndFor(ErrShuttingDown)
-		in.Reject(end.Status, end.Reason.Text)
+		rejectSIP(in, ErrShuttingDown)
 		return
 	}
 	go func() {

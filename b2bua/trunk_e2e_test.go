@@ -190,18 +190,21 @@ func TestTrunkTelegramHangsUp(t *testing.T) {
 }
 
 // TestTrunkSIPToTelegramRejected: Telegram outcomes reach the PBX as the
-// mapped final status.
+// mapped final status with the row's Q.850 Reason (RFC 6432), e.g.
+// 486 with `Q.850;cause=17;text="User busy"`.
 func TestTrunkSIPToTelegramRejected(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		callee string
 		user   func(*tgcall.Call) // the Telegram user's behaviour
 		want   int
+		reason Outcome
 	}{
-		{"busy", "user", func(c *tgcall.Call) { c.Decline() }, 486},
-		{"unknown", "nobody", nil, 404},
-		{"private", "private", nil, 403},
-		{"no route", "nosuchalias", nil, 0},
+		{"busy", "user", func(c *tgcall.Call) { c.Decline() }, 486, OutcomeBusy},
+		{"unknown", "nobody", nil, 404, OutcomeUnknownUser},
+		{"private", "private", nil, 403, OutcomePrivacy},
+		// No alias matches: routing tries it as a username nobody has.
+		{"no route", "nosuchalias", nil, 0, OutcomeUnknownUser},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newE2E(t, nil)
@@ -215,6 +218,12 @@ func TestTrunkSIPToTelegramRejected(t *testing.T) {
 			}
 			if ce.Status != want || ce.Cause != sip.CauseRejected {
 				t.Errorf("call ended with %v, want %d", ce, want)
+			}
+			if r := tc.reason.Reason(); ce.Reason != r || r.Protocol != "Q.850" {
+				t.Errorf("PBX got Reason %q, want %q", ce.Reason, r)
+			}
+			if ce.RetryAfter != 0 {
+				t.Errorf("PBX got Retry-After %v on a %d", ce.RetryAfter, ce.Status)
 			}
 		})
 	}
@@ -244,7 +253,9 @@ func TestTrunkNoAnswer(t *testing.T) {
 }
 
 // TestTrunkAllAccountsBusy: with the only account in a call, the next
-// INVITE gets 503.
+// INVITE gets 503 with Retry-After (RFC 3261 §21.5.4: a load balancer
+// tries another instance and leaves this one alone that long) and the
+// Q.850 cause 34 "no circuit available".
 func TestTrunkAllAccountsBusy(t *testing.T) {
 	e := newE2E(t, nil)
 	incoming := make(chan *tgcall.Call, 1)
@@ -258,6 +269,13 @@ func TestTrunkAllAccountsBusy(t *testing.T) {
 	ce := endOf(t, e.dial(t, "user"))
 	if ce.Status != 503 {
 		t.Errorf("second call ended with %v, want 503", ce)
+	}
+	// The account's call may end any moment: the pool's default wait.
+	if ce.RetryAfter != DefaultRetryAfter {
+		t.Errorf("PBX got Retry-After %v, want %v", ce.RetryAfter, DefaultRetryAfter)
+	}
+	if r := OutcomeNoAccount.Reason(); ce.Reason != r {
+		t.Errorf("PBX got Reason %q, want %q", ce.Reason, r)
 	}
 	first.Hangup(sip.Reason{Protocol: "Q.850", Cause: 16})
 	if ce := endOf(t, first); ce.Status != 487 && !errors.Is(ce, sip.ErrCancelled) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // Cause names why a call ended.
@@ -32,7 +33,10 @@ type CallError struct {
 	Cause  Cause
 	Reason Reason
 	Remote bool
-	Err    error
+	// RetryAfter is the Retry-After of the final response that refused
+	// the call (RFC 3261 §20.33), in whole seconds; 0 when it had none.
+	RetryAfter time.Duration
+	Err        error
 }
 
 func (e *CallError) Error() string {

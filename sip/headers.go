@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Reason is an RFC 3326 Reason header value: why a call ended, in the
@@ -82,6 +84,28 @@ func parseReason(v string) (Reason, error) {
 		return r, nil
 	}
 	return Reason{}, errors.New("sip: empty Reason")
+}
+
+// parseRetryAfter reads the delta-seconds of a Retry-After header
+// (RFC 3261 §20.33: `Retry-After: 18000;duration=3600`, or with a
+// comment); a missing or malformed header is 0, a huge one maxRetryAfter.
+func parseRetryAfter(h sip.Header) time.Duration {
+	if h == nil {
+		return 0
+	}
+	v := strings.TrimSpace(h.Value())
+	end := 0
+	for end < len(v) && v[end] >= '0' && v[end] <= '9' {
+		end++
+	}
+	if end == 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(v[:end], 10, 64)
+	if err != nil || n > int64(maxRetryAfter/time.Second) {
+		return maxRetryAfter
+	}
+	return time.Duration(n) * time.Second
 }
 
 // splitOutsideQuotes splits s at sep, ignoring separators inside quotes.

@@ -3,6 +3,7 @@ package sip
 import (
 	"errors"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -417,10 +418,31 @@ func (c *InboundCall) acked(*sip.Request) {
 }
 
 // Reject answers the INVITE with a final non-2xx status and a Reason
-// header (RFC 3326) carrying the same cause.
+// header (RFC 3326) carrying the same cause: `SIP;cause=<status>` with
+// reason as its text. RejectWith carries a Q.850 cause and Retry-After.
 func (c *InboundCall) Reject(status int, reason string) {
+	c.RejectWith(status, Reason{Protocol: "SIP", Cause: status, Text: reason}, 0)
+}
+
+// RejectWith answers the INVITE with a final non-2xx status (500 if status
+// is not 300-699) and:
+//   - a Reason header with reason (RFC 3326; RFC 6432 §2 lets any final
+//     response carry a Q.850 cause, e.g. `Q.850;cause=17;text="User busy"`
+//     with a 486); a zero Reason sends `SIP;cause=<status>`;
+//   - when retryAfter > 0, Retry-After in whole seconds, rounded up
+//     (RFC 3261 §20.33): with a 503 it tells a load balancer (Kamailio's
+//     dispatcher, OpenSIPS) how long to leave this instance alone
+//     (§21.5.4); §20.33 also allows it with 404, 413, 480, 486, 500, 600
+//     and 603.
+//
+// Only the first final response counts: after Answer, Reject or the
+// call's end RejectWith does nothing.
+func (c *InboundCall) RejectWith(status int, reason Reason, retryAfter time.Duration) {
 	if status < 300 || status > 699 {
 		status = 500
+	}
+	if reason.IsZero() {
+		reason = Reason{Protocol: "SIP", Cause: status}
 	}
 	c.mu.Lock()
 	if c.state != stateEarly || c.ended() {
@@ -430,17 +452,31 @@ func (c *InboundCall) Reject(status int, reason string) {
 	c.state = stateEnded
 	c.mu.Unlock()
 	res := c.response(status, reasonPhrase(status), nil)
-	r := Reason{Protocol: "SIP", Cause: status, Text: reason}
-	res.AppendHeader(sip.NewHeader("Reason", r.String()))
+	res.AppendHeader(sip.NewHeader("Reason", reason.String()))
+	if retryAfter > 0 {
+		res.AppendHeader(sip.NewHeader("Retry-After", retryAfterSeconds(retryAfter)))
+	}
 	if err := c.tx.Respond(res); err != nil {
 		c.s.sendFailed(status, c.inv, err)
 	}
 	c.finalOnce.Do(func() { close(c.finalSent) })
-	c.finish(&CallError{Status: status, Cause: CauseRejected, Reason: r})
+	c.finish(&CallError{Status: status, Cause: CauseRejected, Reason: reason})
+}
+
+// maxRetryAfter bounds Retry-After. Its delta-seconds is 1*DIGIT
+// (RFC 3261 §25.1) with no upper bound; a day keeps the value small and
+// is longer than any wait Telegram imposes on an account in practice.
+const maxRetryAfter = 24 * time.Hour
+
+// retryAfterSeconds formats d as Retry-After delta-seconds, rounded up so
+// a peer never retries before d has passed.
+func retryAfterSeconds(d time.Duration) string {
+	d = min(d, maxRetryAfter)
+	return strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10)
 }
 
 // Hangup ends the call: BYE with a Reason header once answered, or a
-// final response before (480, or the SIP cause in reason).
+// final response before (480, or the SIP cause in reason) carrying reason.
 func (c *InboundCall) Hangup(reason Reason) {
 	c.mu.Lock()
 	st := c.state
@@ -457,7 +493,9 @@ func (c *InboundCall) Hangup(reason Reason) {
 		if reason.Protocol == "SIP" && reason.Cause >= 300 && reason.Cause < 700 {
 			status = reason.Cause
 		}
-		c.Reject(status, reason.Text)
+		// The final response carries the caller's Reason, a Q.850 cause
+		// included (RFC 6432 §2).
+		c.RejectWith(status, reason, 0)
 		return
 	}
 	c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})

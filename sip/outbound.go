@@ -473,7 +473,8 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 		if cancelReason != nil && res.StatusCode == 487 {
 			cause = CauseCancelled
 		}
-		c.finish(&CallError{Status: res.StatusCode, Cause: cause, Reason: r, Remote: cancelReason == nil})
+		c.finish(&CallError{Status: res.StatusCode, Cause: cause, Reason: r, Remote: cancelReason == nil,
+			RetryAfter: parseRetryAfter(res.GetHeader("Retry-After"))})
 		return
 	}
 	c.d.mu.Lock()
