@@ -311,7 +311,12 @@ func (c *OutboundCall) sendCancel(r Reason) {
 	c.s.goTracked(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
 		defer cancel()
+		if !c.s.sends.enter() {
+			c.log.Warn("CANCEL not sent", "err", errServerClosed)
+			return
+		}
 		tx, err := c.s.cli.TransactionRequest(ctx, req, noBuild)
+		c.s.sends.leave()
 		if err != nil {
 			c.log.Warn("CANCEL not sent", "err", err)
 			return

@@ -64,6 +64,11 @@ type Server struct {
 	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
+	// sends, senders and dead keep sipgo from opening sockets at Close
+	// (sweep.go).
+	sends   sendGate
+	senders *senders
+	dead    *sip.UDPConnection
 	// halt closes closeGrace after closing (stopWaiting): from then on
 	// nothing waits for a peer any more (see Close); haltCtx is done then.
 	halt        <-chan struct{}
@@ -86,6 +91,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		dialogs: newRegistry(),
 		bound:   map[Transport]netip.AddrPort{},
 		closing: make(chan struct{}),
+		senders: newSenders(),
+		dead:    newDeadConn(),
 	}
 	s.haltCtx, s.stopWaiting = context.WithCancel(context.Background())
 	s.halt = s.haltCtx.Done()
@@ -121,7 +128,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
 			sip.WithTransportLayerLogger(sipgoLog),
-			sip.WithTransportLayerReadFilter(s.readFilter()),
+			sip.WithTransportLayerReadFilter(s.deafFilter(s.readFilter())),
 		),
 	)
 	if err != nil {
@@ -319,10 +326,17 @@ func (s *Server) Close() error {
 		s.work.closeWhenIdle()
 		grace.Stop()
 		s.stopWaiting()
+		// No request of ours, and no message read from here on, may make
+		// sipgo open a socket behind the closing listeners (sweep.go).
+		s.sends.close()
+		recent := s.senders.close()
+		s.flushUDPReader()
+		s.shelterSenders(recent)
 		s.mu.Lock()
 		s.closeListenersLocked()
+		_, udpListener := s.bound[UDP]
 		s.mu.Unlock()
-		s.ua.Close()
+		s.closeUA(udpListener)
 		s.listeners.Wait()
 		// Every call has ended (its finish closed its endpoint) once
 		// work is idle: the reports are done.
@@ -458,6 +472,10 @@ func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTrans
 	ctx, cancel := s.untilHalt(ctx)
 	defer cancel()
 	s.prepareRequest(req)
+	if !s.sends.enter() {
+		return nil, errServerClosed
+	}
+	defer s.sends.leave()
 	if err := s.reuseConnection(ctx, req); err != nil {
 		return nil, err
 	}
@@ -493,6 +511,10 @@ func (s *Server) writeStateless(req *sip.Request) error {
 	s.prepareRequest(req)
 	ctx, cancel := context.WithTimeout(context.Background(), 64*s.cfg.T1)
 	defer cancel()
+	if !s.sends.enter() {
+		return errServerClosed
+	}
+	defer s.sends.leave()
 	if err := s.reuseConnection(ctx, req); err != nil {
 		return err
 	}
