@@ -75,7 +75,7 @@ type senders struct {
 	ring   [256]string
 	next   int
 	deaf   bool
-	heard  chan struct{} // closed at the first message read while deaf
+	heard  chan struct{} // closed at the first UDP message read while deaf
 	signal sync.Once
 }
 
@@ -86,7 +86,9 @@ func (r *senders) pass(a net.Addr, udp bool) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.deaf {
-		r.signal.Do(func() { close(r.heard) })
+		if udp {
+			r.signal.Do(func() { close(r.heard) })
+		}
 		return false
 	}
 	if udp && a != nil {
