@@ -1,0 +1,322 @@
+package demo
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/tgsip/tgsip/b2bua"
+	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/telegram/emu"
+	"github.com/tgsip/tgsip/telegram/tgcall"
+)
+
+// wait blocks until ch is closed or fails the test after d.
+func wait(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(d):
+		t.Fatalf("%s: not within %v", what, d)
+	}
+}
+
+// dialDemo makes the test account call the demo user name by its
+// username, as the trunk does for sip:name@…, and returns the call.
+func dialDemo(t *testing.T, name string) (*tgcall.Call, error) {
+	t.Helper()
+	e, ok := Lookup(name)
+	if !ok {
+		t.Fatalf("no demo user %q", name)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	peer, err := resolve(ctx, tester.client.API(), "@"+e.Username)
+	if err != nil {
+		t.Fatalf("resolve @%s: %v", e.Username, err)
+	}
+	return tester.engine.Dial(ctx, peer)
+}
+
+// connected dials name and waits until media flows.
+func connected(t *testing.T, name string) *tgcall.Call {
+	t.Helper()
+	c, err := dialDemo(t, name)
+	if err != nil {
+		t.Fatalf("dial %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		c.Hangup()
+		<-c.Done()
+	})
+	wait(t, c.Connected(), 20*time.Second, name+" connected")
+	return c
+}
+
+// hear decodes half a second of what conn receives (after the first ten
+// packets) and returns its dominant frequency; it gives up after 15 s.
+func hear(t *testing.T, c *tgcall.Call) (freq, prominence float64) {
+	t.Helper()
+	type result struct {
+		pcm []int16
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		pcm, err := audiotest.ReceiveOpus(c.Conn(), audiotest.OpusRate/2, 10)
+		ch <- result{pcm, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			t.Fatalf("receive: %v", r.err)
+		}
+		return audiotest.DominantFrequency(r.pcm, audiotest.OpusRate, 100, 4000, 2)
+	case <-time.After(15 * time.Second):
+		c.Hangup() // ends ReadRTP
+		<-ch
+		t.Fatal("no audio within 15 s")
+		return 0, 0
+	}
+}
+
+// near checks f within 2 % of want, with a clear tone.
+func near(t *testing.T, what string, f, prominence, want float64) {
+	t.Helper()
+	if math.Abs(f-want) > want*0.02 || prominence < 10 {
+		t.Errorf("%s: dominant %v Hz (prominence %.1f), want %v Hz ±2%%", what, f, prominence, want)
+	}
+}
+
+// sendTone plays freq Hz into c for the rest of the test.
+func sendTone(t *testing.T, c *tgcall.Call, freq float64) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { cancel(); <-done })
+	a := c.Conn().Audio()
+	go func() {
+		defer close(done)
+		// Ten seconds at most; the test's cleanup stops it sooner.
+		_ = audiotest.SendOpusTone(ctx, c.Conn(), a.SSRC, a.PayloadType, freq, 500, 20*time.Millisecond) // ends with the call or the test
+	}()
+}
+
+// ended checks how the test account's call ended; remote says whether the
+// peer (or Telegram) must have ended it.
+func ended(t *testing.T, c *tgcall.Call, d time.Duration, cause tgcall.Cause, reason tgcall.DiscardReason, remote bool) {
+	t.Helper()
+	wait(t, c.Done(), d, "call end")
+	e := c.Err()
+	if e == nil || e.Cause != cause || e.Reason != reason || (remote && !e.Remote) {
+		t.Errorf("call ended %v, want %v/%v (by the peer: %v)", e, cause, reason, remote)
+	}
+}
+
+func TestEchoReturnsWhatItHears(t *testing.T) {
+	c := connected(t, "echo")
+	sendTone(t, c, 440)
+	f, p := hear(t, c)
+	near(t, "echo", f, p, 440)
+}
+
+func TestToneDelivers1kHz(t *testing.T) {
+	c := connected(t, "tone")
+	f, p := hear(t, c)
+	near(t, "tone", f, p, 1000)
+}
+
+func TestRelayOnlyEchoesThroughTheReflector(t *testing.T) {
+	c := connected(t, "relayonly")
+	if info, ok := network.Call(c.ID()); !ok || info.P2PAllowed {
+		t.Errorf("emulator call %+v: want p2p disallowed", info)
+	}
+	sendTone(t, c, 440)
+	f, p := hear(t, c)
+	near(t, "relayonly", f, p, 440)
+	if st := c.Conn().Stats(); !st.Relayed {
+		t.Errorf("call not relayed: local %s %s, remote %s %s", st.LocalCandidateType, st.LocalAddress, st.RemoteCandidateType, st.RemoteAddress)
+	}
+}
+
+func TestEchoHangupEndsTheDemoSide(t *testing.T) {
+	c := connected(t, "echo")
+	c.Hangup()
+	wait(t, c.Done(), 10*time.Second, "hang-up")
+	info, ok := network.Call(c.ID())
+	if !ok || info.EndDate.IsZero() {
+		t.Fatalf("emulator call %+v not ended", info)
+	}
+}
+
+func TestBusyDeclines(t *testing.T) {
+	c, err := dialDemo(t, "busy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ended(t, c, 10*time.Second, tgcall.CauseBusy, tgcall.DiscardBusy, true)
+}
+
+func TestNoAnswerRingsUntilTheTimeout(t *testing.T) {
+	c, err := dialDemo(t, "noanswer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, c.Ringing(), 10*time.Second, "ringing")
+	rang := time.Now()
+	// Missed, whichever side's ring timer (ours or the emulated
+	// Telegram's, both call_ring_timeout_ms) fires first.
+	ended(t, c, ringTimeout+10*time.Second, tgcall.CauseNoAnswer, tgcall.DiscardMissed, false)
+	// It rang for the ring timeout, not less (the update that told us
+	// it rings took a moment to arrive, hence the slack).
+	if d := time.Since(rang); d < ringTimeout-500*time.Millisecond {
+		t.Errorf("rang %v, want the ring timeout %v", d, ringTimeout)
+	}
+}
+
+func TestPrivateRefuses(t *testing.T) {
+	c, err := dialDemo(t, "private")
+	if err == nil {
+		c.Hangup()
+		<-c.Done()
+		t.Fatal("call to private was placed")
+	}
+	var e *tgcall.Error
+	if !errors.As(err, &e) || e.Cause != tgcall.CausePrivacy || e.RPC != "USER_PRIVACY_RESTRICTED" {
+		t.Errorf("dial private: %v, want the privacy cause", err)
+	}
+}
+
+func TestCallPlaysAndHears(t *testing.T) {
+	answered := make(chan *tgcall.Call, 1)
+	f := func(c *tgcall.Call) {
+		c.Accept()
+		answered <- c
+	}
+	tester.onIncoming.Store(&f)
+	defer tester.onIncoming.Store(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	p, err := demo.Call(ctx, "tone", "+"+tester.user.Phone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Call.Hangup()
+		<-p.Call.Done()
+	}()
+	var in *tgcall.Call
+	select {
+	case in = <-answered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the demo user's call did not arrive")
+	}
+	defer func() {
+		in.Hangup()
+		<-in.Done()
+	}()
+	wait(t, in.Connected(), 20*time.Second, "connected")
+	sendTone(t, in, 440)
+	// The probe's tone reaches the called account...
+	fr, pr := hear(t, in)
+	near(t, "probe's tone", fr, pr, 1000)
+	// ...and the probe hears the account's tone.
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		h := p.Heard()
+		if h.Packets >= 50 && math.Abs(h.Frequency-440) <= 440*0.02 && h.Prominence >= 10 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("probe heard %+v, want 440 Hz", h)
+		}
+		<-tick.C
+	}
+	p.Call.Hangup()
+	ended(t, in, 10*time.Second, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+}
+
+func TestCallByUsername(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	// The test account declines by default: the probe's call ends busy.
+	p, err := demo.Call(ctx, "echo", "@"+tester.user.Username)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p.Call.Done(), 10*time.Second, "declined")
+	if e := p.Call.Err(); e.Cause != tgcall.CauseBusy {
+		t.Errorf("call ended %v, want busy", e)
+	}
+	if h := p.Heard(); h.Packets != 0 {
+		t.Errorf("heard %+v on a declined call", h)
+	}
+	for _, bad := range []struct{ from, to string }{
+		{"private", "@tester_account"}, // no client
+		{"nobody", "@tester_account"},
+		{"echo", "tester_account"}, // neither + nor @
+		{"echo", "@no_such_user"},
+	} {
+		if p, err := demo.Call(ctx, bad.from, bad.to); err == nil {
+			p.Call.Hangup()
+			<-p.Call.Done()
+			t.Errorf("Call(%q, %q) succeeded", bad.from, bad.to)
+		}
+	}
+}
+
+func TestDirectory(t *testing.T) {
+	names, phones, users := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	want := map[Behaviour]bool{}
+	for _, e := range Directory() {
+		if err := emu.ValidUsername(e.Username); err != nil {
+			t.Errorf("%s: %v", e.Name, err)
+		}
+		if names[e.Name] || phones[e.Phone] || users[e.Username] {
+			t.Errorf("%s: name, phone or username repeated", e.Name)
+		}
+		names[e.Name], phones[e.Phone], users[e.Username] = true, true, true
+		want[e.Behaviour] = true
+		if e.Behaviour.String() != e.Name {
+			t.Errorf("%s has behaviour %v", e.Name, e.Behaviour)
+		}
+		// Start put each one on the network as listed.
+		_, u, ok := demo.Entry(e.Name)
+		if !ok || u.Username != e.Username {
+			t.Errorf("%s: on the network as %+v", e.Name, u)
+		}
+	}
+	if len(want) != 6 {
+		t.Errorf("%d behaviours in the directory, want 6", len(want))
+	}
+	// The aliases route every name a SIP caller dials to its user.
+	r, err := b2bua.NewSIPRouter(b2bua.SIPRouting{Aliases: Aliases()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Directory() {
+		route, err := r.Route(b2bua.Called{RequestUser: e.Name})
+		if err != nil || route.Peer.String() != "@"+e.Username {
+			t.Errorf("sip:%s@… routes to %v (%v), want @%s", e.Name, route.Peer, err, e.Username)
+		}
+	}
+	if _, ok := Lookup("nobody"); ok {
+		t.Error("Lookup found a user that is not in the directory")
+	}
+}
+
+func TestStartNeedsAStartedNetwork(t *testing.T) {
+	n, err := emu.New(emu.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if u, err := Start(context.Background(), n, Options{}); err == nil {
+		u.Close()
+		t.Fatal("Start on a network that is not listening succeeded")
+	}
+}
