@@ -128,6 +128,7 @@ func (a *testAccount) start(ctx context.Context, wg *sync.WaitGroup) error {
 	a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
 		Logger:    testLogger().With("account", "tester"),
 		Transport: loopback(),
+		MaxCalls:  2, // TestEchoCarriesCallsApart
 		OnIncoming: func(c *tgcall.Call) {
 			if f := a.onIncoming.Load(); f != nil {
 				(*f)(c)

@@ -122,6 +122,18 @@ func TestEchoReturnsWhatItHears(t *testing.T) {
 	near(t, "echo", f, p, 440)
 }
 
+// Two calls to echo at once each get their own tone back: echo keeps its
+// calls apart.
+func TestEchoCarriesCallsApart(t *testing.T) {
+	a, b := connected(t, "echo"), connected(t, "echo")
+	sendTone(t, a, 440)
+	sendTone(t, b, 660)
+	fa, pa := hear(t, a)
+	fb, pb := hear(t, b)
+	near(t, "first call", fa, pa, 440)
+	near(t, "second call", fb, pb, 660)
+}
+
 func TestToneDelivers1kHz(t *testing.T) {
 	c := connected(t, "tone")
 	f, p := hear(t, c)
@@ -302,6 +314,17 @@ func TestDirectory(t *testing.T) {
 		route, err := r.Route(b2bua.Called{RequestUser: e.Name})
 		if err != nil || route.Peer.String() != "@"+e.Username {
 			t.Errorf("sip:%s@… routes to %v (%v), want @%s", e.Name, route.Peer, err, e.Username)
+		}
+	}
+	// The usernames themselves route as bare usernames, without aliases.
+	bare, err := b2bua.NewSIPRouter(b2bua.SIPRouting{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range Directory() {
+		route, err := bare.Route(b2bua.Called{RequestUser: e.Username})
+		if err != nil || route.Peer.String() != "@"+e.Username {
+			t.Errorf("sip:%s@… routes to %v (%v)", e.Username, route.Peer, err)
 		}
 	}
 	if _, ok := Lookup("nobody"); ok {
