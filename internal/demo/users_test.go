@@ -343,3 +343,59 @@ func TestStartNeedsAStartedNetwork(t *testing.T) {
 		t.Fatal("Start on a network that is not listening succeeded")
 	}
 }
+
+// Close ends the demo users' calls in progress (an answered one and a
+// probe's) on Telegram too, and waits for everything it started (goleak
+// in TestMain checks the goroutines). It needs a network of its own: the
+// shared demo users stay up for the other tests.
+func TestCloseHangsUpCalls(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	n, err := emu.New(emu.Options{Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	if err := n.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	users, err := Start(ctx, n, Options{Logger: testLogger(), Transport: loopback()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	defer func() {
+		if !closed {
+			users.Close()
+		}
+	}()
+	// tone calls echo: both sides are demo users, one answering and one
+	// probing.
+	p, err := users.Call(ctx, "tone", "@demo_echo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait(t, p.Call.Connected(), 20*time.Second, "tone → echo connected")
+	deadline := time.Now().Add(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	// echo sends the probe's own 1 kHz back.
+	for h := p.Heard(); h.Packets < 50 || math.Abs(h.Frequency-1000) > 20; h = p.Heard() {
+		if time.Now().After(deadline) {
+			t.Fatalf("probe heard %+v, want its own 1 kHz back", h)
+		}
+		<-tick.C
+	}
+	users.Close()
+	closed = true
+	select {
+	case <-p.Call.Done():
+	default:
+		t.Fatal("Close returned with the probe's call still up")
+	}
+	for _, c := range n.Calls() {
+		if c.EndDate.IsZero() {
+			t.Errorf("call %d still up on the emulated Telegram after Close", c.ID)
+		}
+	}
+}
