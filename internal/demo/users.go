@@ -18,104 +18,11 @@ import (
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
-// Behaviour is what a demo user does with a call.
-type Behaviour int
-
-// Behaviours of the demo users.
-const (
-	// Echo answers and sends back every Opus packet it receives.
-	Echo Behaviour = iota
-	// Tone answers and plays a 1 kHz tone, ignoring what it hears.
-	Tone
-	// Busy declines at once (discarded as busy).
-	Busy
-	// NoAnswer lets the call ring until Telegram's ring timeout.
-	NoAnswer
-	// Private refuses calls by its privacy settings (calls: nobody), so
-	// phone.requestCall fails with USER_PRIVACY_RESTRICTED.
-	Private
-	// RelayOnly answers like Echo but allows peer-to-peer with nobody, so
-	// the call's media goes through a reflector.
-	RelayOnly
-)
-
-// String is the behaviour's name as Directory spells it.
-func (b Behaviour) String() string {
-	switch b {
-	case Echo:
-		return "echo"
-	case Tone:
-		return "tone"
-	case Busy:
-		return "busy"
-	case NoAnswer:
-		return "noanswer"
-	case Private:
-		return "private"
-	case RelayOnly:
-		return "relayonly"
-	}
-	return fmt.Sprintf("Behaviour(%d)", int(b))
-}
-
-// answers reports whether the behaviour takes calls (and so needs media).
-func (b Behaviour) answers() bool { return b == Echo || b == Tone || b == RelayOnly }
-
-// Entry is one demo user: how to reach it and what it does.
-type Entry struct {
-	// Name is what a SIP caller dials (sip:echo@…); the trunk's routing
-	// maps it to Username through an alias (Aliases), because Telegram
-	// usernames need at least 5 characters.
-	Name string
-	// Phone is the user's number, E.164 with +. The numbers follow
-	// Telegram's test-number pattern 99966XYYYY with X the DC (2).
-	Phone string
-	// Username is the Telegram username, without @.
-	Username string
-	// FirstName is the name Telegram clients show.
-	FirstName string
-	// Behaviour is what the user does with a call.
-	Behaviour Behaviour
-	// Description says so in a few words, for `tgsip demo` to print.
-	Description string
-}
-
-// directory is the cast; Directory returns a copy.
-var directory = []Entry{
-	{"echo", "+9996621001", "demo_echo", "Echo", Echo, "answers and sends back what it hears"},
-	{"tone", "+9996621002", "demo_tone", "Tone", Tone, "answers and plays a 1 kHz tone"},
-	{"busy", "+9996621003", "demo_busy", "Busy", Busy, "declines (busy)"},
-	{"noanswer", "+9996621004", "demo_noanswer", "No Answer", NoAnswer, "rings until the ring timeout"},
-	{"private", "+9996621005", "demo_private", "Private", Private, "privacy settings refuse every call"},
-	{"relayonly", "+9996621006", "demo_relayonly", "Relay Only", RelayOnly, "answers and echoes; p2p disallowed, media through the reflector"},
-}
-
-// Directory lists the demo users in a fixed order.
-func Directory() []Entry { return append([]Entry(nil), directory...) }
-
-// Lookup finds a demo user by Name, case-sensitively.
-func Lookup(name string) (Entry, bool) {
-	for _, e := range directory {
-		if e.Name == name {
-			return e, true
-		}
-	}
-	return Entry{}, false
-}
-
-// Aliases maps each demo user's Name to "@username", in the form of the
-// trunk's routing.sip_to_telegram.aliases, so sip:echo@trunk reaches
-// @demo_echo.
-func Aliases() map[string]string {
-	m := make(map[string]string, len(directory))
-	for _, e := range directory {
-		m[e.Name] = "@" + e.Username
-	}
-	return m
-}
-
 // Options configure Start. The zero value works on loopback.
 type Options struct {
+	// Users is the cast; nil means Directory(). Build entries with
+	// NewEntry (the config's demo.users: a name and a behaviour each).
+	Users []Entry
 	// Transport carries the demo users' media. Nil: host candidates on the
 	// loopback interface only, a socket per call.
 	Transport *media.Transport
@@ -163,6 +70,7 @@ type Users struct {
 	ctx    context.Context // ends at Close: the clients' and calls' life
 	cancel context.CancelFunc
 
+	entries  []Entry
 	accounts map[string]*account // by Entry.Name; private has no client
 
 	mu     sync.Mutex
@@ -187,8 +95,20 @@ func Start(ctx context.Context, net *emu.Network, opts Options) (*Users, error) 
 	if !net.Addr().IsValid() {
 		return nil, errors.New("demo: the emulated network is not started")
 	}
+	entries := opts.Users
+	if entries == nil {
+		entries = Directory()
+	}
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.Name == "" || seen[e.Name] {
+			return nil, fmt.Errorf("demo: user name %q empty or repeated", e.Name)
+		}
+		seen[e.Name] = true
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	u := &Users{
+		entries:  append([]Entry(nil), entries...),
 		net:      net,
 		opts:     opts,
 		log:      opts.Logger,
@@ -197,7 +117,7 @@ func Start(ctx context.Context, net *emu.Network, opts Options) (*Users, error) 
 		accounts: map[string]*account{},
 	}
 	var clients []*account
-	for _, e := range directory {
+	for _, e := range entries {
 		user := emu.User{Phone: e.Phone, Username: e.Username, FirstName: e.FirstName, LastName: "(demo)"}
 		switch e.Behaviour {
 		case Private:
@@ -240,7 +160,7 @@ func Start(ctx context.Context, net *emu.Network, opts Options) (*Users, error) 
 			return nil, err
 		}
 	}
-	u.log.Info("demo users ready", "users", len(directory))
+	u.log.Info("demo users ready", "users", len(entries))
 	return u, nil
 }
 
@@ -325,13 +245,17 @@ func (u *Users) Close() {
 	u.wg.Wait()
 }
 
+// Entries is the cast Start put on the network, in order.
+func (u *Users) Entries() []Entry { return append([]Entry(nil), u.entries...) }
+
 // Entry returns the demo user called name with its emulator identity
-// (user id and access hash), once Start has added it.
+// (user id and access hash).
 func (u *Users) Entry(name string) (Entry, emu.User, bool) {
-	e, ok := Lookup(name)
-	if !ok {
-		return Entry{}, emu.User{}, false
+	for _, e := range u.entries {
+		if e.Name == name {
+			user, ok := u.net.UserByPhone(e.Phone)
+			return e, user, ok
+		}
 	}
-	user, ok := u.net.UserByPhone(e.Phone)
-	return e, user, ok
+	return Entry{}, emu.User{}, false
 }

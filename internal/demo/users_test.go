@@ -27,7 +27,7 @@ func wait(t *testing.T, ch <-chan struct{}, d time.Duration, what string) {
 // username, as the trunk does for sip:name@…, and returns the call.
 func dialDemo(t *testing.T, name string) (*tgcall.Call, error) {
 	t.Helper()
-	e, ok := Lookup(name)
+	e, _, ok := demo.Entry(name)
 	if !ok {
 		t.Fatalf("no demo user %q", name)
 	}
@@ -296,6 +296,9 @@ func TestDirectory(t *testing.T) {
 		if e.Behaviour.String() != e.Name {
 			t.Errorf("%s has behaviour %v", e.Name, e.Behaviour)
 		}
+		if b, err := ParseBehaviour(e.Name); err != nil || b != e.Behaviour {
+			t.Errorf("ParseBehaviour(%q) = %v, %v", e.Name, b, err)
+		}
 		// Start put each one on the network as listed.
 		_, u, ok := demo.Entry(e.Name)
 		if !ok || u.Username != e.Username {
@@ -306,7 +309,7 @@ func TestDirectory(t *testing.T) {
 		t.Errorf("%d behaviours in the directory, want 6", len(want))
 	}
 	// The aliases route every name a SIP caller dials to its user.
-	r, err := b2bua.NewSIPRouter(b2bua.SIPRouting{Aliases: Aliases()})
+	r, err := b2bua.NewSIPRouter(b2bua.SIPRouting{Aliases: Aliases(demo.Entries())})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,8 +330,20 @@ func TestDirectory(t *testing.T) {
 			t.Errorf("sip:%s@… routes to %v (%v)", e.Username, route.Peer, err)
 		}
 	}
-	if _, ok := Lookup("nobody"); ok {
-		t.Error("Lookup found a user that is not in the directory")
+	if _, _, ok := demo.Entry("nobody"); ok {
+		t.Error("Entry found a user that is not in the cast")
+	}
+	if _, err := ParseBehaviour("silent"); err == nil {
+		t.Error("ParseBehaviour took an unknown behaviour")
+	}
+	for _, bad := range []struct {
+		name string
+		b    Behaviour
+		n    int
+	}{{"x-y", Echo, 7}, {"echo", Behaviour(42), 7}, {"echo", Echo, 100}, {"", Echo, 7}} {
+		if e, err := NewEntry(bad.name, bad.b, bad.n); err == nil {
+			t.Errorf("NewEntry(%q, %d, %d) = %+v", bad.name, bad.b, bad.n, e)
+		}
 	}
 }
 
@@ -359,7 +374,23 @@ func TestCloseHangsUpCalls(t *testing.T) {
 	if err := n.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	users, err := Start(ctx, n, Options{Logger: testLogger(), Transport: loopback()})
+	// A cast of its own, as the config's demo.users may give: two users
+	// with new names.
+	var cast []Entry
+	for i, s := range []struct {
+		name string
+		b    Behaviour
+	}{{"ringer", Tone}, {"mirror", Echo}} {
+		e, err := NewEntry(s.name, s.b, i+1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cast = append(cast, e)
+	}
+	if _, err := Start(ctx, n, Options{Users: append(cast, cast[0])}); err == nil {
+		t.Fatal("Start took a cast with a name twice")
+	}
+	users, err := Start(ctx, n, Options{Users: cast, Logger: testLogger(), Transport: loopback()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -369,13 +400,16 @@ func TestCloseHangsUpCalls(t *testing.T) {
 			users.Close()
 		}
 	}()
-	// tone calls echo: both sides are demo users, one answering and one
-	// probing.
-	p, err := users.Call(ctx, "tone", "@demo_echo")
+	if got := users.Entries(); len(got) != 2 || got[1] != cast[1] {
+		t.Errorf("Entries() = %+v, want the cast", got)
+	}
+	// ringer (tone) calls mirror (echo): both sides are demo users, one
+	// answering and one probing.
+	p, err := users.Call(ctx, "ringer", "@demo_mirror")
 	if err != nil {
 		t.Fatal(err)
 	}
-	wait(t, p.Call.Connected(), 20*time.Second, "tone → echo connected")
+	wait(t, p.Call.Connected(), 20*time.Second, "ringer → mirror connected")
 	deadline := time.Now().Add(10 * time.Second)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
