@@ -90,8 +90,10 @@ type Entry struct {
 func (e Entry) Description() string { return e.Behaviour.Description() }
 
 // NewEntry makes the demo user called name with behaviour b, the n-th
-// (1 to 99) of its cast: username demo_<name> and phone +99966210NN, in
-// Telegram's test-number pattern 99966XYYYY with X the DC (2).
+// (1 to 99) of its cast: username demo_<name> (lower case, each run of
+// other characters than a-z and 0-9 made one underscore) and phone
+// +99966210NN, in Telegram's test-number pattern 99966XYYYY with X the DC
+// (2).
 func NewEntry(name string, b Behaviour, n int) (Entry, error) {
 	if b.Description() == "" {
 		return Entry{}, fmt.Errorf("demo: %s: unknown behaviour %d", name, int(b))
@@ -99,7 +101,7 @@ func NewEntry(name string, b Behaviour, n int) (Entry, error) {
 	if n < 1 || n > 99 {
 		return Entry{}, fmt.Errorf("demo: %s: number %d out of 1..99", name, n)
 	}
-	username := "demo_" + strings.ToLower(name)
+	username := usernameFor(name)
 	if err := emu.ValidUsername(username); err != nil {
 		return Entry{}, fmt.Errorf("demo: name %q: %w", name, err)
 	}
@@ -139,4 +141,25 @@ func Aliases(entries []Entry) map[string]string {
 		m[e.Name] = "@" + e.Username
 	}
 	return m
+}
+
+// usernameFor turns a dialed name into a Telegram username: demo_ and the
+// name in lower case with each run of characters a username cannot hold
+// made one underscore, none at the end (emu.ValidUsername's rules).
+func usernameFor(name string) string {
+	var b strings.Builder
+	b.WriteString("demo_")
+	under := true // "demo_" ends with one
+	for _, r := range strings.ToLower(name) {
+		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
+			b.WriteRune(r)
+			under = false
+			continue
+		}
+		if !under {
+			b.WriteByte('_')
+			under = true
+		}
+	}
+	return strings.TrimSuffix(b.String(), "_")
 }

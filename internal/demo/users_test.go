@@ -333,6 +333,11 @@ func TestDirectory(t *testing.T) {
 	if _, _, ok := demo.Entry("nobody"); ok {
 		t.Error("Entry found a user that is not in the cast")
 	}
+	for name, want := range map[string]string{"Echo-2": "demo_echo_2", "sales desk!": "demo_sales_desk", "a__b": "demo_a_b"} {
+		if e, err := NewEntry(name, Echo, 9); err != nil || e.Username != want || e.Phone != "+9996621009" {
+			t.Errorf("NewEntry(%q) = %+v, %v; want username %s", name, e, err, want)
+		}
+	}
 	if _, err := ParseBehaviour("silent"); err == nil {
 		t.Error("ParseBehaviour took an unknown behaviour")
 	}
@@ -340,7 +345,7 @@ func TestDirectory(t *testing.T) {
 		name string
 		b    Behaviour
 		n    int
-	}{{"x-y", Echo, 7}, {"echo", Behaviour(42), 7}, {"echo", Echo, 100}, {"", Echo, 7}} {
+	}{{"", Echo, 7}, {"--", Echo, 7}, {"echo", Behaviour(42), 7}, {"echo", Echo, 100}, {"echo", Echo, 0}} {
 		if e, err := NewEntry(bad.name, bad.b, bad.n); err == nil {
 			t.Errorf("NewEntry(%q, %d, %d) = %+v", bad.name, bad.b, bad.n, e)
 		}
