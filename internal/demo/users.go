@@ -39,15 +39,15 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	if o.Transport == nil {
 		o.Transport = &media.Transport{
 			IncludeLoopback: true,
 			InterfaceFilter: func(name string) bool { return name == "lo" },
 			Logger:          o.Logger,
 		}
-	}
-	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.MaxCalls <= 0 {
 		o.MaxCalls = 1000
