@@ -1,0 +1,354 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gotd/td/session"
+	"github.com/gotd/td/telegram"
+	"github.com/gotd/td/tg"
+
+	"github.com/tgsip/tgsip/sip"
+	"github.com/tgsip/tgsip/telegram/emu"
+	"github.com/tgsip/tgsip/telegram/media"
+	"github.com/tgsip/tgsip/telegram/tgcall"
+)
+
+// syncBuffer is a bytes.Buffer safe for the serve goroutine to write
+// while the test reads it.
+type syncBuffer struct {
+	mu      sync.Mutex
+	b       bytes.Buffer
+	written chan struct{} // closed and replaced at every Write
+}
+
+func newSyncBuffer() *syncBuffer { return &syncBuffer{written: make(chan struct{})} }
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	close(s.written)
+	s.written = make(chan struct{})
+	return s.b.Write(p)
+}
+
+// waitFor waits until the buffer holds sub, and reports whether it did
+// within d.
+func (s *syncBuffer) waitFor(sub string, d time.Duration) bool {
+	deadline := time.After(d)
+	for {
+		s.mu.Lock()
+		has, next := strings.Contains(s.b.String(), sub), s.written
+		s.mu.Unlock()
+		if has {
+			return true
+		}
+		select {
+		case <-next:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// loopbackTransport keeps a test's Telegram media on 127.0.0.1.
+func loopbackTransport() *media.Transport {
+	return &media.Transport{
+		IncludeLoopback: true,
+		IPFilter:        func(ip net.IP) bool { return ip.IsLoopback() },
+	}
+}
+
+// runCallee logs phone in to the emulator with a call engine that hands
+// each incoming call to onCall; it runs until ctx ends (wait on the
+// returned channel).
+func runCallee(t *testing.T, ctx context.Context, n *emu.Network, phone string, onCall func(*tgcall.Call)) <-chan struct{} {
+	t.Helper()
+	d := tg.NewUpdateDispatcher()
+	opts := n.ClientOptions()
+	opts.UpdateHandler = d
+	opts.SessionStorage = &session.StorageMemory{}
+	client := telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
+	engine := tgcall.NewClient(client.API(), tgcall.Options{Transport: loopbackTransport(), OnIncoming: onCall})
+	engine.Register(d)
+	ready := make(chan error, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		err := client.Run(ctx, func(ctx context.Context) error {
+			if err := n.Login(ctx, client, phone, ""); err != nil {
+				return err
+			}
+			if err := engine.Start(ctx); err != nil {
+				return err
+			}
+			ready <- nil
+			<-ctx.Done()
+			engine.Close()
+			return ctx.Err()
+		})
+		if err != nil && ctx.Err() == nil {
+			ready <- err
+		}
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			t.Fatal("callee:", err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("callee did not log in")
+	}
+	return done
+}
+
+// loginCLI logs account in through `tgsip login` with the code on a pipe.
+func loginCLI(t *testing.T, ctx context.Context, cfg, account, code string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	old := stdin
+	stdin = r
+	defer func() { stdin = old }()
+	if _, err := w.WriteString(code + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	var out, errb bytes.Buffer
+	if c := run(ctx, []string{"login", "--config", cfg, "--account", account}, &out, &errb); c != 0 {
+		t.Fatalf("login: exit %d\n%s\n%s", c, out.String(), errb.String())
+	}
+}
+
+// TestServeCallAndDrain runs `tgsip serve` against the emulated Telegram:
+// a PBX (package sip) calls a Telegram user through it and gets 180 and
+// 200; a second account that never logged in is reported and skipped;
+// then the drain signal comes while the call is up, a new call gets 503,
+// the call is ended with a BYE from the trunk after the grace, and serve
+// returns 0.
+func TestServeCallAndDrain(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	n, err := emu.ListenAndServe(ctx, emu.Options{LoginCode: "24680"}, []emu.User{
+		{Phone: "+15550400", FirstName: "Trunk"},
+		{Phone: "+15550401", FirstName: "Callee"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "emu.pem"), n.PublicKeyPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const grace = 1500 * time.Millisecond
+	cfg := filepath.Join(dir, "tgsip.yaml")
+	yml := `log:
+  level: debug
+  format: json
+sip:
+  listen:
+    - {transport: udp, addr: "127.0.0.1:0"}
+  domain: trunk.test
+  rtp_ports: {min: 34000, max: 34099}
+  trunks:
+    - name: pbx
+      allow: ["127.0.0.0/8"]
+  media:
+    codecs: [PCMU]
+telegram:
+  server: {address: "` + n.Addr().String() + `", dc: 2, public_key_file: emu.pem}
+  api_id: 17349
+  api_hash: 344583e45741c457fe1862106095a5eb
+  accounts:
+    - {name: main, phone: "+15550400", session_file: main.session}
+    - {name: spare, phone: "+15550409", session_file: spare.session}
+routing:
+  sip_to_telegram:
+    aliases:
+      callee: "+15550401"
+drain:
+  grace: ` + grace.String() + `
+`
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loginCLI(t, ctx, cfg, "main", "24680")
+
+	calleeCtx, stopCallee := context.WithCancel(ctx)
+	incoming := make(chan *tgcall.Call, 4)
+	calleeDone := runCallee(t, calleeCtx, n, "+15550401", func(c *tgcall.Call) {
+		incoming <- c
+		c.Accept()
+	})
+	defer func() { stopCallee(); <-calleeDone }()
+
+	// serve, with its drain signal.
+	sctx, drain := context.WithCancel(ctx)
+	defer drain()
+	pr, pw := io.Pipe()
+	logs := newSyncBuffer()
+	code := make(chan int, 1)
+	go func() {
+		code <- run(sctx, []string{"serve", "--config", cfg}, pw, logs)
+		pw.Close()
+	}()
+	lines := bufio.NewScanner(pr)
+	if !lines.Scan() {
+		t.Fatalf("serve printed nothing; exit %d\n%s", <-code, logs.String())
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	f := strings.Fields(lines.Text()) // sip listening on udp 127.0.0.1:PORT
+	if len(f) != 5 || f[3] != "udp" {
+		t.Fatalf("first line %q", lines.Text())
+	}
+	trunkAddr, err := netip.ParseAddrPort(f[4])
+	if err != nil || !trunkAddr.Addr().IsLoopback() {
+		t.Fatalf("address %q: %v", f[4], err)
+	}
+
+	pbx := newPBX(t)
+	dial := func() *sip.OutboundCall {
+		c, err := pbx.Dial(ctx, sip.DialRequest{To: "sip:callee@" + trunkAddr.String()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	// The pool answers 503 until the account is online.
+	if !logs.waitFor(`"msg":"telegram account online"`, 60*time.Second) {
+		t.Fatalf("the account did not come online:\n%s", logs.String())
+	}
+	out := dial()
+	select {
+	case <-out.Answered():
+	case <-out.Done():
+		t.Fatalf("call ended with %v\n%s", out.Err(), logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no answer\n%s", logs.String())
+	}
+	var user *tgcall.Call
+	select {
+	case user = <-incoming:
+	default:
+		t.Fatal("answered, but the Telegram user got no call")
+	}
+	ringing := false
+	for len(out.Progress()) > 0 {
+		if ev := <-out.Progress(); ev.Status == 180 {
+			ringing = true
+		}
+	}
+	if !ringing {
+		t.Error("no 180 before the 200")
+	}
+	if !strings.Contains(logs.String(), "needs login") || !strings.Contains(logs.String(), `"account":"spare"`) {
+		t.Errorf("the account without a session is not reported:\n%s", logs.String())
+	}
+
+	began := time.Now()
+	drain()
+	// A call placed while draining is refused (serve may still be
+	// announcing the drain: the first 503 or the closed port counts).
+	if c, err := pbx.Dial(ctx, sip.DialRequest{To: "sip:callee@" + trunkAddr.String()}); err == nil {
+		select {
+		case <-c.Done():
+			if ce, ok := c.Err().(*sip.CallError); !ok || ce.Status != 503 {
+				t.Errorf("call during the drain ended with %v, want 503", c.Err())
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("call during the drain not refused")
+		}
+	}
+	select {
+	case <-out.Done():
+	case <-time.After(grace + 20*time.Second):
+		t.Fatal("the call was not ended after the grace")
+	}
+	if took := time.Since(began); took < grace {
+		t.Errorf("call ended after %v, before the grace of %v", took, grace)
+	}
+	if ce, ok := out.Err().(*sip.CallError); !ok || ce.Cause != sip.CauseNormal || !ce.Remote {
+		t.Errorf("PBX's call ended with %v, want a BYE from the trunk", out.Err())
+	}
+	select {
+	case <-user.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the Telegram call did not end")
+	}
+	select {
+	case c := <-code:
+		if c != 0 {
+			t.Errorf("serve exit %d\n%s", c, logs.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return")
+	}
+	if !strings.Contains(logs.String(), `"msg":"draining`) {
+		t.Errorf("no JSON drain log line:\n%s", logs.String())
+	}
+}
+
+// newPBX is a SIP server on 127.0.0.1 UDP standing for the PBX.
+func newPBX(t *testing.T) *sip.Server {
+	t.Helper()
+	lo := netip.MustParseAddr("127.0.0.1")
+	cfg := sip.Config{
+		Listen:    []sip.ListenConfig{{Transport: sip.UDP, Addr: netip.AddrPortFrom(lo, 0)}},
+		Domain:    "pbx.test",
+		MediaAddr: lo,
+		RTPPorts:  sip.PortRange{Min: 34100, Max: 34199},
+		Trunks:    []sip.TrunkConfig{{Name: "local", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
+	}
+	cfg.Outbound.URI = "sip:127.0.0.1:9"
+	cfg.Media.Codecs = []string{"PCMU"}
+	s, err := sip.NewServer(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.OnCall(func(c *sip.InboundCall) { c.Reject(404, "no handler") })
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestServeConfigError: a wrong file makes serve exit 1 with each
+// problem's line:column, before anything starts.
+func TestServeConfigError(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "bad.yaml")
+	if err := os.WriteFile(cfg, []byte("sip:\n  listen:\n    - {transport: udp, addr: \"127.0.0.1:0\"}\ndrain:\n  grce: 5s\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if c := run(context.Background(), []string{"serve", "--config", cfg}, &out, &errb); c != 1 {
+		t.Errorf("exit %d, want 1", c)
+	}
+	if !strings.Contains(errb.String(), "bad.yaml:5:3: unknown field") {
+		t.Errorf("stderr lacks the place of the unknown key:\n%s", errb.String())
+	}
+	if c := run(context.Background(), []string{"serve"}, &out, &errb); c != 2 {
+		t.Errorf("serve without --config: exit %d, want 2", c)
+	}
+}
