@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -67,6 +68,9 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// quiet discards the logs of the test's own peers (the PBX, the callee).
+var quiet = slog.New(slog.DiscardHandler)
+
 // loopbackTransport keeps a test's Telegram media on 127.0.0.1.
 func loopbackTransport() *media.Transport {
 	return &media.Transport{
@@ -85,7 +89,7 @@ func runCallee(t *testing.T, ctx context.Context, n *emu.Network, phone string, 
 	opts.UpdateHandler = d
 	opts.SessionStorage = &session.StorageMemory{}
 	client := telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
-	engine := tgcall.NewClient(client.API(), tgcall.Options{Transport: loopbackTransport(), OnIncoming: onCall})
+	engine := tgcall.NewClient(client.API(), tgcall.Options{Transport: loopbackTransport(), OnIncoming: onCall, Logger: quiet})
 	engine.Register(d)
 	ready := make(chan error, 1)
 	done := make(chan struct{})
@@ -140,8 +144,8 @@ func loginCLI(t *testing.T, ctx context.Context, cfg, account, code string) {
 }
 
 // TestServeCallAndDrain runs `tgsip serve` against the emulated Telegram:
-// a PBX (package sip) calls a Telegram user through it and gets 180 and
-// 200; a second account that never logged in is reported and skipped;
+// a PBX (package sip) calls a Telegram user through it, gets 180 and 200
+// and hears the user's 1 kHz tone; a second account that never logged in is reported and skipped;
 // then the drain signal comes while the call is up, a new call gets 503,
 // the call is ended with a BYE from the trunk after the grace, and serve
 // returns 0.
@@ -261,6 +265,7 @@ drain:
 	if !ringing {
 		t.Error("no 180 before the 200")
 	}
+	checkToneHeard(t, user, out.Media())
 	if !strings.Contains(logs.String(), "needs login") || !strings.Contains(logs.String(), `"account":"spare"`) {
 		t.Errorf("the account without a session is not reported:\n%s", logs.String())
 	}
@@ -321,7 +326,7 @@ func newPBX(t *testing.T) *sip.Server {
 	}
 	cfg.Outbound.URI = "sip:127.0.0.1:9"
 	cfg.Media.Codecs = []string{"PCMU"}
-	s, err := sip.NewServer(cfg, nil)
+	s, err := sip.NewServer(cfg, quiet)
 	if err != nil {
 		t.Fatal(err)
 	}
