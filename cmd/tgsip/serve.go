@@ -66,8 +66,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log.Info("tgsip serving", "accounts", len(parts.Accounts))
 
 	<-ctx.Done()
-	log.Info("draining: new calls get 503, active calls may go on", "grace", c.Drain.Grace, "active", parts.SIP.Calls())
-	// Trunk.Close bounds the wait by drain.grace itself.
+	// Close bounds the wait by drain.grace itself.
 	if err := parts.Close(context.Background()); err != nil {
 		log.Error("closing the trunk", "err", err)
 		return 1

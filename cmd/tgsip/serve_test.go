@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -270,19 +272,26 @@ drain:
 		t.Errorf("the account without a session is not reported:\n%s", logs.String())
 	}
 
+	if code := probeOptions(t, trunkAddr); code != 200 {
+		t.Errorf("OPTIONS before the drain: %d, want 200", code)
+	}
 	began := time.Now()
 	drain()
-	// A call placed while draining is refused (serve may still be
-	// announcing the drain: the first 503 or the closed port counts).
-	if c, err := pbx.Dial(ctx, sip.DialRequest{To: "sip:callee@" + trunkAddr.String()}); err == nil {
-		select {
-		case <-c.Done():
-			if ce, ok := c.Err().(*sip.CallError); !ok || ce.Status != 503 {
-				t.Errorf("call during the drain ended with %v, want 503", c.Err())
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("call during the drain not refused")
+	if !logs.waitFor(`"msg":"draining`, 10*time.Second) {
+		t.Fatalf("no JSON drain log line:\n%s", logs.String())
+	}
+	// While draining, a load balancer's probe and a new call get 503.
+	if code := probeOptions(t, trunkAddr); code != 503 {
+		t.Errorf("OPTIONS while draining: %d, want 503", code)
+	}
+	refused := dial()
+	select {
+	case <-refused.Done():
+		if ce, ok := refused.Err().(*sip.CallError); !ok || ce.Status != 503 {
+			t.Errorf("call during the drain ended with %v, want 503", refused.Err())
 		}
+	case <-time.After(20 * time.Second):
+		t.Error("call during the drain not refused")
 	}
 	select {
 	case <-out.Done():
@@ -308,8 +317,52 @@ drain:
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not return")
 	}
-	if !strings.Contains(logs.String(), `"msg":"draining`) {
-		t.Errorf("no JSON drain log line:\n%s", logs.String())
+}
+
+// probeOptions sends an OPTIONS probe out of any dialog to addr over UDP,
+// as a load balancer does, and returns the status of the answer.
+func probeOptions(t *testing.T, addr netip.AddrPort) int {
+	t.Helper()
+	conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	local := conn.LocalAddr().String()
+	branch := fmt.Sprintf("z9hG4bK-probe%d", time.Now().UnixNano())
+	req := "OPTIONS sip:" + addr.String() + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/UDP " + local + ";branch=" + branch + "\r\n" +
+		"Max-Forwards: 70\r\n" +
+		"From: <sip:probe@" + local + ">;tag=probe\r\n" +
+		"To: <sip:" + addr.String() + ">\r\n" +
+		"Call-ID: " + branch + "@127.0.0.1\r\n" +
+		"CSeq: 1 OPTIONS\r\n" +
+		"Content-Length: 0\r\n\r\n"
+	if _, err := conn.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4096)
+	for {
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("OPTIONS: no answer: %v", err)
+		}
+		// "SIP/2.0 503 Service Unavailable"; skip a 100 (none is sent
+		// for OPTIONS, but a provisional answer would be legal).
+		f := strings.Fields(string(buf[:n]))
+		if len(f) < 2 || f[0] != "SIP/2.0" {
+			t.Fatalf("OPTIONS: answer %q", buf[:n])
+		}
+		code, err := strconv.Atoi(f[1])
+		if err != nil {
+			t.Fatalf("OPTIONS: answer %q", buf[:n])
+		}
+		if code >= 200 {
+			return code
+		}
 	}
 }
 

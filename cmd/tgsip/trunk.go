@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/tgsip/tgsip/b2bua"
 	"github.com/tgsip/tgsip/internal/config"
@@ -39,8 +40,9 @@ type trunkParts struct {
 	SIP      *sip.Server
 	Accounts []*account.Account
 
-	log  *slog.Logger
-	opts trunkOptions
+	log   *slog.Logger
+	opts  trunkOptions
+	grace time.Duration
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -61,7 +63,7 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	p := &trunkParts{SIP: srv, log: log, opts: opts}
+	p := &trunkParts{SIP: srv, log: log, opts: opts, grace: c.Drain.Grace}
 	// The accounts hand incoming calls to the trunk, which is built from
 	// the accounts: the handler reads p.Trunk, set below before any
 	// account runs (Start).
@@ -162,11 +164,16 @@ func (p *trunkParts) Start(ctx context.Context) error {
 	return nil
 }
 
-// Close drains the trunk (b2bua.Trunk.Close: new calls refused, active
-// ones given the configured grace or until ctx ends, then hung up on both
-// legs, the SIP server closed), then disconnects the accounts, whose
-// sessions are in their files already, and ends their call engines.
+// Close drains the trunk: the SIP server stops taking calls at once (503
+// with Retry-After to a new INVITE, 503 to an OPTIONS probe, so a load
+// balancer sends calls elsewhere); b2bua.Trunk.Close refuses new Telegram
+// calls, gives the active ones the configured grace (or until ctx ends),
+// hangs the rest up on both legs and closes the SIP server; then the
+// accounts disconnect (their sessions are in their files already) and
+// their call engines end.
 func (p *trunkParts) Close(ctx context.Context) error {
+	p.SIP.Drain()
+	p.log.Info("draining: new calls get 503, active calls may go on", "grace", p.grace, "active", p.SIP.Calls())
 	err := p.Trunk.Close(ctx)
 	p.stopAccounts()
 	return err
