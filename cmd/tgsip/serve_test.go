@@ -4,6 +4,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -408,5 +412,52 @@ func TestServeConfigError(t *testing.T) {
 	}
 	if c := run(context.Background(), []string{"serve"}, &out, &errb); c != 2 {
 		t.Errorf("serve without --config: exit %d, want 2", c)
+	}
+}
+
+// TestServeSIPPortBusy: when a SIP listener cannot bind, serve says so
+// and exits 1 before any account connects.
+func TestServeSIPPortBusy(t *testing.T) {
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pemKey := pem.EncodeToMemory(&pem.Block{Type: "RSA PUBLIC KEY", Bytes: x509.MarshalPKCS1PublicKey(&key.PublicKey)})
+	if err := os.WriteFile(filepath.Join(dir, "tg.pem"), pemKey, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "tgsip.yaml")
+	yml := `sip:
+  listen:
+    - {transport: udp, addr: "` + busy.LocalAddr().String() + `"}
+  rtp_ports: {min: 34200, max: 34299}
+  trunks:
+    - name: pbx
+      allow: ["127.0.0.0/8"]
+telegram:
+  server: {address: "127.0.0.1:1", dc: 2, public_key_file: tg.pem}
+  api_id: 17349
+  api_hash: 344583e45741c457fe1862106095a5eb
+  accounts:
+    - {name: main, phone: "+15550400", session_file: main.session}
+`
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if c := run(context.Background(), []string{"serve", "--config", cfg}, &out, &errb); c != 1 {
+		t.Errorf("exit %d, want 1\n%s", c, errb.String())
+	}
+	if !strings.Contains(errb.String(), "cannot start the trunk") || !strings.Contains(errb.String(), busy.LocalAddr().String()) {
+		t.Errorf("stderr does not name the busy address:\n%s", errb.String())
+	}
+	if strings.Contains(errb.String(), "needs login") {
+		t.Errorf("an account ran although the SIP server did not start:\n%s", errb.String())
 	}
 }

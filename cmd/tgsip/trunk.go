@@ -133,11 +133,17 @@ func transportFor(c *config.Config, log *slog.Logger) *media.Transport {
 	return t
 }
 
-// Start runs the accounts (each reconnecting on its own until Close) and
-// starts the trunk, which starts the SIP server. An account that cannot
-// run (it needs login, its session file is unusable) is logged and
-// reported to OnAccountEnd; the pool never leases it and the others go on.
+// Start starts the trunk, which binds the SIP server (a busy port fails
+// here, before anything connects to Telegram), then runs the accounts,
+// each reconnecting on its own until Close. An account that cannot run
+// (it needs login, its session file is unusable) is logged and reported
+// to OnAccountEnd; the pool never leases it and the others go on.
 func (p *trunkParts) Start(ctx context.Context) error {
+	if err := p.Trunk.Start(); err != nil {
+		p.SIP.Close() // what the failed start opened
+		p.stopAccounts()
+		return err
+	}
 	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	p.cancel = cancel
 	for _, a := range p.Accounts {
@@ -156,10 +162,6 @@ func (p *trunkParts) Start(ctx context.Context) error {
 				p.opts.OnAccountEnd(a.Name(), err)
 			}
 		})
-	}
-	if err := p.Trunk.Start(); err != nil {
-		p.stopAccounts()
-		return err
 	}
 	return nil
 }
