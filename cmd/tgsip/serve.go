@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 
 	"github.com/tgsip/tgsip/internal/config"
 	"github.com/tgsip/tgsip/sip"
@@ -18,13 +20,21 @@ import (
 // or SIGINT in main), then drains it: new calls are refused (503 to
 // INVITE and OPTIONS), active calls may go on for drain.grace, the rest
 // are hung up on both legs (BYE to the PBX, discard on Telegram), and the
-// accounts disconnect. Exit 0 after a drain, 1 when the configuration is
+// accounts disconnect. A second signal during the drain hangs every call
+// up at once. Exit 0 after a drain, 1 when the configuration is
 // wrong or the trunk cannot start, 2 for a usage error.
 //
 // Logs go to stderr as the log section asks (text or JSON, level); the
 // addresses the SIP server listens on are printed to stdout, one line
 // each ("sip listening on udp 127.0.0.1:5060"), so that port 0 can be
 // used.
+// notifyForce relays the signals that cut a drain short (a second SIGTERM
+// or SIGINT) to c until stop is called; tests replace it.
+var notifyForce = func(c chan<- os.Signal) (stop func()) {
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	return func() { signal.Stop(c) }
+}
+
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tgsip serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -66,8 +76,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	log.Info("tgsip serving", "accounts", len(parts.Accounts))
 
 	<-ctx.Done()
-	// Close bounds the wait by drain.grace itself.
-	if err := parts.Close(context.Background()); err != nil {
+	// Close bounds the wait by drain.grace itself; a second signal ends
+	// it at once (the calls left are still hung up properly).
+	force := make(chan os.Signal, 1)
+	stopForce := notifyForce(force)
+	defer stopForce()
+	closeCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case sig := <-force:
+			log.Warn("second signal: hanging up every call now", "signal", sig.String())
+			cancel()
+		case <-closeCtx.Done():
+		}
+	}()
+	if err := parts.Close(closeCtx); err != nil {
 		log.Error("closing the trunk", "err", err)
 		return 1
 	}

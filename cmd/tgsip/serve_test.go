@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -9,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -18,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,117 +150,14 @@ func loginCLI(t *testing.T, ctx context.Context, cfg, account, code string) {
 
 // TestServeCallAndDrain runs `tgsip serve` against the emulated Telegram:
 // a PBX (package sip) calls a Telegram user through it, gets 180 and 200
-// and hears the user's 1 kHz tone; a second account that never logged in is reported and skipped;
-// then the drain signal comes while the call is up, a new call gets 503,
-// the call is ended with a BYE from the trunk after the grace, and serve
-// returns 0.
+// and hears the user's 1 kHz tone; a second account that never logged in
+// is reported and skipped; then the drain signal comes while the call is
+// up: an OPTIONS probe and a new call get 503, the call is ended with a
+// BYE from the trunk after the grace, and serve returns 0.
 func TestServeCallAndDrain(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	n, err := emu.ListenAndServe(ctx, emu.Options{LoginCode: "24680"}, []emu.User{
-		{Phone: "+15550400", FirstName: "Trunk"},
-		{Phone: "+15550401", FirstName: "Callee"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer n.Close()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "emu.pem"), n.PublicKeyPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	const grace = 1500 * time.Millisecond
-	cfg := filepath.Join(dir, "tgsip.yaml")
-	yml := `log:
-  level: debug
-  format: json
-sip:
-  listen:
-    - {transport: udp, addr: "127.0.0.1:0"}
-  domain: trunk.test
-  rtp_ports: {min: 34000, max: 34099}
-  trunks:
-    - name: pbx
-      allow: ["127.0.0.0/8"]
-  media:
-    codecs: [PCMU]
-telegram:
-  server: {address: "` + n.Addr().String() + `", dc: 2, public_key_file: emu.pem}
-  api_id: 17349
-  api_hash: 344583e45741c457fe1862106095a5eb
-  accounts:
-    - {name: main, phone: "+15550400", session_file: main.session}
-    - {name: spare, phone: "+15550409", session_file: spare.session}
-routing:
-  sip_to_telegram:
-    aliases:
-      callee: "+15550401"
-drain:
-  grace: ` + grace.String() + `
-`
-	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	loginCLI(t, ctx, cfg, "main", "24680")
-
-	calleeCtx, stopCallee := context.WithCancel(ctx)
-	incoming := make(chan *tgcall.Call, 4)
-	calleeDone := runCallee(t, calleeCtx, n, "+15550401", func(c *tgcall.Call) {
-		incoming <- c
-		c.Accept()
-	})
-	defer func() { stopCallee(); <-calleeDone }()
-
-	// serve, with its drain signal.
-	sctx, drain := context.WithCancel(ctx)
-	defer drain()
-	pr, pw := io.Pipe()
-	logs := newSyncBuffer()
-	code := make(chan int, 1)
-	go func() {
-		code <- run(sctx, []string{"serve", "--config", cfg}, pw, logs)
-		pw.Close()
-	}()
-	lines := bufio.NewScanner(pr)
-	if !lines.Scan() {
-		t.Fatalf("serve printed nothing; exit %d\n%s", <-code, logs.String())
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	f := strings.Fields(lines.Text()) // sip listening on udp 127.0.0.1:PORT
-	if len(f) != 5 || f[3] != "udp" {
-		t.Fatalf("first line %q", lines.Text())
-	}
-	trunkAddr, err := netip.ParseAddrPort(f[4])
-	if err != nil || !trunkAddr.Addr().IsLoopback() {
-		t.Fatalf("address %q: %v", f[4], err)
-	}
-
-	pbx := newPBX(t)
-	dial := func() *sip.OutboundCall {
-		c, err := pbx.Dial(ctx, sip.DialRequest{To: "sip:callee@" + trunkAddr.String()})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	// The pool answers 503 until the account is online.
-	if !logs.waitFor(`"msg":"telegram account online"`, 60*time.Second) {
-		t.Fatalf("the account did not come online:\n%s", logs.String())
-	}
-	out := dial()
-	select {
-	case <-out.Answered():
-	case <-out.Done():
-		t.Fatalf("call ended with %v\n%s", out.Err(), logs.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("no answer\n%s", logs.String())
-	}
-	var user *tgcall.Call
-	select {
-	case user = <-incoming:
-	default:
-		t.Fatal("answered, but the Telegram user got no call")
-	}
+	sr := startServe(t, grace, 34000)
+	out, user := sr.answeredCall(t)
 	ringing := false
 	for len(out.Progress()) > 0 {
 		if ev := <-out.Progress(); ev.Status == 180 {
@@ -272,23 +168,23 @@ drain:
 		t.Error("no 180 before the 200")
 	}
 	checkToneHeard(t, user, out.Media())
-	if !strings.Contains(logs.String(), "needs login") || !strings.Contains(logs.String(), `"account":"spare"`) {
-		t.Errorf("the account without a session is not reported:\n%s", logs.String())
+	if !strings.Contains(sr.logs.String(), "needs login") || !strings.Contains(sr.logs.String(), `"account":"spare"`) {
+		t.Errorf("the account without a session is not reported:\n%s", sr.logs.String())
 	}
 
-	if code := probeOptions(t, trunkAddr); code != 200 {
+	if code := probeOptions(t, sr.addr); code != 200 {
 		t.Errorf("OPTIONS before the drain: %d, want 200", code)
 	}
 	began := time.Now()
-	drain()
-	if !logs.waitFor(`"msg":"draining`, 10*time.Second) {
-		t.Fatalf("no JSON drain log line:\n%s", logs.String())
+	sr.drain()
+	if !sr.logs.waitFor(`"msg":"draining`, 10*time.Second) {
+		t.Fatalf("no JSON drain log line:\n%s", sr.logs.String())
 	}
 	// While draining, a load balancer's probe and a new call get 503.
-	if code := probeOptions(t, trunkAddr); code != 503 {
+	if code := probeOptions(t, sr.addr); code != 503 {
 		t.Errorf("OPTIONS while draining: %d, want 503", code)
 	}
-	refused := dial()
+	refused := sr.dial(t)
 	select {
 	case <-refused.Done():
 		if ce, ok := refused.Err().(*sip.CallError); !ok || ce.Status != 503 {
@@ -305,21 +201,47 @@ drain:
 	if took := time.Since(began); took < grace {
 		t.Errorf("call ended after %v, before the grace of %v", took, grace)
 	}
-	if ce, ok := out.Err().(*sip.CallError); !ok || ce.Cause != sip.CauseNormal || !ce.Remote {
-		t.Errorf("PBX's call ended with %v, want a BYE from the trunk", out.Err())
+	sr.checkEnded(t, out, user)
+}
+
+// TestServeSecondSignal: a second signal during the drain hangs the call
+// up at once (properly, with a BYE) instead of waiting out the grace.
+func TestServeSecondSignal(t *testing.T) {
+	force := make(chan os.Signal, 1)
+	old := notifyForce
+	notifyForce = func(c chan<- os.Signal) func() {
+		done := make(chan struct{})
+		go func() {
+			select {
+			case s := <-force:
+				c <- s
+			case <-done:
+			}
+		}()
+		return func() { close(done) }
+	}
+	defer func() { notifyForce = old }()
+	const grace = 10 * time.Minute
+	sr := startServe(t, grace, 34300)
+	out, user := sr.answeredCall(t)
+	sr.drain()
+	if !sr.logs.waitFor(`"msg":"draining`, 10*time.Second) {
+		t.Fatalf("no drain log line:\n%s", sr.logs.String())
 	}
 	select {
-	case <-user.Done():
+	case <-out.Done():
+		t.Fatalf("call ended before the second signal: %v", out.Err())
+	default:
+	}
+	force <- syscall.SIGTERM
+	select {
+	case <-out.Done():
 	case <-time.After(20 * time.Second):
-		t.Fatal("the Telegram call did not end")
+		t.Fatal("the call was not ended after the second signal")
 	}
-	select {
-	case c := <-code:
-		if c != 0 {
-			t.Errorf("serve exit %d\n%s", c, logs.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not return")
+	sr.checkEnded(t, out, user)
+	if !strings.Contains(sr.logs.String(), "second signal") {
+		t.Errorf("the second signal is not logged:\n%s", sr.logs.String())
 	}
 }
 
@@ -371,14 +293,14 @@ func probeOptions(t *testing.T, addr netip.AddrPort) int {
 }
 
 // newPBX is a SIP server on 127.0.0.1 UDP standing for the PBX.
-func newPBX(t *testing.T) *sip.Server {
+func newPBX(t *testing.T, rtpMin uint16) *sip.Server {
 	t.Helper()
 	lo := netip.MustParseAddr("127.0.0.1")
 	cfg := sip.Config{
 		Listen:    []sip.ListenConfig{{Transport: sip.UDP, Addr: netip.AddrPortFrom(lo, 0)}},
 		Domain:    "pbx.test",
 		MediaAddr: lo,
-		RTPPorts:  sip.PortRange{Min: 34100, Max: 34199},
+		RTPPorts:  sip.PortRange{Min: rtpMin, Max: rtpMin + 99},
 		Trunks:    []sip.TrunkConfig{{Name: "local", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
 	}
 	cfg.Outbound.URI = "sip:127.0.0.1:9"
