@@ -28,6 +28,8 @@ type serveRun struct {
 	addr     netip.AddrPort     // serve's SIP (UDP) address
 	pbx      *sip.Server
 	incoming chan *tgcall.Call
+	network  *emu.Network
+	callee   *tgcall.Client // the callee's call engine, to call the trunk
 }
 
 // startServe starts the emulator, logs "main" in through `tgsip login`,
@@ -49,6 +51,8 @@ func startServe(t *testing.T, grace time.Duration, rtpMin uint16) *serveRun {
 	if err := os.WriteFile(filepath.Join(dir, "emu.pem"), n.PublicKeyPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	pbx := newPBX(t, rtpMin+100)
+	pbxAddr, _ := pbx.Addr(sip.UDP)
 	cfg := filepath.Join(dir, "tgsip.yaml")
 	yml := fmt.Sprintf(`log:
   level: debug
@@ -63,6 +67,8 @@ sip:
       allow: ["127.0.0.0/8"]
   media:
     codecs: [PCMU]
+  outbound:
+    uri: "sip:%s"
 telegram:
   server: {address: "%s", dc: 2, public_key_file: emu.pem}
   api_id: 17349
@@ -74,17 +80,20 @@ routing:
   sip_to_telegram:
     aliases:
       callee: "+15550401"
+  telegram_to_sip:
+    target: "sip:2000@%s"
 drain:
   grace: %s
-`, rtpMin, rtpMin+99, n.Addr(), grace)
+`, rtpMin, rtpMin+99, pbxAddr, n.Addr(), pbxAddr, grace)
 	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	loginCLI(t, ctx, cfg, "main", "24680")
 
-	sr := &serveRun{ctx: ctx, logs: newSyncBuffer(), code: make(chan int, 1), incoming: make(chan *tgcall.Call, 4)}
+	sr := &serveRun{ctx: ctx, logs: newSyncBuffer(), code: make(chan int, 1), incoming: make(chan *tgcall.Call, 4), network: n, pbx: pbx}
 	calleeCtx, stopCallee := context.WithCancel(ctx)
-	calleeDone := runCallee(t, calleeCtx, n, "+15550401", func(c *tgcall.Call) {
+	var calleeDone <-chan struct{}
+	sr.callee, calleeDone = runCallee(t, calleeCtx, n, "+15550401", func(c *tgcall.Call) {
 		sr.incoming <- c
 		c.Accept()
 	})
@@ -120,7 +129,6 @@ drain:
 	if err != nil || !sr.addr.Addr().IsLoopback() {
 		t.Fatalf("address %q: %v", f[4], err)
 	}
-	sr.pbx = newPBX(t, rtpMin+100)
 	// The pool answers 503 until the account is online.
 	if !sr.logs.waitFor(`"msg":"telegram account online"`, 60*time.Second) {
 		t.Fatalf("the account did not come online:\n%s", sr.logs.String())

@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -86,8 +87,8 @@ func loopbackTransport() *media.Transport {
 
 // runCallee logs phone in to the emulator with a call engine that hands
 // each incoming call to onCall; it runs until ctx ends (wait on the
-// returned channel).
-func runCallee(t *testing.T, ctx context.Context, n *emu.Network, phone string, onCall func(*tgcall.Call)) <-chan struct{} {
+// returned channel). The engine can place calls too.
+func runCallee(t *testing.T, ctx context.Context, n *emu.Network, phone string, onCall func(*tgcall.Call)) (*tgcall.Client, <-chan struct{}) {
 	t.Helper()
 	d := tg.NewUpdateDispatcher()
 	opts := n.ClientOptions()
@@ -124,7 +125,7 @@ func runCallee(t *testing.T, ctx context.Context, n *emu.Network, phone string, 
 	case <-time.After(60 * time.Second):
 		t.Fatal("callee did not log in")
 	}
-	return done
+	return engine, done
 }
 
 // loginCLI logs account in through `tgsip login` with the code on a pipe.
@@ -202,6 +203,55 @@ func TestServeCallAndDrain(t *testing.T) {
 		t.Errorf("call ended after %v, before the grace of %v", took, grace)
 	}
 	sr.checkEnded(t, out, user)
+}
+
+// TestServeTelegramToSIP: a Telegram user calls the trunk's account; serve
+// routes the call to the PBX (routing.telegram_to_sip.target), the PBX
+// answers, the Telegram call connects, and the Telegram user's hang-up
+// ends the SIP call with a BYE.
+func TestServeTelegramToSIP(t *testing.T) {
+	got := make(chan *sip.InboundCall, 1)
+	f := func(c *sip.InboundCall) {
+		got <- c
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	}
+	pbxOnCall.Store(&f)
+	defer pbxOnCall.Store(nil)
+	sr := startServe(t, time.Minute, 34600)
+	trunk, ok := sr.network.UserByPhone("+15550400")
+	if !ok {
+		t.Fatal("no trunk user")
+	}
+	call, err := sr.callee.Dial(sr.ctx, &tg.InputUser{UserID: trunk.ID, AccessHash: trunk.AccessHash})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in *sip.InboundCall
+	select {
+	case in = <-got:
+	case <-call.Done():
+		t.Fatalf("Telegram call ended: %v\n%s", call.Err(), sr.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the PBX got no call\n%s", sr.logs.String())
+	}
+	select {
+	case <-call.Connected():
+	case <-call.Done():
+		t.Fatalf("Telegram call ended: %v\n%s", call.Err(), sr.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("the Telegram call did not connect")
+	}
+	call.Hangup()
+	select {
+	case <-in.Done():
+	case <-time.After(20 * time.Second):
+		t.Fatal("the SIP call did not end after the Telegram hang-up")
+	}
+	if ce, ok := in.Err().(*sip.CallError); !ok || ce.Cause != sip.CauseNormal || !ce.Remote {
+		t.Errorf("PBX's call ended with %v, want a BYE from the trunk", in.Err())
+	}
 }
 
 // TestServeSecondSignal: a second signal during the drain hangs the call
@@ -292,6 +342,9 @@ func probeOptions(t *testing.T, addr netip.AddrPort) int {
 	}
 }
 
+// pbxOnCall, when set, takes the calls that reach the test PBX.
+var pbxOnCall atomic.Pointer[func(*sip.InboundCall)]
+
 // newPBX is a SIP server on 127.0.0.1 UDP standing for the PBX.
 func newPBX(t *testing.T, rtpMin uint16) *sip.Server {
 	t.Helper()
@@ -309,7 +362,13 @@ func newPBX(t *testing.T, rtpMin uint16) *sip.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.OnCall(func(c *sip.InboundCall) { c.Reject(404, "no handler") })
+	s.OnCall(func(c *sip.InboundCall) {
+		if f := pbxOnCall.Load(); f != nil {
+			(*f)(c)
+			return
+		}
+		c.Reject(404, "no handler")
+	})
 	if err := s.Start(); err != nil {
 		t.Fatal(err)
 	}
