@@ -86,23 +86,12 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 		p.Accounts = append(p.Accounts, a)
 		accs = append(accs, self)
 	}
-	bridge := c.Media.Bridge()
 	p.Trunk, err = b2bua.NewTrunk(b2bua.TrunkOptions{
-		SIP:      srv,
-		Accounts: accs,
-		Routing:  c.Routing,
-		Pool:     c.Telegram.PoolOptions(),
-		Media: b2bua.MediaOptions{
-			Opus: codec.Options{
-				Bitrate:           c.Media.Opus.Bitrate,
-				Complexity:        c.Media.Opus.CodecComplexity(),
-				PacketLossPercent: c.Media.Opus.CodecPacketLoss(),
-			},
-			MediaTimeout: bridge.MediaTimeout,
-			RenderDTMF:   bridge.RenderDTMF,
-			DetectDTMF:   bridge.DetectDTMF,
-			Logger:       log.With("part", "media"),
-		},
+		SIP:         srv,
+		Accounts:    accs,
+		Routing:     c.Routing,
+		Pool:        c.Telegram.PoolOptions(),
+		Media:       mediaOptions(c, log),
 		RingTimeout: c.Telegram.RingTimeout,
 		Grace:       c.Drain.Grace,
 		Logger:      log.With("part", "b2bua"),
@@ -192,5 +181,24 @@ func (p *trunkParts) stopAccounts() {
 		if err := a.Close(); err != nil {
 			p.log.Warn("telegram account close", "account", a.Name(), "err", err)
 		}
+	}
+}
+
+// mediaOptions is the calls' media settings from the config's media
+// section.
+func mediaOptions(c *config.Config, log *slog.Logger) b2bua.MediaOptions {
+	bridge := c.Media.Bridge()
+	return b2bua.MediaOptions{
+		Opus: codec.Options{
+			Bitrate:           c.Media.Opus.Bitrate,
+			Complexity:        c.Media.Opus.CodecComplexity(),
+			PacketLossPercent: c.Media.Opus.CodecPacketLoss(),
+		},
+		MediaTimeout: bridge.MediaTimeout,
+		Jitter:       bridge.Jitter,
+		FillAfter:    bridge.FillAfter,
+		RenderDTMF:   bridge.RenderDTMF,
+		DetectDTMF:   bridge.DetectDTMF,
+		Logger:       log.With("part", "media"),
 	}
 }
