@@ -41,6 +41,11 @@ type MediaOptions struct {
 	MediaTimeout time.Duration
 	// RenderDTMF and DetectDTMF: see rtpbridge.Config.
 	RenderDTMF, DetectDTMF bool
+	// Jitter bounds the jitter buffer of a transcoding call, and
+	// FillAfter is how long a leg may be silent before the bridge sends
+	// it silence; zero values take rtpbridge's defaults (rtpbridge.Config).
+	Jitter    rtpbridge.JitterConfig
+	FillAfter time.Duration
 	// OnDTMF receives telephone events; it must not block.
 	OnDTMF func(rtpbridge.DTMFEvent)
 	// OnRemoteState, if set, is told the Telegram peer's MediaState when
@@ -245,6 +250,8 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 		Telegram: rtpbridge.Leg{Endpoint: NewTelegramEndpoint(conn, end), Format: TelegramFormat(conn.Audio()), NeedsPackets: true,
 			Decoder: cs.Telegram.Decoder, Encoder: cs.Telegram.Encoder},
 		MediaTimeout:    opt.MediaTimeout,
+		Jitter:          opt.Jitter,
+		FillAfter:       opt.FillAfter,
 		RenderDTMF:      opt.RenderDTMF,
 		DetectDTMF:      opt.DetectDTMF,
 		OnDTMF:          opt.OnDTMF,
