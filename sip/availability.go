@@ -8,13 +8,22 @@ import (
 // at its call limit or closing may be probed again.
 const retryAfter = "5"
 
+// Drain stops the server taking new calls while the calls it has go on
+// (a graceful shutdown: tgsip serve on SIGTERM): from now on a new INVITE
+// gets 503 with Retry-After and an OPTIONS probe 503, as at max_calls, so
+// a load balancer sends calls elsewhere; Close ends the calls later.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // unavailable reports why the server takes no new calls now: it is at
-// max_calls or closing; "" when it takes calls.
+// max_calls, draining or closing; "" when it takes calls.
 func (s *Server) unavailable() string {
 	select {
 	case <-s.closing:
 		return "closing"
 	default:
+	}
+	if s.draining.Load() {
+		return "draining"
 	}
 	if s.cfg.MaxCalls > 0 && s.dialogs.len() >= s.cfg.MaxCalls {
 		return "call limit reached"

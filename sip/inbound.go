@@ -92,6 +92,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	default:
 	}
+	if s.draining.Load() {
+		s.log.Info("INVITE refused: draining", "src", sourceAddr(req))
+		s.reply(tx, req, 503, "Service Unavailable", nil, sip.NewHeader("Retry-After", retryAfter))
+		return
+	}
 	if req.CallID() == nil || req.From() == nil || req.To() == nil || req.CSeq() == nil ||
 		fromTag(req) == "" || req.CSeq().MethodName != sip.INVITE {
 		// RFC 3261 §8.1.1.3 (From tag) and §8.1.1.5 (CSeq method).

@@ -64,6 +64,8 @@ type Server struct {
 	listeners sync.WaitGroup
 	closing   chan struct{}
 	closeOnce sync.Once
+	// draining is set by Drain: no new calls, the current ones go on.
+	draining atomic.Bool
 	// halt closes closeGrace after closing (stopWaiting): from then on
 	// nothing waits for a peer any more (see Close); haltCtx is done then.
 	halt        <-chan struct{}

@@ -4,9 +4,10 @@
 //	tgsip emulator    run the emulated Telegram network on a loopback port
 //	tgsip login       log a Telegram account in (code, 2FA, QR)
 //	tgsip accounts    show each Telegram account's state
+//	tgsip check-config  check a config file strictly
+//	tgsip serve       run the trunk of a config file; SIGTERM drains it
 //
-// The trunk itself (serve, demo, check-config) is being built; see the
-// README.
+// The demo is being built; see the README.
 package main
 
 import (
@@ -35,6 +36,7 @@ commands:
   login       log a Telegram account in: --config FILE --account NAME [--qr]
   accounts    show each Telegram account's state: --config FILE
   check-config  check a config file strictly: --config FILE [--demo]
+  serve       run the trunk: --config FILE (SIGTERM/SIGINT drain it)
 
 Run "tgsip <command> -h" for the flags of a command.
 `
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runLogin(ctx, args[1:], stdout, stderr)
 	case "accounts":
 		return runAccounts(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":

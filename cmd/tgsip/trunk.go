@@ -1,0 +1,194 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/tgsip/tgsip/b2bua"
+	"github.com/tgsip/tgsip/internal/config"
+	"github.com/tgsip/tgsip/rtpbridge/codec"
+	"github.com/tgsip/tgsip/sip"
+	"github.com/tgsip/tgsip/telegram/account"
+	"github.com/tgsip/tgsip/telegram/media"
+	"github.com/tgsip/tgsip/telegram/tgcall"
+)
+
+// trunkOptions change how buildTrunk wires a configuration.
+type trunkOptions struct {
+	// Logger gets every part's lines.
+	Logger *slog.Logger
+	// Transport is the Telegram media transport of every account; nil
+	// derives it from the configuration (transportFor).
+	Transport *media.Transport
+	// OnAccountEnd, when set, is told when an account's Run returns
+	// before the trunk closes (it needs login, its session file is
+	// unusable, …); err is never nil.
+	OnAccountEnd func(name string, err error)
+}
+
+// trunkParts are the running parts of a trunk built from a configuration:
+// the SIP server, the Telegram accounts and the b2bua between them. `serve`
+// runs them; `demo` reuses them with the emulator as Telegram.
+type trunkParts struct {
+	Trunk    *b2bua.Trunk
+	SIP      *sip.Server
+	Accounts []*account.Account
+
+	log   *slog.Logger
+	opts  trunkOptions
+	grace time.Duration
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// buildTrunk turns a loaded configuration into the trunk's parts; nothing
+// listens or connects before Start.
+func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	log := opts.Logger
+	tr := opts.Transport
+	if tr == nil {
+		tr = transportFor(c, log)
+	}
+	srv, err := sip.NewServer(c.SIP, log.With("part", "sip"))
+	if err != nil {
+		return nil, fmt.Errorf("sip: %w", err)
+	}
+	p := &trunkParts{SIP: srv, log: log, opts: opts, grace: c.Drain.Grace}
+	// The accounts hand incoming calls to the trunk, which is built from
+	// the accounts: the handler reads p.Trunk, set below before any
+	// account runs (Start).
+	accs := make([]b2bua.Account, 0, len(c.Telegram.Accounts))
+	for _, ac := range c.Telegram.Accounts {
+		var self b2bua.Account
+		a, err := account.New(ac, account.Options{
+			Logger:           log.With("part", "telegram"),
+			PeerFloodBackoff: c.Telegram.PeerFloodBackOff,
+			Calls: tgcall.Options{
+				Transport:  tr,
+				OnIncoming: func(call *tgcall.Call) { p.Trunk.Incoming(self, call) },
+			},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("telegram account %q: %w", ac.Name, err)
+		}
+		self = b2bua.AccountOf(a)
+		p.Accounts = append(p.Accounts, a)
+		accs = append(accs, self)
+	}
+	bridge := c.Media.Bridge()
+	p.Trunk, err = b2bua.NewTrunk(b2bua.TrunkOptions{
+		SIP:      srv,
+		Accounts: accs,
+		Routing:  c.Routing,
+		Pool:     c.Telegram.PoolOptions(),
+		Media: b2bua.MediaOptions{
+			Opus: codec.Options{
+				Bitrate:           c.Media.Opus.Bitrate,
+				Complexity:        c.Media.Opus.CodecComplexity(),
+				PacketLossPercent: c.Media.Opus.CodecPacketLoss(),
+			},
+			MediaTimeout: bridge.MediaTimeout,
+			RenderDTMF:   bridge.RenderDTMF,
+			DetectDTMF:   bridge.DetectDTMF,
+			Logger:       log.With("part", "media"),
+		},
+		RingTimeout: c.Telegram.RingTimeout,
+		Grace:       c.Drain.Grace,
+		Logger:      log.With("part", "b2bua"),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// transportFor is the Telegram media transport a configuration implies:
+// when every account's server is on loopback (the emulator: tests, a
+// local demo), candidates stay on loopback too, so no media leaves the
+// machine; otherwise host candidates on every interface (media.Transport's
+// defaults).
+func transportFor(c *config.Config, log *slog.Logger) *media.Transport {
+	t := &media.Transport{Logger: log.With("part", "telegram-media")}
+	if len(c.Telegram.Accounts) == 0 {
+		return t
+	}
+	for _, a := range c.Telegram.Accounts {
+		ap, err := netip.ParseAddrPort(a.DCAddress)
+		if err != nil || !ap.Addr().IsLoopback() {
+			return t
+		}
+	}
+	t.IncludeLoopback = true
+	t.IPFilter = func(ip net.IP) bool { return ip.IsLoopback() }
+	return t
+}
+
+// Start starts the trunk, which binds the SIP server (a busy port fails
+// here, before anything connects to Telegram), then runs the accounts,
+// each reconnecting on its own until Close. An account that cannot run
+// (it needs login, its session file is unusable) is logged and reported
+// to OnAccountEnd; the pool never leases it and the others go on.
+func (p *trunkParts) Start(ctx context.Context) error {
+	if err := p.Trunk.Start(); err != nil {
+		p.SIP.Close() // what the failed start opened
+		p.stopAccounts()
+		return err
+	}
+	actx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	p.cancel = cancel
+	for _, a := range p.Accounts {
+		p.wg.Go(func() {
+			err := a.Run(actx)
+			if err == nil || actx.Err() != nil {
+				return
+			}
+			if errors.Is(err, account.ErrNeedsLogin) {
+				p.log.Error("telegram account needs login; calls skip it until it is logged in with tgsip login and tgsip restarts",
+					"account", a.Name(), "err", account.Explain(err))
+			} else {
+				p.log.Error("telegram account stopped; calls skip it", "account", a.Name(), "err", account.Explain(err))
+			}
+			if p.opts.OnAccountEnd != nil {
+				p.opts.OnAccountEnd(a.Name(), err)
+			}
+		})
+	}
+	return nil
+}
+
+// Close drains the trunk: the SIP server stops taking calls at once (503
+// with Retry-After to a new INVITE, 503 to an OPTIONS probe, so a load
+// balancer sends calls elsewhere); b2bua.Trunk.Close refuses new Telegram
+// calls, gives the active ones the configured grace (or until ctx ends),
+// hangs the rest up on both legs and closes the SIP server; then the
+// accounts disconnect (their sessions are in their files already) and
+// their call engines end.
+func (p *trunkParts) Close(ctx context.Context) error {
+	p.SIP.Drain()
+	p.log.Info("draining: new calls get 503, active calls may go on", "grace", p.grace, "active", p.SIP.Calls())
+	err := p.Trunk.Close(ctx)
+	p.stopAccounts()
+	return err
+}
+
+func (p *trunkParts) stopAccounts() {
+	if p.cancel != nil {
+		p.cancel()
+	}
+	p.wg.Wait()
+	for _, a := range p.Accounts {
+		if err := a.Close(); err != nil {
+			p.log.Warn("telegram account close", "account", a.Name(), "err", err)
+		}
+	}
+}

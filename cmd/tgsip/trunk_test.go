@@ -1,0 +1,39 @@
+package main
+
+import (
+	"net"
+	"testing"
+
+	"github.com/tgsip/tgsip/internal/config"
+	"github.com/tgsip/tgsip/telegram/account"
+)
+
+// TestTransportFor: Telegram media stays on loopback only when every
+// account's server is on loopback (the emulator).
+func TestTransportFor(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		addrs []string
+		loop  bool
+	}{
+		{"emulator", []string{"127.0.0.1:4430", "[::1]:4430"}, true},
+		{"telegram", []string{"149.154.167.50:443"}, false},
+		{"mixed", []string{"127.0.0.1:4430", "149.154.167.50:443"}, false},
+		{"no accounts", nil, false},
+	} {
+		var c config.Config
+		for _, a := range tc.addrs {
+			c.Telegram.Accounts = append(c.Telegram.Accounts, account.Config{DCAddress: a})
+		}
+		tr := transportFor(&c, quiet)
+		if tr.IncludeLoopback != tc.loop {
+			t.Errorf("%s: IncludeLoopback %v, want %v", tc.name, tr.IncludeLoopback, tc.loop)
+		}
+		if tc.loop && (tr.IPFilter == nil || tr.IPFilter(net.ParseIP("192.0.2.1")) || !tr.IPFilter(net.ParseIP("127.0.0.1"))) {
+			t.Errorf("%s: the IP filter lets other addresses than loopback through", tc.name)
+		}
+		if !tc.loop && tr.IPFilter != nil {
+			t.Errorf("%s: IP filter set for a remote server", tc.name)
+		}
+	}
+}
