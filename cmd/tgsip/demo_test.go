@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+
+	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/rtpbridge/codec"
+	"github.com/tgsip/tgsip/sip"
+)
+
+// demoProc is `tgsip demo` running in-process.
+type demoProc struct {
+	addr   netip.AddrPort // its SIP address
+	out    *syncBuffer
+	logs   *syncBuffer
+	stop   context.CancelFunc // SIGINT/SIGTERM
+	code   chan int
+	result *int
+}
+
+// wait returns demo's exit code once it has returned.
+func (d *demoProc) wait(t *testing.T, timeout time.Duration) int {
+	t.Helper()
+	if d.result != nil {
+		return *d.result
+	}
+	select {
+	case c := <-d.code:
+		d.result = &c
+		return c
+	case <-time.After(timeout):
+		t.Fatalf("demo did not return\n%s", d.logs.String())
+		return -1
+	}
+}
+
+// freeSIPPort returns a port of 127.0.0.1 free for both UDP and TCP a
+// moment ago.
+func freeSIPPort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		u, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: port})
+		u.Close()
+		if err == nil {
+			l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// startDemo runs `tgsip demo --sip-listen 127.0.0.1:<free> args…` and
+// waits until it says it is ready. It is stopped at the test's end.
+func startDemo(t *testing.T, args ...string) *demoProc {
+	t.Helper()
+	d := &demoProc{
+		addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freeSIPPort(t))),
+		out:  newSyncBuffer(),
+		logs: newSyncBuffer(),
+		code: make(chan int, 1),
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	d.stop = stop
+	go func() {
+		d.code <- run(ctx, append([]string{"demo", "--sip-listen", d.addr.String()}, args...), d.out, d.logs)
+	}()
+	t.Cleanup(func() {
+		stop()
+		d.wait(t, time.Minute)
+	})
+	if !d.out.waitFor("demo ready", 2*time.Minute) {
+		t.Fatalf("demo not ready\nstdout:\n%s\nlogs:\n%s", d.out.String(), d.logs.String())
+	}
+	return d
+}
+
+// sipp runs sipp (Debian sip-tester) against target from a free port of
+// 127.0.0.1 and returns nil when its scenario completed.
+func sipp(t *testing.T, target string, args ...string) error {
+	t.Helper()
+	bin, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Skip("sipp not installed (Debian package sip-tester)")
+	}
+	dir := t.TempDir()
+	all := append([]string{
+		"-i", "127.0.0.1", "-p", fmt.Sprint(freeSIPPort(t)), "-mp", fmt.Sprint(freeSIPPort(t)),
+		"-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin",
+		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
+		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
+	}, args...)
+	if target != "" {
+		all = append(all, target)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, all...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
+		errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+		return fmt.Errorf("sipp %v: %w\nerrors:\n%s\nmessages:\n%s", args, err, errs, msgs)
+	}
+	return nil
+}
+
+// TestDemoCalls runs the demo on a free port and calls its users from
+// sipp: echo answers (200, then sipp's BYE gets 200), busy gets 486; a
+// SIP call to tone hears 1 kHz. SIGINT (the context) drains it: exit 0,
+// its temporary files gone, no goroutine left (TestMain).
+func TestDemoCalls(t *testing.T) {
+	d := startDemo(t)
+	out := d.out.String()
+	for _, name := range []string{"echo", "tone", "busy", "noanswer", "private", "relayonly"} {
+		if !strings.Contains(out, "sip:"+name+"@"+d.addr.String()+" ") {
+			t.Errorf("the demo does not say how to call %s:\n%s", name, out)
+		}
+	}
+	m := regexp.MustCompile(`public key in (\S+);`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no key file printed:\n%s", out)
+	}
+	if _, err := os.Stat(m[1]); err != nil {
+		t.Errorf("key file: %v", err)
+	}
+	if !regexp.MustCompile(`trunk account demo-trunk-1 \+\d+ \(online\)`).MatchString(out) {
+		t.Errorf("no trunk account online printed:\n%s", out)
+	}
+
+	// sipp's built-in UAC: INVITE, 200 expected, ACK, BYE, 200.
+	if err := sipp(t, d.addr.String(), "-sn", "uac", "-s", "echo"); err != nil {
+		t.Fatalf("echo: %v\n%s", err, d.logs.String())
+	}
+	if err := sipp(t, d.addr.String(), "-sf", filepath.Join("..", "..", "b2bua", "testdata", "sipp", "uac_busy.xml"), "-s", "busy"); err != nil {
+		t.Fatalf("busy: %v\n%s", err, d.logs.String())
+	}
+	pbx := newPBX(t, 35200)
+	call, err := pbx.Dial(context.Background(), sip.DialRequest{To: "sip:tone@" + d.addr.String()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-call.Answered():
+	case <-call.Done():
+		t.Fatalf("tone: %v\n%s", call.Err(), d.logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("tone did not answer")
+	}
+	if f, prom := hearSIP(t, call.Media()); math.Abs(f-1000) > 20 || prom < 20 {
+		t.Errorf("tone: heard %v Hz (prominence %.1f), want 1000 Hz", f, prom)
+	}
+	call.Hangup(sip.Reason{})
+
+	d.stop()
+	if c := d.wait(t, time.Minute); c != 0 {
+		t.Errorf("demo exit %d\n%s", c, d.logs.String())
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("key file left behind: %v", err)
+	}
+}
+
+// hearSIP returns the dominant frequency of a quarter second of the call's
+// SIP audio, after the first 15 packets.
+func hearSIP(t *testing.T, m sip.Media) (freq, prominence float64) {
+	t.Helper()
+	if m.Endpoint == nil {
+		t.Fatal("the call has no media endpoint")
+	}
+	dec, err := codec.NewDecoder(m.Codec.Name, int(m.Codec.ClockRate), codec.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, skip := dec.SampleRate()/4, 15
+	buf := make([]byte, 1500)
+	pcm := make([]int16, 5760)
+	var got []int16
+	var pkt rtp.Packet
+	for len(got) < want {
+		n, err := m.Endpoint.ReadRTP(buf)
+		if err != nil {
+			t.Fatalf("receive: %v", err)
+		}
+		if pkt.Unmarshal(buf[:n]) != nil || pkt.PayloadType != m.Codec.PayloadType {
+			continue
+		}
+		if skip > 0 {
+			skip--
+			continue
+		}
+		k, err := dec.Decode(pkt.Payload, pcm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, pcm[:k]...)
+	}
+	return audiotest.DominantFrequency(got, dec.SampleRate(), 100, 3500, 2)
+}
