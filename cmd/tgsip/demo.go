@@ -198,6 +198,7 @@ func demoRun(ctx context.Context, c *config.Config, count int, stdout io.Writer,
 	online := waitOnline(ctx, parts.Accounts, time.Minute)
 	printDemo(stdout, n, keyFile, c, entries, parts.Accounts, online, sipAddr)
 
+	hangupProbe := func() {}
 	if c.Demo.InboundTo != "" && len(online) > 0 {
 		from, ok := inboundCaller(entries)
 		if !ok {
@@ -210,14 +211,17 @@ func demoRun(ctx context.Context, c *config.Config, count int, stdout io.Writer,
 			} else {
 				fmt.Fprintf(stdout, "%s is calling %s (account %s), routed to %s\n", from, to, online[0].Name(), c.Demo.InboundTo)
 				done := make(chan struct{})
-				defer func() { probe.Call.Hangup(); <-done }()
 				go func() { defer close(done); reportProbe(ctx, stdout, probe) }()
+				// The demo user hangs its own call up before the drain,
+				// so the drain does not wait out its grace for it.
+				hangupProbe = func() { probe.Call.Hangup(); <-done }
 			}
 		}
 	}
 	fmt.Fprintln(stdout, "demo ready; Ctrl-C (SIGINT) or SIGTERM stops it")
 
 	<-ctx.Done()
+	hangupProbe()
 	return drainTrunk(parts, log)
 }
 

@@ -98,31 +98,57 @@ func startDemo(t *testing.T, args ...string) *demoProc {
 // 127.0.0.1 and returns nil when its scenario completed.
 func sipp(t *testing.T, target string, args ...string) error {
 	t.Helper()
+	return startSipp(t, freeSIPPort(t), target, args...)()
+}
+
+// startSipp starts sipp on port of 127.0.0.1 (target empty for a UAS) and
+// returns a wait for its end: nil when its scenario completed. sipp's own
+// timeout bounds the run.
+func startSipp(t *testing.T, port int, target string, args ...string) func() error {
+	t.Helper()
 	bin, err := exec.LookPath("sipp")
 	if err != nil {
 		t.Skip("sipp not installed (Debian package sip-tester)")
 	}
 	dir := t.TempDir()
 	all := append([]string{
-		"-i", "127.0.0.1", "-p", fmt.Sprint(freeSIPPort(t)), "-mp", fmt.Sprint(freeSIPPort(t)),
-		"-m", "1", "-timeout", "30s", "-timeout_error", "-nostdin",
+		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-mp", fmt.Sprint(freeSIPPort(t)),
+		"-m", "1", "-timeout", "60s", "-timeout_error", "-nostdin",
 		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
 	}, args...)
 	if target != "" {
 		all = append(all, target)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
-	defer cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Second)
 	cmd := exec.CommandContext(ctx, bin, all...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
-		errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-		return fmt.Errorf("sipp %v: %w\nerrors:\n%s\nmessages:\n%s", args, err, errs, msgs)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
 	}
-	return nil
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		cancel()
+		if err != nil {
+			msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
+			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+			err = fmt.Errorf("sipp %v: %w\nerrors:\n%s\nmessages:\n%s", args, err, errs, msgs)
+		}
+		done <- err
+	}()
+	var result error
+	waited := false
+	wait := func() error {
+		if !waited {
+			result, waited = <-done, true
+		}
+		return result
+	}
+	t.Cleanup(func() { _ = wait() })
+	return wait
 }
 
 // TestDemoCalls runs the demo on a free port and calls its users from
@@ -216,4 +242,50 @@ func hearSIP(t *testing.T, m sip.Media) (freq, prominence float64) {
 		got = append(got, pcm[:k]...)
 	}
 	return audiotest.DominantFrequency(got, dec.SampleRate(), 100, 3500, 2)
+}
+
+// TestDemoInboundTo: --inbound-to a sipp UAS that answers and echoes RTP;
+// the demo user (tone) calls the trunk's account, the trunk calls sipp,
+// and the demo user hears its own 1 kHz come back through the trunk, as
+// demo prints. Stopping demo hangs up: sipp gets the BYE and completes.
+func TestDemoInboundTo(t *testing.T) {
+	port := freeSIPPort(t)
+	wait := startSipp(t, port, "", "-sf", filepath.Join("..", "..", "b2bua", "testdata", "sipp", "uas_echo.xml"), "-rtp_echo")
+	d := startDemo(t, "--inbound-to", fmt.Sprintf("sip:2000@127.0.0.1:%d", port))
+	heard := regexp.MustCompile(`the demo user hears: (\d+) packets, dominant (\d+) Hz \(prominence ([\d.]+)\)`)
+	deadline := time.After(45 * time.Second)
+	for ok := false; !ok; {
+		d.out.mu.Lock()
+		text, next := d.out.b.String(), d.out.written
+		d.out.mu.Unlock()
+		for _, m := range heard.FindAllStringSubmatch(text, -1) {
+			var f, prom float64
+			fmt.Sscan(m[2], &f)
+			fmt.Sscan(m[3], &prom)
+			if math.Abs(f-1000) <= 20 && prom >= 20 {
+				ok = true
+			}
+		}
+		if ok {
+			break
+		}
+		select {
+		case <-next:
+		case <-deadline:
+			t.Fatalf("the demo user did not hear its 1 kHz back\nstdout:\n%s\nlogs:\n%s", text, d.logs.String())
+		}
+	}
+	stopped := time.Now()
+	d.stop()
+	// The demo user hangs up first: no drain grace (60 s) to wait out.
+	if c := d.wait(t, 15*time.Second); c != 0 {
+		t.Errorf("demo exit %d\n%s", c, d.logs.String())
+	}
+	t.Logf("demo stopped in %v", time.Since(stopped))
+	if err := wait(); err != nil {
+		t.Errorf("sipp: %v", err)
+	}
+	if !strings.Contains(d.out.String(), "inbound call ended; the demo user heard") {
+		t.Errorf("no final report:\n%s", d.out.String())
+	}
 }
