@@ -158,7 +158,7 @@ func demoRun(ctx context.Context, c *config.Config, count int, stdout io.Writer,
 	if err != nil {
 		return err
 	}
-	users, err := demo.Start(ctx, n, demo.Options{Users: entries, Logger: log.With("part", "demo")})
+	users, err := demo.Start(life, n, demo.Options{Users: entries, Logger: log.With("part", "demo")})
 	if err != nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func demoRun(ctx context.Context, c *config.Config, count int, stdout io.Writer,
 			log.Error("--inbound-to: no demo user can place calls")
 		} else {
 			to := online[0].Config().Phone
-			probe, err := users.Call(ctx, from, to)
+			probe, err := users.Call(life, from, to)
 			if err != nil {
 				log.Error("--inbound-to: the demo user's call failed", "from", from, "to", to, "err", err)
 			} else {
