@@ -289,3 +289,45 @@ func TestDemoInboundTo(t *testing.T) {
 		t.Errorf("no final report:\n%s", d.out.String())
 	}
 }
+
+// TestDemoConfig: --config takes the file's SIP, routing and accounts
+// (names and phones; the Telegram side is the emulator's): the configured
+// account is logged in on the emulator whatever server the file names,
+// the file's alias reaches a demo user next to the demo's own aliases,
+// and nothing is written next to the file.
+func TestDemoConfig(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tgsip.yaml")
+	if err := os.WriteFile(cfg, []byte(`log: {level: debug}
+sip:
+  trunks:
+    - {name: pbx, allow: ["127.0.0.0/8"]}
+  rtp_ports: {min: 35400, max: 35499}
+telegram:
+  server: {address: "192.0.2.1:443", dc: 4, public_key_file: missing.pem}
+  accounts:
+    - {name: office, phone: "+15550001001", session_file: sessions/office.session}
+routing:
+  sip_to_telegram:
+    aliases:
+      mirror: "@demo_echo"
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	d := startDemo(t, "--config", cfg)
+	if !strings.Contains(d.out.String(), "trunk account office +15550001001 (online)") {
+		t.Errorf("the configured account is not online:\n%s", d.out.String())
+	}
+	for _, name := range []string{"mirror", "echo"} {
+		if err := sipp(t, d.addr.String(), "-sn", "uac", "-s", name); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, d.logs.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sessions")); !os.IsNotExist(err) {
+		t.Errorf("the demo wrote next to the config file: %v", err)
+	}
+	d.stop()
+	if c := d.wait(t, time.Minute); c != 0 {
+		t.Errorf("demo exit %d\n%s", c, d.logs.String())
+	}
+}
