@@ -16,6 +16,13 @@ import (
 	"github.com/tgsip/tgsip/sip"
 )
 
+// notifyForce relays the signals that cut a drain short (a second SIGTERM
+// or SIGINT) to c until stop is called; tests replace it.
+var notifyForce = func(c chan<- os.Signal) (stop func()) {
+	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
+	return func() { signal.Stop(c) }
+}
+
 // runServe runs the trunk of a configuration file until ctx ends (SIGTERM
 // or SIGINT in main), then drains it: new calls are refused (503 to
 // INVITE and OPTIONS), active calls may go on for drain.grace, the rest
@@ -28,13 +35,6 @@ import (
 // addresses the SIP server listens on are printed to stdout, one line
 // each ("sip listening on udp 127.0.0.1:5060"), so that port 0 can be
 // used.
-// notifyForce relays the signals that cut a drain short (a second SIGTERM
-// or SIGINT) to c until stop is called; tests replace it.
-var notifyForce = func(c chan<- os.Signal) (stop func()) {
-	signal.Notify(c, os.Interrupt, syscall.SIGTERM)
-	return func() { signal.Stop(c) }
-}
-
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tgsip serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)

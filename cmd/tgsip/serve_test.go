@@ -396,6 +396,35 @@ func TestServeConfigError(t *testing.T) {
 	}
 }
 
+// TestServeMissingKeyFile: the server's public key file is opened when
+// serve starts (check-config does not open files): a missing one is
+// named and serve exits 1.
+func TestServeMissingKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tgsip.yaml")
+	yml := `sip:
+  listen:
+    - {transport: udp, addr: "127.0.0.1:0"}
+  rtp_ports: {min: 34200, max: 34299}
+telegram:
+  server: {address: "127.0.0.1:1", dc: 2, public_key_file: missing.pem}
+  api_id: 17349
+  api_hash: 344583e45741c457fe1862106095a5eb
+  accounts:
+    - {name: main, phone: "+15550400", session_file: main.session}
+`
+	if err := os.WriteFile(cfg, []byte(yml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if c := run(context.Background(), []string{"serve", "--config", cfg}, &out, &errb); c != 1 {
+		t.Errorf("exit %d, want 1\n%s", c, errb.String())
+	}
+	if !strings.Contains(errb.String(), "cannot build the trunk") || !strings.Contains(errb.String(), "missing.pem") {
+		t.Errorf("stderr does not name the missing key file:\n%s", errb.String())
+	}
+}
+
 // TestServeSIPPortBusy: when a SIP listener cannot bind, serve says so
 // and exits 1 before any account connects.
 func TestServeSIPPortBusy(t *testing.T) {

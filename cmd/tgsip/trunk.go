@@ -79,6 +79,7 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 			},
 		})
 		if err != nil {
+			srv.Close()
 			return nil, fmt.Errorf("telegram account %q: %w", ac.Name, err)
 		}
 		self = b2bua.AccountOf(a)
@@ -107,6 +108,7 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 		Logger:      log.With("part", "b2bua"),
 	})
 	if err != nil {
+		srv.Close()
 		return nil, err
 	}
 	return p, nil
