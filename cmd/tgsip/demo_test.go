@@ -331,3 +331,29 @@ routing:
 		t.Errorf("demo exit %d\n%s", c, d.logs.String())
 	}
 }
+
+// TestDemoUsage: wrong flags exit 2 and a wrong file exits 1 before
+// anything starts.
+func TestDemoUsage(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	if err := os.WriteFile(bad, []byte("demo:\n  login_code: abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--sip-listen", "localhost"}, 2, "--sip-listen"},
+		{[]string{"--emulator-listen", "x"}, 2, "--emulator-listen"},
+		{[]string{"--inbound-to", "2000@pbx"}, 2, "SIP URI"},
+		{[]string{"--accounts", "0"}, 2, "usage"},
+		{[]string{"extra"}, 2, "usage"},
+		{[]string{"--config", bad}, 1, "demo.login_code"},
+	} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), append([]string{"demo"}, c.args...), &out, &errb); code != c.code || !strings.Contains(errb.String(), c.says) {
+			t.Errorf("demo %v: exit %d, stderr %q; want %d and %q", c.args, code, errb.String(), c.code, c.says)
+		}
+	}
+}
