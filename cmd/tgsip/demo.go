@@ -271,7 +271,7 @@ func printDemo(w io.Writer, n *emu.Network, keyFile string, c *config.Config, en
 	for _, e := range entries {
 		fmt.Fprintf(w, "  sip:%s@%s  @%s %s  %s\n", e.Name, sipAddr, e.Username, e.Phone, e.Description())
 	}
-	fmt.Fprintf(w, "for example: sipp -sn uac -m 1 -s echo %s   or in baresip: /dial sip:echo@%s\n", sipAddr, sipAddr)
+	fmt.Fprintf(w, "for example: sipp -sn uac -i 127.0.0.1 -m 1 -s echo %s   or in baresip: /dial sip:echo@%s\n", sipAddr, sipAddr)
 	fmt.Fprintf(w, "an outside MTProto client logs in to %s with the key above as any demo user's phone and code %s, and calls a trunk account to reach the PBX\n",
 		n.Addr(), c.Demo.LoginCode)
 }
