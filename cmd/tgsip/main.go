@@ -6,8 +6,7 @@
 //	tgsip accounts    show each Telegram account's state
 //	tgsip check-config  check a config file strictly
 //	tgsip serve       run the trunk of a config file; SIGTERM drains it
-//
-// The demo is being built; see the README.
+//	tgsip demo        the trunk against an emulated Telegram with demo users
 package main
 
 import (
@@ -37,6 +36,7 @@ commands:
   accounts    show each Telegram account's state: --config FILE
   check-config  check a config file strictly: --config FILE [--demo]
   serve       run the trunk: --config FILE (SIGTERM/SIGINT drain it)
+  demo        run the trunk against an emulated Telegram with demo users to call
 
 Run "tgsip <command> -h" for the flags of a command.
 `
@@ -58,6 +58,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runAccounts(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return runServe(ctx, args[1:], stdout, stderr)
+	case "demo":
+		return runDemo(ctx, args[1:], stdout, stderr)
 	case "check-config":
 		return runCheckConfig(args[1:], stdout, stderr)
 	case "-h", "-help", "--help", "help":
