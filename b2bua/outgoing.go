@@ -62,7 +62,7 @@ func (t *Trunk) sipToTelegram(in *sip.InboundCall) {
 	}
 	defer lease.Release()
 	acc := lease.Account().(Account)
-	log = log.With("account", acc.Name(), "peer", route.Peer.String())
+	log = log.With("account", acc.Name(), "route", route.Peer.String())
 
 	// Until the Telegram call exists, a CANCEL (or the trunk's kill)
 	// aborts resolution and phone.requestCall through ctx.
