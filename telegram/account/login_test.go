@@ -208,8 +208,12 @@ func TestSessionRevoked(t *testing.T) {
 	acc := start(t, cfg)
 	// Logging out from "another device" is what the emulator sees as the
 	// key losing its user; the next request gets AUTH_KEY_UNREGISTERED.
+	// The logout's answer may be lost: the account can see its session
+	// end (AUTH_KEY_UNREGISTERED on a background request) and close its
+	// client before the answer arrives ("client closed"). What follows
+	// checks the outcome either way.
 	if _, err := acc.API().AuthLogOut(ctx); err != nil {
-		t.Fatal(err)
+		t.Logf("logout: %v", err)
 	}
 	if _, err := acc.Resolve(ctx, "@callee"); err == nil {
 		t.Fatal("resolve after logout succeeded")
