@@ -1,17 +1,15 @@
 package b2bua
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/internal/sipptest"
 	"github.com/tgsip/tgsip/sip"
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
@@ -34,48 +32,8 @@ func freePort(t *testing.T) int {
 // scenario completed). sipp's own timeout bounds the run.
 func runSipp(t *testing.T, scenario string, timeout time.Duration, args ...string) (int, func() error) {
 	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp not installed (Debian package sip-tester)")
-	}
 	port := freePort(t)
-	dir := t.TempDir()
-	all := append([]string{
-		"-sf", filepath.Join("testdata", "sipp", scenario),
-		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-mp", fmt.Sprint(freePort(t)),
-		"-m", "1", "-timeout", fmt.Sprintf("%ds", int(timeout.Seconds())), "-timeout_error",
-		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
-		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
-		"-nostdin",
-	}, args...)
-	ctx, cancel := context.WithTimeout(context.Background(), timeout+10*time.Second)
-	cmd := exec.CommandContext(ctx, bin, all...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		cancel()
-		if err != nil {
-			msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
-			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			err = fmt.Errorf("sipp %s: %w\nerrors:\n%s\nmessages:\n%s", scenario, err, errs, msgs)
-		}
-		done <- err
-	}()
-	var result error
-	waited := false
-	wait := func() error {
-		if !waited {
-			result, waited = <-done, true
-		}
-		return result
-	}
-	t.Cleanup(func() { _ = wait() })
+	wait := sipptest.Start(t, port, timeout, append([]string{"-sf", filepath.Join("testdata", "sipp", scenario)}, args...)...)
 	return port, wait
 }
 

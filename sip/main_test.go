@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/tgsip/tgsip/internal/sipptest"
 )
 
 func TestMain(m *testing.M) {
@@ -119,40 +121,6 @@ func freeUDPPort(t testing.TB) int {
 	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
-// sippMediaPort returns the first of four consecutive UDP ports that were
-// free a moment ago: sipp binds audio RTP and RTCP at -mp and -mp+1 and
-// video at -mp+2 and -mp+3, and fails a run when any of them is taken
-// (which a single free port often does under parallel test load).
-func sippMediaPort(t testing.TB) int {
-	t.Helper()
-	lo := net.IPv4(127, 0, 0, 1)
-	for range 100 {
-		first, err := net.ListenUDP("udp", &net.UDPAddr{IP: lo})
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := first.LocalAddr().(*net.UDPAddr).Port
-		held := []*net.UDPConn{first}
-		ok := p%2 == 0 && p+3 <= 65535
-		for i := 1; ok && i < 4; i++ {
-			c, err := net.ListenUDP("udp", &net.UDPAddr{IP: lo, Port: p + i})
-			if err != nil {
-				ok = false
-				break
-			}
-			held = append(held, c)
-		}
-		for _, c := range held {
-			c.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no four consecutive free UDP ports for sipp's media")
-	return 0
-}
-
 // sipp runs a committed scenario once against (or for) the server. It
 // returns sipp's error output and whether it succeeded.
 type sippRun struct {
@@ -190,7 +158,7 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 	dir := t.TempDir()
 	args := []string{
 		"-sf", filepath.Join("testdata", "sipp", r.Scenario),
-		"-i", r.Local.String(), "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(sippMediaPort(t)),
+		"-i", r.Local.String(), "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(sipptest.MediaPort(t)),
 		"-m", fmt.Sprint(max(r.Calls, 1)), "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
 		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
 		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/pion/rtp"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/internal/sipptest"
 	"github.com/tgsip/tgsip/rtpbridge/codec"
 	"github.com/tgsip/tgsip/sip"
 )
@@ -103,52 +103,13 @@ func sipp(t *testing.T, target string, args ...string) error {
 
 // startSipp starts sipp on port of 127.0.0.1 (target empty for a UAS) and
 // returns a wait for its end: nil when its scenario completed. sipp's own
-// timeout bounds the run.
+// timeout (60 s) bounds the run.
 func startSipp(t *testing.T, port int, target string, args ...string) func() error {
 	t.Helper()
-	bin, err := exec.LookPath("sipp")
-	if err != nil {
-		t.Skip("sipp not installed (Debian package sip-tester)")
-	}
-	dir := t.TempDir()
-	all := append([]string{
-		"-i", "127.0.0.1", "-p", fmt.Sprint(port), "-mp", fmt.Sprint(freeSIPPort(t)),
-		"-m", "1", "-timeout", "60s", "-timeout_error", "-nostdin",
-		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
-		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
-	}, args...)
 	if target != "" {
-		all = append(all, target)
+		args = append(args, target)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 75*time.Second)
-	cmd := exec.CommandContext(ctx, bin, all...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() {
-		err := cmd.Wait()
-		cancel()
-		if err != nil {
-			msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
-			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			err = fmt.Errorf("sipp %v: %w\nerrors:\n%s\nmessages:\n%s", args, err, errs, msgs)
-		}
-		done <- err
-	}()
-	var result error
-	waited := false
-	wait := func() error {
-		if !waited {
-			result, waited = <-done, true
-		}
-		return result
-	}
-	t.Cleanup(func() { _ = wait() })
-	return wait
+	return sipptest.Start(t, port, 60*time.Second, args...)
 }
 
 // TestDemoCalls runs the demo on a free port and calls its users from
