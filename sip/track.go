@@ -22,16 +22,18 @@ func (s *Server) untilHalt(ctx context.Context) (context.Context, context.Cancel
 var errHalted = errors.New("sip: server closed before the peer answered")
 
 // goTracked runs f on a goroutine the server waits for at Close. Once
-// Close has seen all such goroutines finish, f is dropped.
-func (s *Server) goTracked(f func()) {
+// Close has seen all such goroutines finish, f is dropped and goTracked
+// reports false.
+func (s *Server) goTracked(f func()) bool {
 	if !s.work.start() {
 		s.log.Debug("work dropped: server closed")
-		return
+		return false
 	}
 	go func() {
 		defer s.work.finish()
 		f()
 	}()
+	return true
 }
 
 // tracker counts running goroutines. Unlike a WaitGroup it may gain new
