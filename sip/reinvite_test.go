@@ -103,3 +103,66 @@ func TestReinviteBeforeAck(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestHangupRacesPeerBye: our Hangup and the caller's BYE cross, 20 times.
+// The call's loop serialises them: the call ends once, with whichever came
+// first, and leaves no dialog behind (the old code checked a state under a
+// lock, unlocked, then acted on it).
+func TestHangupRacesPeerBye(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ends := map[bool]int{}
+	for i := 0; i < 20; i++ {
+		inv := u.invite(s, "hangup-bye-"+strconv.Itoa(i))
+		res, err := u.cli.Do(ctx, inv)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("INVITE: %v %v", res, err)
+		}
+		c := waitFor(t, got, "call")
+		mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
+			r := sip.NewRequest(m, res.Contact().Address)
+			r.AppendHeader(sip.HeaderClone(inv.From()))
+			r.AppendHeader(sip.HeaderClone(res.To()))
+			r.AppendHeader(sip.HeaderClone(inv.CallID()))
+			r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+			return r
+		}
+		u.ackSent.Store(true)
+		if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c.Confirmed(), "ACK")
+		hung := make(chan struct{})
+		go func() {
+			defer close(hung)
+			c.Hangup(Reason{Protocol: "Q.850", Cause: 16})
+		}()
+		bres, err := u.cli.Do(ctx, mk(sip.BYE, 2))
+		if err != nil || (bres.StatusCode != 200 && bres.StatusCode != 481) {
+			t.Fatalf("call %d: our BYE: %v %v", i, bres, err)
+		}
+		<-hung
+		ce := endOf(t, c)
+		if ce.Cause != CauseNormal {
+			t.Fatalf("call %d: end %v", i, ce)
+		}
+		ends[ce.Remote]++
+		// Our own BYE, if the Hangup came first, is answered by the UAC.
+		if !ce.Remote {
+			waitFor(t, u.byes, "our BYE")
+		}
+		if c.Hangup(Reason{}); c.Err() != error(ce) {
+			t.Fatalf("call %d: a second end %v", i, c.Err())
+		}
+	}
+	t.Logf("ended remotely/locally: %v", ends)
+	waitNoCalls(t, s)
+}
