@@ -120,6 +120,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	readFilter, transportLog := s.wireHooks(sipgoLog)
 	s.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgenTLSConfig(clientTLS),
 		sipgo.WithUserAgent(cfg.UserAgent),
@@ -129,8 +130,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
-			sip.WithTransportLayerLogger(sipgoLog),
-			sip.WithTransportLayerReadFilter(s.deafFilter(s.readFilter())),
+			sip.WithTransportLayerLogger(transportLog),
+			sip.WithTransportLayerReadFilter(s.deafFilter(readFilter)),
 		),
 	)
 	if err != nil {
