@@ -233,6 +233,7 @@ func (s *Server) listen(tp Transport, l ListenConfig) error {
 		if err != nil {
 			return fmt.Errorf("sip: listen udp %v: %w", l.Addr, err)
 		}
+		tuneUDPListener(c, s.log)
 		s.closers = append(s.closers, c)
 		bound = c.LocalAddr().(*net.UDPAddr).AddrPort()
 		serve = func() error { return s.srv.ServeUDP(c) }
