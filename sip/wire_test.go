@@ -85,3 +85,19 @@ func TestUDPWatchAnswersParseFailure(t *testing.T) {
 		t.Fatalf("onBad got %+v, want the broken datagram of the second socket once", got)
 	}
 }
+
+// BenchmarkValidateRequest is the cost of the RFC 3261 §8.2 checks on a
+// plain INVITE as sipgo parsed it.
+func BenchmarkValidateRequest(b *testing.B) {
+	m, err := sip.ParseMessage(benchInvite())
+	if err != nil {
+		b.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if r := validateRequest(req); r.status != 0 {
+			b.Fatal(r.why)
+		}
+	}
+}
