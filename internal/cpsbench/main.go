@@ -57,7 +57,7 @@ type options struct {
 
 func parseFlags() (options, error) {
 	var o options
-	rates := flag.String("rates", "200,400,700,1000,1400,2000", "call rates (calls/s) to run, rising")
+	rates := flag.String("rates", "200,400,700,1000,1400,2000,2800,4000,5600", "call rates (calls/s) to run, rising")
 	flag.DurationVar(&o.duration, "duration", 5*time.Second, "how long sipp places calls at each rate")
 	flag.DurationVar(&o.hold, "hold", 100*time.Millisecond, "time between ACK and BYE (sipp -d)")
 	flag.StringVar(&o.scenario, "scenario", "internal/cpsbench/uac_cps.xml", "sipp scenario")
