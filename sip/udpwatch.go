@@ -77,8 +77,9 @@ func (w *udpWatch) remember(p sip.TransportReadProps, data []byte) bool {
 	return true
 }
 
-// failed answers the remembered datagram sipgo could not parse.
-func (w *udpWatch) failed(data string) {
+// failed answers the remembered datagram sipgo could not parse; it
+// reports whether data was one.
+func (w *udpWatch) failed(data string) bool {
 	w.mu.Lock()
 	var props sip.TransportReadProps
 	found := false
@@ -92,6 +93,7 @@ func (w *udpWatch) failed(data string) {
 	if found && w.onBad != nil {
 		w.onBad(props, []byte(data))
 	}
+	return found
 }
 
 // parseFailHook is the slog handler of sipgo's transport layer: it hands
@@ -118,8 +120,13 @@ func (h parseFailHook) Handle(ctx context.Context, rec slog.Record) error {
 			}
 			return true
 		})
-		if found {
-			h.watch.failed(data)
+		if found && h.watch.failed(data) {
+			// Handled like any refused request (answered, counted in
+			// Wire().Malformed); an error line for each datagram a
+			// scanner sends would be log spam anyone can cause, so it
+			// goes on at debug, as when the filter refused datagrams.
+			rec = rec.Clone()
+			rec.Level = slog.LevelDebug
 		}
 	}
 	if !h.next.Enabled(ctx, rec.Level) {

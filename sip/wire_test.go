@@ -3,6 +3,7 @@ package sip
 import (
 	"log/slog"
 	"net"
+	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
@@ -73,7 +74,9 @@ func TestUDPWatchAnswersParseFailure(t *testing.T) {
 	}
 	var got []bad
 	f := newBenchFilter(func(p sip.TransportReadProps, data []byte) { got = append(got, bad{p, string(data)}) })
-	log := slog.New(parseFailHook{next: slog.DiscardHandler, watch: f.udp}).With("caller", "Transport<UDP>")
+	var logged strings.Builder
+	next := slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelInfo})
+	log := slog.New(parseFailHook{next: next, watch: f.udp}).With("caller", "Transport<UDP>")
 	a, b := filterProps("UDP"), filterProps("UDP") // two sockets
 	good, broken := benchInvite(), []byte("INVITE sip:1000@127.0.0.1 SIP/2.0\r\nVia: garbage\r\n\r\n")
 	f.filter(a, good)
@@ -83,6 +86,11 @@ func TestUDPWatchAnswersParseFailure(t *testing.T) {
 	log.Error("something else", "data", string(good))
 	if len(got) != 1 || got[0].data != string(broken) || got[0].p.LocalAddr != b.LocalAddr {
 		t.Fatalf("onBad got %+v, want the broken datagram of the second socket once", got)
+	}
+	// The answered failure is not logged at error level (anyone can send
+	// garbage); the unmatched one and other records still are.
+	if n := strings.Count(logged.String(), "level=ERROR"); n != 2 {
+		t.Fatalf("%d error lines, want 2 (the unmatched repeat, the other record):\n%s", n, logged.String())
 	}
 }
 
