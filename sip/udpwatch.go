@@ -121,10 +121,10 @@ func (h parseFailHook) Handle(ctx context.Context, rec slog.Record) error {
 			return true
 		})
 		if found && h.watch.failed(data) {
-			// Handled like any refused request (answered, counted in
-			// Wire().Malformed); an error line for each datagram a
-			// scanner sends would be log spam anyone can cause, so it
-			// goes on at debug, as when the filter refused datagrams.
+			// Handled (answered and counted in Wire().Malformed when
+			// it can be addressed, else dropped, as before); an error
+			// line for each datagram a scanner sends would be log spam
+			// anyone can cause, so the record goes on at debug.
 			rec = rec.Clone()
 			rec.Level = slog.LevelDebug
 		}
