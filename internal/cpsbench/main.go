@@ -138,15 +138,16 @@ func run() error {
 	}
 
 	fmt.Printf("server %v (UDP), sipp on CPU %q, %v per rate, hold %v\n", addr, o.sippCPU, o.duration, o.hold)
-	fmt.Printf("%6s %9s %9s %7s %7s %11s %8s %9s %8s\n", "rate", "attempts", "completed", "failed", "wall", "server CPU", "µs/call", "sipp CPU", "drops")
+	fmt.Printf("%6s %9s %9s %7s %7s %11s %8s %9s %8s %8s %8s\n", "rate", "attempts", "completed", "failed", "wall", "server CPU", "µs/call", "sipp CPU", "drops", "retrans", "answer")
 	for _, rate := range o.rates {
 		r, err := runRate(o, dir, addr, rate, srv)
 		if err != nil {
 			return fmt.Errorf("rate %d: %w", rate, err)
 		}
-		fmt.Printf("%6d %9d %9d %7d %6.1fs %10.0f%% %8.0f %8.0f%% %8d\n", rate, r.attempts, r.completed, r.failed,
+		fmt.Printf("%6d %9d %9d %7d %6.1fs %10.0f%% %8.0f %8.0f%% %8d %8d %6dms\n", rate, r.attempts, r.completed, r.failed,
 			r.wall.Seconds(), 100*r.serverCPU.Seconds()/r.wall.Seconds(),
-			float64(r.serverCPU.Microseconds())/float64(max(r.completed, 1)), 100*r.sippCPU.Seconds()/r.wall.Seconds(), r.drops)
+			float64(r.serverCPU.Microseconds())/float64(max(r.completed, 1)), 100*r.sippCPU.Seconds()/r.wall.Seconds(), r.drops,
+			r.retrans, r.answer.Milliseconds())
 		if r.failed > 0 && !o.keepGoing {
 			fmt.Printf("stopped: %d failed calls at %d calls/s\n", r.failed, rate)
 			break
@@ -155,7 +156,7 @@ func run() error {
 	if n := answerErrs.Load(); n > 0 {
 		fmt.Printf("Answer failed %d times\n", n)
 	}
-	fmt.Printf("drops: datagrams the server's SIP socket dropped, its receive buffer full (sipp retransmits them)\n")
+	fmt.Printf("drops: datagrams the server's SIP socket dropped, its receive buffer full; retrans: sipp's retransmissions; answer: mean INVITE→200 time\n")
 	fmt.Printf("server: %d INVITEs refused 503, %d responses not sent, %d malformed\n",
 		srv.Overloaded(), srv.Wire().SendFailures.Load(), srv.Wire().Malformed.Load())
 	return nil
@@ -165,7 +166,9 @@ type result struct {
 	attempts, completed, failed int
 	wall, serverCPU, sippCPU    time.Duration
 	errFile                     string
-	drops                       int // datagrams the server's SIP socket dropped (receive buffer full)
+	drops                       int           // datagrams the server's SIP socket dropped (receive buffer full)
+	retrans                     int           // sipp's retransmissions
+	answer                      time.Duration // mean INVITE→200 time sipp saw
 }
 
 // runRate has sipp place rate calls per second for o.duration and waits
@@ -232,21 +235,30 @@ func runRate(o options, dir string, addr netip.AddrPort, rate int, srv *sip.Serv
 	// sipp exits 0 when every call succeeded, 1 when some failed, and
 	// otherwise on its own errors or its global -timeout; its statistics
 	// say what happened to the calls in every case but a fatal error.
-	if res.attempts, res.completed, res.failed, err = readStat(stat); err != nil {
+	var st stats
+	if st, err = readStat(stat); err != nil {
 		return res, fmt.Errorf("sipp exit %d: %w (sipp said: %s)", code, err, tail(out.Bytes(), 2000))
 	}
+	res.attempts, res.completed, res.failed, res.retrans, res.answer = st.attempts, st.completed, st.failed, st.retrans, st.answer
 	if code != 0 && res.failed == 0 {
 		res.failed = max(res.attempts-res.completed, 1)
 	}
 	return res, nil
 }
 
+// stats are the cumulative counters of a sipp run.
+type stats struct {
+	attempts, completed, failed, retrans int
+	answer                               time.Duration
+}
+
 // readStat reads the cumulative counters of the last line of sipp's
 // -trace_stat file.
-func readStat(path string) (attempts, completed, failed int, err error) {
+func readStat(path string) (stats, error) {
+	var st stats
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, 0, err
+		return st, err
 	}
 	defer f.Close()
 	r := csv.NewReader(f)
@@ -254,28 +266,46 @@ func readStat(path string) (attempts, completed, failed int, err error) {
 	r.FieldsPerRecord = -1
 	rows, err := r.ReadAll()
 	if err != nil {
-		return 0, 0, 0, err
+		return st, err
 	}
 	if len(rows) < 2 {
-		return 0, 0, 0, errors.New("sipp wrote no statistics")
+		return st, errors.New("sipp wrote no statistics")
 	}
 	head, last := rows[0], rows[len(rows)-1]
-	col := func(name string) (int, error) {
+	field := func(name string) (string, error) {
 		for i, h := range head {
 			if h == name && i < len(last) {
-				return strconv.Atoi(strings.TrimSpace(last[i]))
+				return strings.TrimSpace(last[i]), nil
 			}
 		}
-		return 0, fmt.Errorf("no %s column in sipp's statistics", name)
+		return "", fmt.Errorf("no %s column in sipp's statistics", name)
 	}
-	if attempts, err = col("OutgoingCall(C)"); err != nil {
-		return
+	for _, c := range []struct {
+		name string
+		to   *int
+	}{
+		{"OutgoingCall(C)", &st.attempts},
+		{"SuccessfulCall(C)", &st.completed},
+		{"FailedCall(C)", &st.failed},
+		{"Retransmissions(C)", &st.retrans},
+	} {
+		v, err := field(c.name)
+		if err != nil {
+			return st, err
+		}
+		if *c.to, err = strconv.Atoi(v); err != nil {
+			return st, fmt.Errorf("sipp's %s: %w", c.name, err)
+		}
 	}
-	if completed, err = col("SuccessfulCall(C)"); err != nil {
-		return
+	// HH:MM:SS:microseconds.
+	if v, err := field("ResponseTime1(C)"); err == nil {
+		var h, m, sec, us int
+		if _, err := fmt.Sscanf(v, "%d:%d:%d:%d", &h, &m, &sec, &us); err == nil {
+			st.answer = time.Duration(h)*time.Hour + time.Duration(m)*time.Minute +
+				time.Duration(sec)*time.Second + time.Duration(us)*time.Microsecond
+		}
 	}
-	failed, err = col("FailedCall(C)")
-	return
+	return st, nil
 }
 
 // socketDrops is the drop count Linux keeps for the UDP socket bound to
