@@ -118,6 +118,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	readFilter, transportLog := s.wireHooks(sipgoLog)
 	s.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgenTLSConfig(clientTLS),
 		sipgo.WithUserAgent(cfg.UserAgent),
@@ -127,8 +128,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
-			sip.WithTransportLayerLogger(sipgoLog),
-			sip.WithTransportLayerReadFilter(s.deafFilter(s.readFilter())),
+			sip.WithTransportLayerLogger(transportLog),
+			sip.WithTransportLayerReadFilter(s.deafFilter(readFilter)),
 		),
 	)
 	if err != nil {
@@ -202,6 +203,7 @@ func (s *Server) listen(tp Transport, l ListenConfig) error {
 		if err != nil {
 			return fmt.Errorf("sip: listen udp %v: %w", l.Addr, err)
 		}
+		tuneUDPListener(c, s.log)
 		s.closers = append(s.closers, c)
 		bound = c.LocalAddr().(*net.UDPAddr).AddrPort()
 		serve = func() error { return s.srv.ServeUDP(c) }
