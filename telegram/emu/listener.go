@@ -57,8 +57,9 @@ var httpVerbs = [][4]byte{{'H', 'E', 'A', 'D'}, {'P', 'O', 'S', 'T'}, {'G', 'E',
 // sniffListener accepts TCP connections and hands out, through Accept,
 // connections whose stream begins with a plain transport's tag.
 type sniffListener struct {
-	ln  net.Listener
-	log *slog.Logger
+	ln   net.Listener
+	log  *slog.Logger
+	keys *keyGuard // see keyguard.go
 
 	conns     chan net.Conn
 	done      chan struct{}
@@ -70,7 +71,7 @@ type sniffListener struct {
 }
 
 func newSniffListener(ln net.Listener, log *slog.Logger) *sniffListener {
-	l := &sniffListener{ln: ln, log: log, conns: make(chan net.Conn), done: make(chan struct{}), sniffing: map[net.Conn]struct{}{}}
+	l := &sniffListener{ln: ln, log: log, keys: &keyGuard{}, conns: make(chan net.Conn), done: make(chan struct{}), sniffing: map[net.Conn]struct{}{}}
 	l.wg.Go(l.acceptLoop)
 	return l
 }
@@ -105,7 +106,7 @@ func (l *sniffListener) acceptLoop() {
 			}
 			l.log.Debug("mtproto connection", "remote", c.RemoteAddr().String(), "transport", string(tr))
 			select {
-			case l.conns <- sc:
+			case l.conns <- l.keys.guard(sc):
 			case <-l.done:
 				_ = sc.Close() // shutting down
 			}
