@@ -23,9 +23,17 @@ const (
 	defaultConnectTimeout      = 20 * time.Second // tgcalls NativeNetworkingImpl maxTimeout
 	defaultDisconnectedTimeout = 5 * time.Second
 	defaultRTCPInterval        = time.Second
-	twccInterval               = 100 * time.Millisecond
-	receiveMTU                 = 8192 // pion/ice's receive buffer
-	dtlsQueueBytes             = 256 << 10
+	// twccInterval is the transport-cc feedback interval. libwebrtc's
+	// RemoteEstimatorProxy (modules/remote_bitrate_estimator/
+	// remote_estimator_proxy.cc, OnBitrateChanged; Telegram's copy in
+	// DrKLO/Telegram TMessagesProj/jni/voip/webrtc) sizes it so that feedback
+	// (68 bytes on the wire) takes 5 % of the call's target send rate,
+	// clamped to 50–250 ms; tgcalls' InstanceV2Impl::adjustBitratePreferences
+	// pins that target to 32 kbit/s (min = start = max) while no video is
+	// sent, which gives 340 ms, clamped to the 250 ms maximum.
+	twccInterval   = 250 * time.Millisecond
+	receiveMTU     = 8192 // pion/ice's receive buffer
+	dtlsQueueBytes = 256 << 10
 )
 
 // Errors a Session ends with (Err). The engine maps them to a discard reason
@@ -56,8 +64,9 @@ type Config struct {
 	// the connection may stay broken afterwards. Default 20 s.
 	ConnectTimeout time.Duration
 	// RTCPInterval is the receiver/sender report interval. Default 1 s.
-	// Reports go out on the Transport's shared 100 ms RTCP wheel, so the
-	// interval is kept to within half a turn (50 ms).
+	// Reports go out on the Transport's shared RTCP wheel, which turns
+	// once per transport-cc interval (250 ms), so the interval is kept to
+	// within half a turn.
 	RTCPInterval time.Duration
 	// Logger is the per-call logger; nil uses Transport.Logger.
 	Logger *slog.Logger
