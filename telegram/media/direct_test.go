@@ -1,0 +1,234 @@
+package media
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtp"
+)
+
+// Once a host pair is selected, ReadRTP reads the selected socket itself:
+// the media of a p2p call does not come through pion's reader and the pump.
+func TestDirectPathInline(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		relay bool
+	}{{"host", false}, {"reflector", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			ca, cb := Config{P2PAllowed: true}, Config{P2PAllowed: true}
+			if tc.relay {
+				ref := newTestReflector(t)
+				refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
+				ca, cb = Config{Reflectors: refl}, Config{Reflectors: refl}
+			}
+			a, b := connectedPair(t, ca, cb)
+			rb := startReader(b)
+			flow(t, a, rb, 0x1234, "warm", 5) // the reader has taken the socket
+			before := b.viaPump.Load()
+			got := flow(t, a, rb, 0x1234, "inline", 200)
+			if len(got) != 200 {
+				t.Fatalf("%d packets", len(got))
+			}
+			if r := b.route.Load(); r == nil || r.conn == nil {
+				t.Fatalf("no direct route: %+v", r)
+			}
+			if n := b.viaPump.Load() - before; n > 2 {
+				t.Fatalf("%d of 200 packets came through pion's reader and the pump", n)
+			}
+			_ = a.Close()
+			_ = b.Close()
+			rb.wait(t)
+		})
+	}
+}
+
+// candidatesOf finds s's local and remote candidate of the host pair and of
+// the reflector pair.
+func candidatesOf(t *testing.T, s *Session) (hostL, hostR, relL, relR ice.Candidate) {
+	t.Helper()
+	deadline := time.Now().Add(testTimeout)
+	for time.Now().Before(deadline) {
+		hostL, hostR, relL, relR = nil, nil, nil, nil
+		locals, err := s.agent.GetLocalCandidates()
+		if err != nil {
+			t.Fatal(err)
+		}
+		remotes, err := s.agent.GetRemoteCandidates()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range locals {
+			switch c.Type() {
+			case ice.CandidateTypeHost:
+				hostL = c
+			case ice.CandidateTypeRelay:
+				relL = c
+			}
+		}
+		for _, c := range remotes {
+			switch c.Type() {
+			case ice.CandidateTypeHost:
+				hostR = c
+			case ice.CandidateTypeRelay:
+				relR = c
+			}
+		}
+		if hostL != nil && hostR != nil && relL != nil && relR != nil && s.ports[0].remoteTag.Load() != 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("host and reflector candidates not all known")
+	return
+}
+
+// fakeLocal is a local candidate that is none of the session's sockets
+// (what a TURN allocation or the shared-port mux looks like to the route).
+func fakeLocal(t *testing.T) ice.Candidate {
+	c, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
+		Network: "udp4", Address: "127.0.0.1", Port: 9, Component: ice.ComponentRTP, RelAddr: "127.0.0.1", RelPort: 9,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// fakeRemote is a remote candidate nobody sends from (the discard port).
+func fakeRemote(t *testing.T) ice.Candidate {
+	c, err := ice.NewCandidateHost(&ice.CandidateHostConfig{Network: "udp4", Address: "127.0.0.1", Port: 9, Component: ice.ComponentRTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Selected-pair changes while media flows lose nothing: the receiver moves
+// from its host socket to its reflector port, to pion's path (as for TURN)
+// and back to the host socket, and the sender moves its writes to the
+// reflector and back, while packets keep coming at 1 ms intervals. A
+// socket given back to pion keeps its unread datagrams and pion's reader
+// delivers them through the agent's buffer and the pump; what arrives on a
+// socket that is not the selected one takes pion's path. Every sequence
+// number must arrive, in order per path (loopback does not reorder).
+func TestSelectedPairHandover(t *testing.T) {
+	ref := newTestReflector(t)
+	refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
+	a, b := connectedPair(t, Config{P2PAllowed: true, Reflectors: refl}, Config{P2PAllowed: true, Reflectors: refl})
+	aHostL, aHostR, aRelL, aRelR := candidatesOf(t, a)
+	bHostL, bHostR, bRelL, bRelR := candidatesOf(t, b)
+
+	const total = 3000
+	var mu sync.Mutex
+	seen := make(map[uint16]int)
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		buf := make([]byte, 1500)
+		var p rtp.Packet
+		for {
+			n, err := b.ReadRTP(buf)
+			if err != nil {
+				if b.Err() != nil {
+					return
+				}
+				continue
+			}
+			if p.Unmarshal(buf[:n]) != nil || string(p.Payload) != "handover" {
+				t.Errorf("bad packet")
+				continue
+			}
+			mu.Lock()
+			seen[p.SequenceNumber]++
+			mu.Unlock()
+		}
+	}()
+	// Prime: the receiver must be reading before the first change.
+	for i := 0; ; i++ {
+		if err := a.WriteRTP(rtpPacket(t, 0x5555, 0, []byte("handover"))); err != nil {
+			t.Fatal(err)
+		}
+		mu.Lock()
+		ok := seen[0] > 0
+		mu.Unlock()
+		if ok {
+			break
+		}
+		if i > 5000 {
+			t.Fatal("no packet before the handover")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	type change struct {
+		at          int
+		s           *Session
+		local, remo ice.Candidate
+	}
+	changes := []change{
+		{500, b, bRelL, bRelR},           // receiver reads its reflector port; host datagrams take pion's path
+		{900, a, aRelL, aRelR},           // sender writes through the reflector: inline again
+		{1300, b, fakeLocal(t), bHostR},  // receiver on pion's path (TURN-like): everything via the pump
+		{1700, b, bHostL, bHostR},        // receiver back on its host pair; reflector datagrams via pion
+		{2100, a, aHostL, aHostR},        // sender back on host: inline again
+		{2300, b, bHostL, fakeRemote(t)}, // host socket still read inline, but the peer is not the selected remote: via pion
+		{2600, b, bRelL, bRelR},          // and to the reflector while the sender is on host
+	}
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for seq := 1; seq <= total; seq++ {
+		for _, c := range changes {
+			if c.at == seq {
+				c.s.handleSelectedPair(c.local, c.remo)
+			}
+		}
+		<-tick.C
+		if err := a.WriteRTP(rtpPacket(t, 0x5555, uint16(seq), []byte("handover"))); err != nil {
+			t.Fatalf("WriteRTP %d: %v", seq, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := 0
+		for seq := 1; seq <= total; seq++ {
+			if seen[uint16(seq)] > 0 {
+				n++
+			}
+		}
+		mu.Unlock()
+		if n == total {
+			break
+		}
+		if time.Now().After(deadline) {
+			mu.Lock()
+			var missing []int
+			for seq := 1; seq <= total && len(missing) < 20; seq++ {
+				if seen[uint16(seq)] == 0 {
+					missing = append(missing, seq)
+				}
+			}
+			mu.Unlock()
+			t.Fatalf("%d of %d packets arrived; first missing: %v (stats %+v)", n, total, missing, b.Stats())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	for seq, k := range seen {
+		if k > 1 {
+			t.Errorf("seq %d delivered %d times", seq, k)
+		}
+	}
+	mu.Unlock()
+	// Both paths were used: inline and through the pump.
+	if p := b.viaPump.Load(); p < 100 || p > total-1000 {
+		t.Errorf("%d packets via the pump: the handover paths were not exercised", p)
+	}
+	if ref.forwarded.Load() < 500 {
+		t.Errorf("reflector forwarded %d packets", ref.forwarded.Load())
+	}
+	_ = a.Close()
+	_ = b.Close()
+	<-readerDone
+}
