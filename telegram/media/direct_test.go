@@ -232,3 +232,42 @@ func TestSelectedPairHandover(t *testing.T) {
 	_ = b.Close()
 	<-readerDone
 }
+
+// STUN on a socket ReadRTP owns reaches pion: its consent checks (RFC 7675;
+// pion pings the selected pair every 2 s and counts the answers as
+// received) keep a call alive well past the disconnected and failed
+// timeouts (1 s each here). Dropping STUN in ReadRTP fails the session
+// with ErrICEFailed.
+func TestConsentThroughDirectRead(t *testing.T) {
+	cfg := Config{P2PAllowed: true, ConnectTimeout: 2 * time.Second}
+	a, b := connectedPair(t, cfg, cfg)
+	ra, rb := startReader(a), startReader(b)
+	stop := time.After(6 * time.Second)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for seq := uint16(1); ; seq++ {
+		select {
+		case <-stop:
+		case <-tick.C:
+			for _, s := range []*Session{a, b} {
+				if err := s.WriteRTP(rtpPacket(t, 0x77, seq, []byte("consent"))); err != nil {
+					t.Fatalf("WriteRTP after %d packets: %v", seq, err)
+				}
+			}
+			continue
+		}
+		break
+	}
+	for _, s := range []*Session{a, b} {
+		if err := s.Err(); err != nil {
+			t.Fatalf("session ended: %v", err)
+		}
+		if r := s.route.Load(); r == nil || r.conn == nil || !r.conn.demuxer().taken.Load() {
+			t.Fatal("the selected socket is not read directly")
+		}
+	}
+	_ = a.Close()
+	_ = b.Close()
+	ra.wait(t)
+	rb.wait(t)
+}
