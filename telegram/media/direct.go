@@ -54,7 +54,7 @@ type directConn interface {
 // demux is the ownership state of one socket between pion's reader and the
 // Session's ReadRTP.
 type demux struct {
-	raw *net.UDPConn
+	raw readDeadliner // the socket, or a shared-port queue
 
 	taken   atomic.Bool   // ReadRTP owns the socket; pion's reader is parked
 	parked  chan struct{} // pion's reader signals it is parked (cap 1)
@@ -63,6 +63,12 @@ type demux struct {
 	closed  chan struct{} // pion aborted or closed the socket
 	closeMu sync.Once
 	gone    atomic.Bool // closed (read side): ReadRTP must not take it again
+}
+
+// readDeadliner is what the demux kicks: a read deadline in the past wakes
+// the socket's reader.
+type readDeadliner interface {
+	SetReadDeadline(time.Time) error
 }
 
 type pionPacket struct {
@@ -76,7 +82,7 @@ const toPionQueue = 16
 
 var pionPackets = sync.Pool{New: func() any { return &pionPacket{buf: make([]byte, 0, 1500)} }}
 
-func newDemux(raw *net.UDPConn) demux {
+func newDemux(raw readDeadliner) demux {
 	return demux{
 		raw:    raw,
 		parked: make(chan struct{}, 1),
@@ -93,9 +99,15 @@ func (d *demux) abort() {
 
 // pionRead is what pion's reader of the socket gets: the socket's next
 // datagram while the Session does not own it, else what the Session hands
-// over. raw reads the socket (a reflector port unwraps).
-func (d *demux) pionRead(b []byte, raw func([]byte) (int, netip.AddrPort, error)) (int, netip.AddrPort, error) {
+// over. raw reads the socket (a reflector port unwraps); a closed abort
+// (one shared-port candidate closing) ends the read.
+func (d *demux) pionRead(b []byte, raw func([]byte) (int, netip.AddrPort, error), abort <-chan struct{}) (int, netip.AddrPort, error) {
 	for {
+		select {
+		case <-abort:
+			return 0, netip.AddrPort{}, net.ErrClosed
+		default:
+		}
 		if d.taken.Load() {
 			select {
 			case d.parked <- struct{}{}:
@@ -109,6 +121,8 @@ func (d *demux) pionRead(b []byte, raw func([]byte) (int, netip.AddrPort, error)
 				return n, from, nil
 			case <-d.wake:
 				continue
+			case <-abort:
+				return 0, netip.AddrPort{}, net.ErrClosed
 			case <-d.closed:
 				return 0, netip.AddrPort{}, net.ErrClosed
 			}
@@ -207,7 +221,7 @@ func (c *hostConn) writeDirect(b []byte, addr netip.AddrPort) error {
 
 // ReadFromAddrPort is pion's read (ice.AddrPortReaderWriter).
 func (c *hostConn) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return c.d.pionRead(b, c.UDPConn.ReadFromUDPAddrPort)
+	return c.d.pionRead(b, c.UDPConn.ReadFromUDPAddrPort, nil)
 }
 
 // WriteToAddrPort is pion's write (ice.AddrPortReaderWriter).
@@ -323,6 +337,11 @@ func (s *Session) handleSelectedPair(local, remote ice.Candidate) {
 	}
 	if hc := s.net.byLocal(local); hc != nil && r.remote.IsValid() {
 		r.conn = hc
+	}
+	if m, ok := s.t.UDPMux.(*sharedMux); ok && r.remote.IsValid() && local.Type() == ice.CandidateTypeHost && local.Port() == m.laddr.Port {
+		if c := m.connFor(s.ufrag); c != nil {
+			r.conn = c
+		}
 	}
 	for _, p := range s.ports {
 		if rc, ok := local.(*ice.CandidateRelay); ok && rc == p.cand.Load() {

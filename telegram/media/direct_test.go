@@ -13,11 +13,21 @@ import (
 // the media of a p2p call does not come through pion's reader and the pump.
 func TestDirectPathInline(t *testing.T) {
 	for _, tc := range []struct {
-		name  string
-		relay bool
-	}{{"host", false}, {"reflector", true}} {
+		name          string
+		relay, shared bool
+	}{{"host", false, false}, {"reflector", true, false}, {"shared-port", false, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ca, cb := Config{P2PAllowed: true}, Config{P2PAllowed: true}
+			if tc.shared {
+				// The receiver's host candidate is on the shared port.
+				mux, closer, err := NewSharedPort("127.0.0.1:0", testLogger())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { _ = closer.Close() })
+				cb.Transport = loopbackTransport()
+				cb.Transport.UDPMux = mux
+			}
 			if tc.relay {
 				ref := newTestReflector(t)
 				refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
@@ -31,8 +41,12 @@ func TestDirectPathInline(t *testing.T) {
 			if len(got) != 200 {
 				t.Fatalf("%d packets", len(got))
 			}
-			if r := b.route.Load(); r == nil || r.conn == nil {
+			r := b.route.Load()
+			if r == nil || r.conn == nil {
 				t.Fatalf("no direct route: %+v", r)
+			}
+			if _, ok := r.conn.(*muxConn); ok != tc.shared {
+				t.Fatalf("route through %T", r.conn)
 			}
 			if n := b.viaPump.Load() - before; n > 2 {
 				t.Fatalf("%d of 200 packets came through pion's reader and the pump", n)

@@ -172,7 +172,7 @@ func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 // ReadFromAddrPort is pion's read of the port: data relayed from the peer,
 // unwrapped, unless ReadRTP owns the port (direct.go).
 func (p *reflectorPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
-	return p.d.pionRead(b, p.readData)
+	return p.d.pionRead(b, p.readData, nil)
 }
 
 func (p *reflectorPort) demuxer() *demux { return &p.d }
