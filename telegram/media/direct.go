@@ -303,18 +303,33 @@ func (n *sessionNet) ListenUDP(network string, laddr *net.UDPAddr) (transport.UD
 
 // byLocal finds the host socket of a local candidate.
 func (n *sessionNet) byLocal(c ice.Candidate) *hostConn {
-	if n == nil || c.Type() != ice.CandidateTypeHost {
+	if n == nil {
 		return nil
 	}
-	ip, err := netip.ParseAddr(c.Address())
-	if err != nil {
+	var match func(hc *hostConn) bool
+	switch c.Type() {
+	case ice.CandidateTypeHost:
+		ip, err := netip.ParseAddr(c.Address())
+		if err != nil {
+			return nil
+		}
+		want := netip.AddrPortFrom(ip.Unmap(), uint16(c.Port()))
+		match = func(hc *hostConn) bool { return unmapAP(hc.UDPConn.LocalAddr().(*net.UDPAddr).AddrPort()) == want }
+	case ice.CandidateTypeServerReflexive:
+		// pion gathers a server-reflexive candidate on a socket of its
+		// own (bound to the unspecified address), its related address.
+		ra := c.RelatedAddress()
+		if ra == nil {
+			return nil
+		}
+		match = func(hc *hostConn) bool { return hc.UDPConn.LocalAddr().(*net.UDPAddr).Port == ra.Port }
+	default:
 		return nil
 	}
-	want := netip.AddrPortFrom(ip.Unmap(), uint16(c.Port()))
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	for _, hc := range n.conns {
-		if unmapAP(hc.UDPConn.LocalAddr().(*net.UDPAddr).AddrPort()) == want {
+		if match(hc) {
 			return hc
 		}
 	}

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"net"
 	"sync"
 	"testing"
 	"time"
@@ -284,4 +285,50 @@ func TestConsentThroughDirectRead(t *testing.T) {
 	_ = b.Close()
 	ra.wait(t)
 	rb.wait(t)
+}
+
+// The route finds the socket of the selected local candidate: a host
+// candidate by its address, a server-reflexive one by its base (related
+// address), which is the socket pion gathered it on.
+func TestSessionNetByLocal(t *testing.T) {
+	n, err := newSessionNet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns [2]*hostConn
+	for i := range conns {
+		c, err := n.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns[i] = c.(*hostConn)
+		defer func() { _ = c.Close() }()
+	}
+	port := func(i int) int { return conns[i].LocalAddr().(*net.UDPAddr).Port }
+	host, err := ice.NewCandidateHost(&ice.CandidateHostConfig{Network: "udp4", Address: "127.0.0.1", Port: port(1), Component: ice.ComponentRTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srflx, err := ice.NewCandidateServerReflexive(&ice.CandidateServerReflexiveConfig{
+		Network: "udp4", Address: "192.0.2.7", Port: 40000, Component: ice.ComponentRTP, RelAddr: "0.0.0.0", RelPort: port(0),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.byLocal(host); got != conns[1] {
+		t.Errorf("host candidate: %v", got)
+	}
+	if got := n.byLocal(srflx); got != conns[0] {
+		t.Errorf("srflx candidate: %v", got)
+	}
+	if got := n.byLocal(fakeLocal(t)); got != nil {
+		t.Errorf("unknown srflx candidate: %v", got)
+	}
+	other, err := ice.NewCandidateHost(&ice.CandidateHostConfig{Network: "udp4", Address: "127.0.0.2", Port: port(1), Component: ice.ComponentRTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := n.byLocal(other); got != nil {
+		t.Errorf("host candidate on another address: %v", got)
+	}
 }
