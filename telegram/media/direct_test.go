@@ -129,11 +129,33 @@ func fakeRemote(t *testing.T) ice.Candidate {
 // socket that is not the selected one takes pion's path. Every sequence
 // number must arrive, in order per path (loopback does not reorder).
 func TestSelectedPairHandover(t *testing.T) {
+	t.Run("sockets", func(t *testing.T) { testSelectedPairHandover(t, false) })
+	// The receiver's host candidate on the shared port: its call queue is
+	// taken and given back like a socket.
+	t.Run("shared-port", func(t *testing.T) { testSelectedPairHandover(t, true) })
+}
+
+func testSelectedPairHandover(t *testing.T, shared bool) {
 	ref := newTestReflector(t)
 	refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
-	a, b := connectedPair(t, Config{P2PAllowed: true, Reflectors: refl}, Config{P2PAllowed: true, Reflectors: refl})
+	cb := Config{P2PAllowed: true, Reflectors: refl}
+	if shared {
+		mux, closer, err := NewSharedPort("127.0.0.1:0", testLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = closer.Close() })
+		cb.Transport = loopbackTransport()
+		cb.Transport.UDPMux = mux
+	}
+	a, b := connectedPair(t, Config{P2PAllowed: true, Reflectors: refl}, cb)
 	aHostL, aHostR, aRelL, aRelR := candidatesOf(t, a)
 	bHostL, bHostR, bRelL, bRelR := candidatesOf(t, b)
+	if r := b.route.Load(); r == nil || r.conn == nil {
+		t.Fatal("receiver not on a direct route")
+	} else if _, ok := r.conn.(*muxConn); ok != shared {
+		t.Fatalf("receiver reads %T", r.conn)
+	}
 
 	const total = 3000
 	var mu sync.Mutex
