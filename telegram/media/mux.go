@@ -56,7 +56,8 @@ func newSharedMux(conn *net.UDPConn, log *slog.Logger) *sharedMux {
 }
 
 // GetListenAddresses implements ice.UDPMux: the socket's address, or every
-// local address of its family when it is bound to the unspecified address.
+// local address of its family but loopback and link-local when it is bound
+// to the unspecified address (pion skips loopback for its own mux too).
 func (m *sharedMux) GetListenAddresses() []net.Addr {
 	if !m.laddr.IP.IsUnspecified() {
 		return []net.Addr{m.laddr}
@@ -68,11 +69,11 @@ func (m *sharedMux) GetListenAddresses() []net.Addr {
 	var out []net.Addr
 	for _, a := range addrs {
 		ipn, ok := a.(*net.IPNet)
-		if !ok || ipn.IP.IsLinkLocalUnicast() {
+		if !ok || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsLoopback() {
 			continue
 		}
-		if (ipn.IP.To4() != nil) != (m.laddr.IP.To4() != nil) && m.laddr.IP.To4() != nil {
-			continue
+		if m.laddr.IP.To4() != nil && ipn.IP.To4() == nil {
+			continue // an IPv4 socket has no IPv6 candidates
 		}
 		out = append(out, &net.UDPAddr{IP: ipn.IP, Port: m.laddr.Port})
 	}

@@ -111,3 +111,28 @@ func stunRequest(t *testing.T, username string) []byte {
 	}
 	return m.Raw
 }
+
+// A port bound to the unspecified address offers every local IPv4 address
+// but loopback as a host candidate address, with the port's number.
+func TestSharedMuxListenAddresses(t *testing.T) {
+	mux, closer, err := NewSharedPort("0.0.0.0:0", testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = closer.Close() }()
+	port := mux.(*sharedMux).laddr.Port
+	for _, a := range mux.GetListenAddresses() {
+		ua := a.(*net.UDPAddr)
+		if ua.IP.IsLoopback() || ua.IP.To4() == nil || ua.Port != port {
+			t.Errorf("listen address %v", ua)
+		}
+	}
+	mux2, closer2, err := NewSharedPort("127.0.0.1:0", testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = closer2.Close() }()
+	if got := mux2.GetListenAddresses(); len(got) != 1 || got[0].String() != mux2.(*sharedMux).laddr.String() {
+		t.Errorf("bound port offers %v", got)
+	}
+}

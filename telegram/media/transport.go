@@ -69,7 +69,11 @@ func NewSharedPort(addr string, log *slog.Logger) (ice.UDPMux, io.Closer, error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
 	}
-	conn, err := net.ListenUDP("udp", ua)
+	network := "udp" // no address or "[::]": dual stack
+	if ua.IP.To4() != nil {
+		network = "udp4" // "0.0.0.0:4000" means IPv4 only
+	}
+	conn, err := net.ListenUDP(network, ua)
 	if err != nil {
 		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
 	}
