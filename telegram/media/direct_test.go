@@ -2,12 +2,14 @@ package media
 
 import (
 	"net"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
+	"github.com/pion/stun/v4"
 )
 
 // Once a host pair is selected, ReadRTP reads the selected socket itself:
@@ -353,4 +355,152 @@ func TestSessionNetByLocal(t *testing.T) {
 	if got := n.byLocal(other); got != nil {
 		t.Errorf("host candidate on another address: %v", got)
 	}
+}
+
+// A renomination from the network moves the call while media flows, and
+// nothing is lost either way. The caller nominates as libwebrtc's
+// controlling agent does when it renominates
+// (draft-thatcher-ice-renomination-01: USE-CANDIDATE with a NOMINATION
+// attribute whose value grows): the binding request goes out through the
+// reflector (wrapped for it by the caller's reflector port), later through
+// the host pair again. The callee's agent follows it (last nomination
+// wins), pion reports the new selected pair and the callee's ReadRTP and
+// writes follow; the caller moves its writes when it sends the nomination.
+// (pion's own RenominateCandidate is not safe outside its agent loop, so
+// the request is built here.)
+func TestRenominationHandover(t *testing.T) {
+	ref := newTestReflector(t)
+	refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
+	a, b := connectedPair(t, Config{P2PAllowed: true, Reflectors: refl}, Config{P2PAllowed: true, Reflectors: refl})
+	aHostL, aHostR, aRelL, aRelR := candidatesOf(t, a)
+	candidatesOf(t, b) // the callee knows the reflector pair too
+
+	const total = 2400
+	type counts struct {
+		mu   sync.Mutex
+		seen map[uint16]int
+	}
+	var got [2]counts
+	var readers sync.WaitGroup
+	for i, s := range []*Session{a, b} {
+		got[i].seen = make(map[uint16]int)
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			buf := make([]byte, 1500)
+			var p rtp.Packet
+			for {
+				n, err := s.ReadRTP(buf)
+				if err != nil {
+					if s.Err() != nil {
+						return
+					}
+					continue
+				}
+				if p.Unmarshal(buf[:n]) != nil {
+					continue
+				}
+				got[i].mu.Lock()
+				got[i].seen[p.SequenceNumber]++
+				got[i].mu.Unlock()
+			}
+		}()
+	}
+	arrived := func(i, seq int) bool {
+		got[i].mu.Lock()
+		defer got[i].mu.Unlock()
+		return got[i].seen[uint16(seq)] > 0
+	}
+	// Prime both directions with seq 0 until it arrives.
+	for k := 0; !arrived(0, 0) || !arrived(1, 0); k++ {
+		if k > 5000 {
+			t.Fatal("no packet before the renomination")
+		}
+		_ = a.WriteRTP(rtpPacket(t, 0xa, 0, []byte("renominate")))
+		_ = b.WriteRTP(rtpPacket(t, 0xb, 0, []byte("renominate")))
+		time.Sleep(time.Millisecond)
+	}
+	nomination := uint32(100)
+	nominate := func(local, remote ice.Candidate) {
+		nomination++
+		req, err := stun.Build(stun.TransactionID, stun.BindingRequest,
+			stun.NewUsername(b.ufrag+":"+a.ufrag),
+			ice.UseCandidate(), ice.AttrControlling(1), ice.PriorityAttr(local.Priority()),
+			ice.NominationSetter{Value: nomination, AttrType: ice.DefaultNominationAttribute},
+			stun.NewShortTermIntegrity(b.pwd), stun.Fingerprint)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a.handleSelectedPair(local, remote) // the caller switches as it nominates
+		var conn directConn
+		if p := a.ports[0]; p.cand.Load() == local {
+			conn = p
+		} else {
+			conn = a.net.byLocal(local)
+		}
+		ip, err := netip.ParseAddr(remote.Address())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := conn.writeDirect(req.Raw, netip.AddrPortFrom(ip, uint16(remote.Port()))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	isRelay := func(s *Session) bool {
+		_, ok := s.route.Load().conn.(*reflectorPort)
+		return ok
+	}
+	var sawRelay bool
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	for seq := 1; seq <= total; seq++ {
+		// Nominations are resent with a higher value until followed, as
+		// libwebrtc retransmits its checks.
+		switch {
+		case seq == 600, (seq == 900 || seq == 1200) && !sawRelay:
+			nominate(aRelL, aRelR)
+		case seq == 1500, (seq == 1800 || seq == 2100) && isRelay(b):
+			nominate(aHostL, aHostR)
+		}
+		if seq > 600 && seq < 1500 && isRelay(b) {
+			sawRelay = true
+		}
+		<-tick.C
+		if err := a.WriteRTP(rtpPacket(t, 0xa, uint16(seq), []byte("renominate"))); err != nil {
+			t.Fatalf("caller WriteRTP %d: %v", seq, err)
+		}
+		if err := b.WriteRTP(rtpPacket(t, 0xb, uint16(seq), []byte("renominate"))); err != nil {
+			t.Fatalf("callee WriteRTP %d: %v", seq, err)
+		}
+	}
+	if !sawRelay {
+		t.Fatal("the callee did not follow the nomination of the reflector pair")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for i, name := range []string{"callee→caller", "caller→callee"} {
+		for {
+			var missing []int
+			for seq := 1; seq <= total && len(missing) < 10; seq++ {
+				if !arrived(i, seq) {
+					missing = append(missing, seq)
+				}
+			}
+			if len(missing) == 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: packets lost, first: %v", name, missing)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	if isRelay(b) {
+		t.Fatal("the callee did not follow the nomination back to the host pair")
+	}
+	if ref.forwarded.Load() < 500 {
+		t.Errorf("reflector forwarded %d packets", ref.forwarded.Load())
+	}
+	_ = a.Close()
+	_ = b.Close()
+	readers.Wait()
 }
