@@ -414,4 +414,3 @@ func (h *muxHandle) Close() error {
 	})
 	return nil
 }
-
