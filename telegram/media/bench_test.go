@@ -13,7 +13,8 @@ func BenchmarkWriteReadRTP(b *testing.B) {
 		name   string
 		relay  bool
 		twccOn bool
-	}{{"p2p", false, false}, {"p2p-twcc", false, true}, {"reflector-twcc", true, true}} {
+		shared bool // the receiver's host candidate on a shared port
+	}{{"p2p", false, false, false}, {"p2p-twcc", false, true, false}, {"reflector-twcc", true, true, false}, {"shared-port-twcc", false, true, true}} {
 		b.Run(tc.name, func(b *testing.B) {
 			var ca, cb Config
 			if tc.relay {
@@ -22,6 +23,15 @@ func BenchmarkWriteReadRTP(b *testing.B) {
 				ca, cb = Config{Reflectors: refl}, Config{Reflectors: refl}
 			} else {
 				ca, cb = Config{P2PAllowed: true}, Config{P2PAllowed: true}
+			}
+			if tc.shared {
+				mux, closer, err := NewSharedPort("127.0.0.1:0", testLogger())
+				if err != nil {
+					b.Fatal(err)
+				}
+				b.Cleanup(func() { _ = closer.Close() })
+				cb.Transport = loopbackTransport()
+				cb.Transport.UDPMux = mux
 			}
 			a, s := connectedPair(b, ca, cb)
 			if tc.twccOn {

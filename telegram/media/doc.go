@@ -10,11 +10,13 @@
 //
 // The transport is built directly on a pion/ice Agent, pion/dtls and
 // pion/srtp. There is no PeerConnection, no track and no interceptor on the
-// packet path: one packet read from ICE is demultiplexed (RFC 7983),
-// decrypted into the caller's buffer and returned; one packet written is
-// extended (abs-send-time, transport-wide-cc), encrypted into a buffer owned
-// by the Session and sent. Receiver/sender reports and transport-cc feedback
-// are produced by one small RTCP goroutine per call.
+// packet path: once a pair is selected, ReadRTP reads the selected socket
+// itself (direct.go), demultiplexes by the first byte (RFC 7983), decrypts
+// into the caller's buffer and returns, and hands STUN to pion's reader;
+// one packet written is extended (abs-send-time, transport-wide-cc),
+// encrypted into a buffer owned by the Session and sent to the selected
+// remote. Receiver/sender reports and transport-cc feedback of all calls of
+// a Transport come from one shared timer (scheduler.go).
 //
 // Telegram reflectors (tgcalls v2/ReflectorPort.cpp) are implemented as local
 // relay candidates: each reflector gets a UDP socket that says hello until the

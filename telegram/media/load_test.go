@@ -151,6 +151,15 @@ func TestLoadPairs(t *testing.T) {
 			(c1 - c0).Round(time.Millisecond), 100*float64(c1-c0)/float64(wall), perPkt)
 	}
 
+	if m, ok := ta.UDPMux.(*sharedMux); ok {
+		var dropped uint64
+		m.mu.RLock()
+		for _, c := range m.byUfrag {
+			dropped += c.dropped.Load()
+		}
+		m.mu.RUnlock()
+		t.Logf("shared port: %d datagrams of no call, %d dropped on full call queues", m.unrouted.Load(), dropped)
+	}
 	for _, s := range sessions {
 		_ = s.Close()
 	}

@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"os"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/srtp/v3"
 )
 
@@ -54,46 +54,17 @@ func clampExtID(id int) int {
 	return id
 }
 
-// bootstrapRead owns the ICE connection's read side from ICE connected until
-// the first SRTP/SRTCP packet after the keys exist: it feeds the DTLS
-// handshake (including retransmissions the peer needs after our handshake
-// completed) and then hands that first media packet and the connection to
-// ReadRTP, so that steady-state reads happen inline in the caller.
-func (s *Session) bootstrapRead(conn *ice.Conn) {
-	defer s.wg.Done()
-	defer close(s.handoff)
-	defer s.handedOff.Store(true) // runs first: pendingN is set before
-	for {
-		n, err := conn.Read(s.rxBuf)
-		if err != nil {
-			return
-		}
-		pkt := s.rxBuf[:n]
-		switch classify(pkt) {
-		case kindDTLS:
-			s.dtlsEP.deliver(pkt)
-		case kindRTP, kindRTCP:
-			if s.keys.Load() == nil {
-				// The peer finished its handshake before we did; early
-				// media is dropped rather than blocking the handshake.
-				s.st.earlyDropped.Add(1)
-				continue
-			}
-			s.pendingN = n
-			return
-		}
-	}
-}
-
 // ReadRTP reads the next RTP packet, decrypted, into b and returns its length.
 // It blocks until the session is connected and a packet arrives. RTCP and
-// DTLS traffic are handled on the way. b should hold at least 1500 bytes; a
-// packet larger than b is dropped and io.ErrShortBuffer returned. After the
-// session ends it returns the session's error.
+// DTLS traffic are handled on the way, and STUN on the selected socket is
+// passed to the ICE agent (direct.go), so ReadRTP must be called
+// continuously. b should hold at least 1500 bytes; a packet larger than b
+// is dropped and io.ErrShortBuffer returned. After the session ends it
+// returns the session's error.
 func (s *Session) ReadRTP(b []byte) (int, error) {
-	if !s.handedOff.Load() { // an atomic load, not a select, per packet
+	if s.keys.Load() == nil { // an atomic load, not a select, per packet
 		select {
-		case <-s.handoff:
+		case <-s.connected:
 		case <-s.ctx.Done():
 			return 0, s.endErr()
 		}
@@ -101,15 +72,12 @@ func (s *Session) ReadRTP(b []byte) (int, error) {
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
 	for {
-		var pkt []byte
-		if s.pendingN > 0 {
-			pkt, s.pendingN = s.rxBuf[:s.pendingN], 0
-		} else {
-			n, err := s.conn.Read(s.rxBuf)
-			if err != nil {
-				return 0, s.endErr()
-			}
-			pkt = s.rxBuf[:n]
+		if s.ended.Load() {
+			return 0, s.endErr()
+		}
+		pkt, ok := s.nextPacket()
+		if !ok {
+			continue
 		}
 		switch classify(pkt) {
 		case kindRTP:
@@ -126,6 +94,96 @@ func (s *Session) ReadRTP(b []byte) (int, error) {
 			s.dtlsEP.deliver(pkt)
 		}
 	}
+}
+
+// nextPacket returns the next datagram for ReadRTP in rxBuf: from the side
+// queue (the pump), else read from the selected socket, else it waits for
+// the pump. ok is false when there is nothing to handle yet (woken, or the
+// datagram went to pion's reader). Called under rxMu.
+func (s *Session) nextPacket() ([]byte, bool) {
+	if s.side.n.Load() > 0 {
+		n, ok := s.side.pop(s.rxBuf)
+		if ok {
+			s.viaPump.Add(1)
+		}
+		return s.rxBuf[:n], ok
+	}
+	if r := s.route.Load(); r != s.cur {
+		s.follow(r)
+	}
+	c := s.curConn()
+	if c == nil {
+		select {
+		case <-s.side.note:
+		case <-s.ctx.Done():
+		}
+		return nil, false
+	}
+	d := c.demuxer()
+	s.reading.Store(d)
+	// Checked after publishing reading: a later push or route change kicks
+	// the read below.
+	if s.side.n.Load() > 0 || s.route.Load() != s.cur {
+		s.reading.Store(nil)
+		return nil, false
+	}
+	n, from, err := c.readDirect(s.rxBuf)
+	s.reading.Store(nil)
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) && !d.gone.Load() {
+			d.unkick() // woken; the side queue and route are checked next
+		} else {
+			d.abort() // closed: pion's path from now on
+		}
+		return nil, false
+	}
+	pkt := s.rxBuf[:n]
+	if (from != s.cur.remote && unmapAP(from) != s.cur.remote) || classify(pkt) == kindOther {
+		// STUN (consent freshness, keepalives, nominations) and anything
+		// from another address take pion's path (RFC 7983 §7: 0–3 is STUN).
+		d.handToPion(pkt, from)
+		return nil, false
+	}
+	return pkt, true
+}
+
+// curConn is the socket ReadRTP reads, nil for pion's path.
+func (s *Session) curConn() directConn {
+	if s.cur == nil || s.cur.conn == nil || s.cur.conn.demuxer().gone.Load() {
+		return nil
+	}
+	return s.cur.conn
+}
+
+// follow moves ReadRTP to route r: the old socket goes back to pion's
+// reader with its unread datagrams, the new one is taken. Called under rxMu.
+func (s *Session) follow(r *route) {
+	var oc, nc directConn
+	if s.cur != nil {
+		oc = s.cur.conn
+	}
+	if r != nil {
+		nc = r.conn
+	}
+	s.cur = r
+	if oc == nc {
+		return
+	}
+	if oc != nil {
+		oc.demuxer().release()
+	}
+	if nc != nil && !nc.demuxer().gone.Load() {
+		nc.demuxer().take(s.ctx.Done())
+	}
+}
+
+// send writes one protected packet on the selected route.
+func (s *Session) send(out []byte) error {
+	if r := s.route.Load(); r != nil && r.conn != nil {
+		return r.conn.writeDirect(out, r.remote)
+	}
+	_, err := s.conn.Write(out)
+	return err
 }
 
 // endErr is what I/O returns once the session is ending.
@@ -197,7 +255,7 @@ func (s *Session) WriteRTP(b []byte) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.conn.Write(out); err != nil {
+	if err := s.send(out); err != nil {
 		if s.ctx.Err() != nil {
 			return s.endErr()
 		}

@@ -79,6 +79,7 @@ type reflectorPort struct {
 	ownTag  uint32   // our random
 	own     wire.Tag // peer_tag[0:12] || ownTag
 	conn    *net.UDPConn
+	d       demux // pion's reader and ReadRTP (direct.go)
 
 	remoteTag atomic.Uint32
 	cand      atomic.Pointer[ice.CandidateRelay] // set before the candidate reaches the agent
@@ -97,6 +98,7 @@ func newReflectorPort(r Reflector, conn *net.UDPConn) *reflectorPort {
 		Reflector: r,
 		addr:      netip.AddrPortFrom(r.Addr.Addr().Unmap(), r.Addr.Port()),
 		conn:      conn,
+		d:         newDemux(conn),
 		ownTag:    randomNonZero32(),
 		wbuf:      make([]byte, 0, receiveMTU+reflectorOverhead),
 	}
@@ -167,9 +169,24 @@ func unmapAP(a netip.AddrPort) netip.AddrPort {
 
 func isClosed(err error) bool { return errors.Is(err, net.ErrClosed) }
 
-// ReadFromAddrPort returns the next data packet relayed from the peer,
-// unwrapped in place. Service packets (hello replies) are consumed here.
+// ReadFromAddrPort is pion's read of the port: data relayed from the peer,
+// unwrapped, unless ReadRTP owns the port (direct.go).
 func (p *reflectorPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
+	return p.d.pionRead(b, p.readData, nil)
+}
+
+func (p *reflectorPort) demuxer() *demux { return &p.d }
+
+func (p *reflectorPort) readDirect(b []byte) (int, netip.AddrPort, error) { return p.readData(b) }
+
+func (p *reflectorPort) writeDirect(b []byte, addr netip.AddrPort) error {
+	_, err := p.WriteToAddrPort(b, addr)
+	return err
+}
+
+// readData returns the next data packet relayed from the peer, unwrapped in
+// place. Service packets (hello replies) are consumed here.
+func (p *reflectorPort) readData(b []byte) (int, netip.AddrPort, error) {
 	for {
 		n, from, err := p.conn.ReadFromUDPAddrPort(b)
 		if err != nil {
@@ -240,6 +257,7 @@ func (p *reflectorPort) WriteTo(b []byte, addr net.Addr) (int, error) {
 // Close closes the socket; safe to call more than once (the agent and the
 // session both do).
 func (p *reflectorPort) Close() error {
+	p.d.abort()
 	p.closeOnce.Do(func() { p.closeErr = p.conn.Close() })
 	return p.closeErr
 }
@@ -247,11 +265,22 @@ func (p *reflectorPort) Close() error {
 // LocalAddr implements net.PacketConn.
 func (p *reflectorPort) LocalAddr() net.Addr { return p.conn.LocalAddr() }
 
-// SetDeadline implements net.PacketConn.
-func (p *reflectorPort) SetDeadline(t time.Time) error { return p.conn.SetDeadline(t) }
+// SetDeadline implements net.PacketConn; a deadline in the past is how pion
+// aborts its reader before closing the candidate.
+func (p *reflectorPort) SetDeadline(t time.Time) error {
+	if !t.IsZero() && !t.After(time.Now()) {
+		p.d.abort()
+	}
+	return p.conn.SetDeadline(t)
+}
 
-// SetReadDeadline implements net.PacketConn.
-func (p *reflectorPort) SetReadDeadline(t time.Time) error { return p.conn.SetReadDeadline(t) }
+// SetReadDeadline implements net.PacketConn (see SetDeadline).
+func (p *reflectorPort) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && !t.After(time.Now()) {
+		p.d.abort()
+	}
+	return p.conn.SetReadDeadline(t)
+}
 
 // SetWriteDeadline implements net.PacketConn.
 func (p *reflectorPort) SetWriteDeadline(t time.Time) error { return p.conn.SetWriteDeadline(t) }

@@ -277,7 +277,7 @@ func (s *Session) sendRTCP(pkts []rtcp.Packet) {
 		s.log.Debug("protect RTCP", "err", err)
 		return
 	}
-	if _, err := s.conn.Write(out); err == nil {
+	if err := s.send(out); err == nil {
 		s.st.rtcpOut.Add(uint64(len(pkts)))
 	}
 }

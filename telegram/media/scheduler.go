@@ -13,8 +13,8 @@ import (
 // all instead of one 100 ms ticker and one report ticker per session) and
 // the sessions' RTCP is spread evenly over the turn.
 const (
-	schedSlots     = 10
-	schedSlotWidth = twccInterval / schedSlots
+	schedSlots     = 25
+	schedSlotWidth = twccInterval / schedSlots // 10 ms
 )
 
 // rtcpScheduler sends the transport-cc feedback and the RTCP reports of all
@@ -130,7 +130,7 @@ func (s *Session) rtcpTick(now time.Time) {
 
 // reportDue says whether the SR/RR is due at this visit and then schedules
 // the next one RTCPInterval later. Reports may go half a visit early so
-// that a 1 s interval keeps its phase on the 100 ms wheel; after a stall
+// that a 1 s interval keeps its phase on the wheel; after a stall
 // the schedule restarts from now instead of sending a burst.
 func (s *Session) reportDue(now time.Time) bool {
 	if now.Add(twccInterval / 2).Before(s.nextReport) {

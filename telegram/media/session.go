@@ -23,9 +23,17 @@ const (
 	defaultConnectTimeout      = 20 * time.Second // tgcalls NativeNetworkingImpl maxTimeout
 	defaultDisconnectedTimeout = 5 * time.Second
 	defaultRTCPInterval        = time.Second
-	twccInterval               = 100 * time.Millisecond
-	receiveMTU                 = 8192 // pion/ice's receive buffer
-	dtlsQueueBytes             = 256 << 10
+	// twccInterval is the transport-cc feedback interval. libwebrtc's
+	// RemoteEstimatorProxy (modules/remote_bitrate_estimator/
+	// remote_estimator_proxy.cc, OnBitrateChanged; Telegram's copy in
+	// DrKLO/Telegram TMessagesProj/jni/voip/webrtc) sizes it so that feedback
+	// (68 bytes on the wire) takes 5 % of the call's target send rate,
+	// clamped to 50–250 ms; tgcalls' InstanceV2Impl::adjustBitratePreferences
+	// pins that target to 32 kbit/s (min = start = max) while no video is
+	// sent, which gives 340 ms, clamped to the 250 ms maximum.
+	twccInterval   = 250 * time.Millisecond
+	receiveMTU     = 8192 // pion/ice's receive buffer
+	dtlsQueueBytes = 256 << 10
 )
 
 // Errors a Session ends with (Err). The engine maps them to a discard reason
@@ -56,8 +64,9 @@ type Config struct {
 	// the connection may stay broken afterwards. Default 20 s.
 	ConnectTimeout time.Duration
 	// RTCPInterval is the receiver/sender report interval. Default 1 s.
-	// Reports go out on the Transport's shared 100 ms RTCP wheel, so the
-	// interval is kept to within half a turn (50 ms).
+	// Reports go out on the Transport's shared RTCP wheel, which turns
+	// once per transport-cc interval (250 ms), so the interval is kept to
+	// within half a turn.
 	RTCPInterval time.Duration
 	// Logger is the per-call logger; nil uses Transport.Logger.
 	Logger *slog.Logger
@@ -101,8 +110,6 @@ type Session struct {
 	iceConnected chan struct{}
 	iceOnce      sync.Once
 	connected    chan struct{}
-	handoff      chan struct{}
-	handedOff    atomic.Bool // handoff is closed
 	ended        atomic.Bool // fail has run: the hot paths check it, not ctx
 	done         chan struct{}
 	wg           sync.WaitGroup // every goroutine but the supervisor
@@ -113,13 +120,21 @@ type Session struct {
 
 	extAbsSendTime, extTransportCC atomic.Uint32
 
-	// Receive path, owned by the bootstrap reader until handoff, then by
-	// ReadRTP under rxMu.
-	rxMu     sync.Mutex
-	rxBuf    []byte
-	pendingN int
-	rxHdr    rtp.Header
-	rtcpIn   []byte
+	// Direct path (direct.go): the agent's sockets, the selected route
+	// (written by pion's selected-pair callback), what ReadRTP follows (cur,
+	// under rxMu) and is reading (for kicks), and what the pump queues.
+	net     *sessionNet
+	route   atomic.Pointer[route]
+	cur     *route
+	reading atomic.Pointer[demux]
+	side    sideQueue
+	viaPump atomic.Uint64 // datagrams ReadRTP got from the pump (tests)
+
+	// Receive path, owned by ReadRTP under rxMu.
+	rxMu   sync.Mutex
+	rxBuf  []byte
+	rxHdr  rtp.Header
+	rtcpIn []byte
 
 	// Send path.
 	txMu    sync.Mutex
@@ -163,7 +178,6 @@ func New(cfg Config) (*Session, error) {
 		iceConnected: make(chan struct{}),
 		connected:    make(chan struct{}),
 		dc:           dataChannel{open: make(chan struct{})},
-		handoff:      make(chan struct{}),
 		done:         make(chan struct{}),
 		rxBuf:        make([]byte, receiveMTU),
 		rtcpIn:       make([]byte, receiveMTU),
@@ -173,12 +187,17 @@ func New(cfg Config) (*Session, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.st.init()
+	s.side.note = make(chan struct{}, 1)
 
 	var err error
 	if s.cert, s.fingerprint, err = newCertificate(); err != nil {
 		return nil, fmt.Errorf("media: certificate: %w", err)
 	}
-	if s.agent, err = ice.NewAgentWithOptions(agentOptions(s.t, &s.cfg, log)...); err != nil {
+	if s.net, err = newSessionNet(); err != nil {
+		return nil, fmt.Errorf("media: network: %w", err)
+	}
+	opts := append(agentOptions(s.t, &s.cfg, log), ice.WithNet(s.net))
+	if s.agent, err = ice.NewAgentWithOptions(opts...); err != nil {
 		return nil, fmt.Errorf("media: ICE agent: %w", err)
 	}
 	if s.ufrag, s.pwd, err = s.agent.GetLocalUserCredentials(); err != nil {
@@ -205,6 +224,10 @@ func New(cfg Config) (*Session, error) {
 		return nil, err
 	}
 	if err := s.agent.OnConnectionStateChange(s.handleICEState); err != nil {
+		s.closeResources()
+		return nil, err
+	}
+	if err := s.agent.OnSelectedCandidatePairChange(s.handleSelectedPair); err != nil {
 		s.closeResources()
 		return nil, err
 	}
@@ -428,7 +451,7 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 	s.mu.Unlock()
 
 	s.wg.Add(1)
-	go s.bootstrapRead(conn)
+	go s.pump(conn)
 
 	shared := []dtls.Option{
 		dtls.WithCertificates(s.cert),

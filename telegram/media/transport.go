@@ -57,6 +57,8 @@ type ICEServer struct {
 
 // NewSharedPort opens one UDP socket at addr (for example "0.0.0.0:4000") and
 // returns an ICE mux that lets every call's agent use it for host candidates.
+// The socket is read in batches by one goroutine that hands each datagram to
+// its call (mux.go); a call reads its media from there directly.
 // Close the returned Closer after the last call using it has closed. The
 // mux logs to log (nil: slog.Default()).
 func NewSharedPort(addr string, log *slog.Logger) (ice.UDPMux, io.Closer, error) {
@@ -67,14 +69,18 @@ func NewSharedPort(addr string, log *slog.Logger) (ice.UDPMux, io.Closer, error)
 	if err != nil {
 		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
 	}
-	conn, err := net.ListenUDP("udp", ua)
+	network := "udp" // no address or "[::]": dual stack
+	if ua.IP.To4() != nil {
+		network = "udp4" // "0.0.0.0:4000" means IPv4 only
+	}
+	conn, err := net.ListenUDP(network, ua)
 	if err != nil {
 		return nil, nil, fmt.Errorf("media: shared port %q: %w", addr, err)
 	}
-	mux := ice.NewUDPMuxDefault(ice.UDPMuxParams{
-		UDPConn: conn,
-		Logger:  pionLoggerFactory{log: log}.NewLogger("udpmux"),
-	})
+	// Room for bursts of every call's packets between two batched reads;
+	// the kernel caps it at net.core.rmem_max.
+	_ = conn.SetReadBuffer(4 << 20)
+	mux := newSharedMux(conn, log.With("component", "shared_port"))
 	return mux, mux, nil
 }
 

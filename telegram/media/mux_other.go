@@ -1,0 +1,20 @@
+//go:build !linux
+
+package media
+
+// readLoop reads the shared socket one datagram at a time until it is
+// closed (recvmmsg batching is Linux only: mux_linux.go).
+func (m *sharedMux) readLoop() {
+	defer close(m.done)
+	buf := make([]byte, receiveMTU)
+	for {
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if !isClosed(err) {
+				m.log.Warn("shared port read", "err", err)
+			}
+			return
+		}
+		m.route(buf[:n], from)
+	}
+}
