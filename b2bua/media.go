@@ -274,6 +274,7 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 		OnDTMF:          opt.OnDTMF,
 		OnTelegramMuted: conn.SetMuted,
 		LossFloor:       lossFloor(opt.Opus.PacketLossPercent),
+		Watch:           m.watchRemoteState,
 		Logger:          log,
 	})
 	if err != nil {
@@ -288,22 +289,21 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 // rtpbridge.Bridge.Run), and meanwhile reflects the Telegram peer's
 // MediaState: a muted peer's silence does not time the call out. The
 // bridge's stop closes the SIP endpoint and ends the Telegram call.
-func (m *Media) Run(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- m.Bridge.Run(ctx) }()
-	for {
-		changed := m.conn.RemoteStateChanged()
-		s := m.conn.RemoteState()
-		m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, s.Muted)
-		if m.onState != nil {
-			m.onState(s)
-		}
-		select {
-		case err := <-done:
-			return err
-		case <-changed:
-		}
+func (m *Media) Run(ctx context.Context) error { return m.Bridge.Run(ctx) }
+
+// watchRemoteState hands the Telegram peer's MediaState to the bridge and
+// to OnRemoteState, and returns the channel that is closed at its next
+// change. The bridge calls it on Run's goroutine when it starts and after
+// each change (rtpbridge.Config.Watch), so following the state costs no
+// goroutine of its own.
+func (m *Media) watchRemoteState() <-chan struct{} {
+	changed := m.conn.RemoteStateChanged()
+	s := m.conn.RemoteState()
+	m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, s.Muted)
+	if m.onState != nil {
+		m.onState(s)
 	}
+	return changed
 }
 
 // Update applies a later SIP negotiation (re-INVITE, UPDATE: new keys,

@@ -55,6 +55,12 @@ type Config struct {
 	// needs telephone-event on the SIP leg, and on a passthrough bridge the
 	// Telegram Leg's Decoder.
 	DetectDTMF bool
+	// Watch, if set, lets the owner follow events of its own (say, the
+	// Telegram peer's MediaState) on Run's goroutine instead of a
+	// goroutine per call: Run calls it when it starts and again each
+	// time the channel it returned last is closed, and waits on the
+	// channel it returns (nil: no more). It must not block.
+	Watch func() <-chan struct{}
 	// LossFloor is the least loss, in percent, the Telegram leg's
 	// encoder is told to expect when the bridge drives its loss hint
 	// from the Telegram peer's reports (see adaptLoss); 0 lets the hint
@@ -239,6 +245,10 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if b.cfg.MediaTimeout <= 0 && !b.legs[0].NeedsPackets && !b.legs[1].NeedsPackets && b.lossRep == nil {
 		tick = nil
 	}
+	var watch <-chan struct{}
+	if b.cfg.Watch != nil {
+		watch = b.cfg.Watch()
+	}
 	for stop := false; !stop; {
 		select {
 		case <-ctx.Done():
@@ -248,6 +258,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 			stop = true
 		case <-tick:
 			timer.Reset(b.period(b.supervise(end)))
+		case <-watch:
+			watch = b.cfg.Watch()
 		}
 	}
 	for _, l := range b.legs {
