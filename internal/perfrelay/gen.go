@@ -239,7 +239,7 @@ func runGen(o options, log *slog.Logger) error {
 
 	// The far users, each on sockets of its own.
 	incoming := make([]chan *tgcall.Call, o.accounts)
-	sem := make(chan struct{}, 32)
+	sem := make(chan struct{}, 4) // logins at once: gotd's key exchange is CPU-bound and times out when too many share a core
 	var wg sync.WaitGroup
 	errs := make([]error, max(o.calls, o.accounts))
 	tr := loopbackTransport(log)
