@@ -174,7 +174,7 @@ func runGen(o options, log *slog.Logger) error {
 		args = append([]string{"taskset", "-c", strconv.Itoa(o.relayCPU)}, args...)
 	}
 	cmd := exec.Command(args[0], args[1:]...)
-	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
+	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(o.relayProcs))
 	if o.heapAll {
 		cmd.Env = append(cmd.Env, "PERFRELAY_MEMPROFILE=1")
 	}
@@ -351,7 +351,12 @@ func runGen(o options, log *slog.Logger) error {
 	}
 	stopLoad := make(chan struct{})
 	loadDone := make(chan struct{})
-	go func() { g.load(calls, stopLoad); close(loadDone) }()
+	go func() {
+		if !o.idle {
+			g.load(calls, stopLoad)
+		}
+		close(loadDone)
+	}()
 	time.Sleep(o.warm)
 	if o.profile != "" {
 		_ = send(msg{Op: "profile", Path: o.profile})
@@ -377,8 +382,8 @@ func runGen(o options, log *slog.Logger) error {
 
 	// Report.
 	secs := o.dur.Seconds()
-	fmt.Printf("perfrelay: %d calls on %d trunk accounts, codec %s, window %v after %v warm-up, relay pinned to CPU %d (GOMAXPROCS=1)\n",
-		o.calls, o.accounts, o.codec, o.dur, o.warm, o.relayCPU)
+	fmt.Printf("perfrelay: %d calls on %d trunk accounts, codec %s, window %v after %v warm-up, relay pinned to CPU %d (GOMAXPROCS=%d)\n",
+		o.calls, o.accounts, o.codec, o.dur, o.warm, o.relayCPU, o.relayProcs)
 	due := uint64(float64(o.calls) * 50 * secs)
 	fmt.Printf("generator sent %.1f %% of the %d packets due per path (below ~99 %% it could not keep up: latency then measures the generator)\n",
 		100*float64(g.paths[pathDirect].sent.Load())/float64(due), due)
@@ -395,15 +400,15 @@ func runGen(o options, log *slog.Logger) error {
 	fmt.Printf("UDP receive buffer errors on the machine during the window (all processes): %d\n", udp1-udp0)
 	fwd := g.paths[pathSIPToTG].recv.Load() + g.paths[pathTGToSIP].recv.Load()
 	rc := relayCPU1 - relayCPU0
-	fmt.Printf("ours:      %.1f %% of a core, %d packets forwarded, %.2f µs CPU per forwarded packet\n",
-		100*rc.Seconds()/secs, fwd, float64(rc.Microseconds())/math.Max(float64(fwd), 1))
+	fmt.Printf("ours:      %.1f %% of a core, %d packets forwarded, %.2f µs CPU per forwarded packet, %.2f ms CPU per call-second\n",
+		100*rc.Seconds()/secs, fwd, float64(rc.Microseconds())/math.Max(float64(fwd), 1), rc.Seconds()*1000/secs/float64(o.calls))
 	if rtpePID != 0 {
 		fwdE := g.paths[pathAToB].recv.Load() + g.paths[pathBToA].recv.Load()
 		ec := rtpeCPU1 - rtpeCPU0
 		ours := float64(rc.Microseconds()) / math.Max(float64(fwd), 1)
 		theirs := float64(ec.Microseconds()) / math.Max(float64(fwdE), 1)
-		fmt.Printf("rtpengine: %.1f %% of a core, %d packets forwarded, %.2f µs CPU per forwarded packet\n",
-			100*ec.Seconds()/secs, fwdE, theirs)
+		fmt.Printf("rtpengine: %.1f %% of a core, %d packets forwarded, %.2f µs CPU per forwarded packet, %.2f ms CPU per call-second\n",
+			100*ec.Seconds()/secs, fwdE, theirs, ec.Seconds()*1000/secs/float64(o.calls))
 		fmt.Printf("ours / rtpengine: %.2f× CPU per packet\n", ours/theirs)
 	}
 	m := m2.Mem

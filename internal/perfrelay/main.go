@@ -42,6 +42,8 @@ func main() {
 	flag.BoolVar(&o.rtpengine, "rtpengine", false, "relay the same packets through rtpengine too")
 	flag.IntVar(&o.relayCPU, "relay-cpu", 1, "CPU the relay (and rtpengine) is pinned to, -1 for none")
 	flag.StringVar(&o.profile, "profile", "", "directory for the relay's heap, goroutine and CPU profiles")
+	flag.IntVar(&o.relayProcs, "relay-procs", 1, "the relay's GOMAXPROCS (it stays pinned to one CPU)")
+	flag.BoolVar(&o.idle, "idle", false, "send no media: the relay's CPU for connected, silent calls")
 	flag.BoolVar(&o.heapAll, "heapall", false, "the relay's heap profile records every allocation (slows the relay: not for CPU numbers)")
 	flag.IntVar(&o.par, "par", 4, "calls set up in parallel")
 	flag.Parse()
@@ -73,6 +75,8 @@ type options struct {
 	profile    string
 	par        int
 	heapAll    bool
+	idle       bool
+	relayProcs int
 }
 
 // maxCalls is how many calls one account carries at once.
