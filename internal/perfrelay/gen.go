@@ -91,6 +91,7 @@ type gen struct {
 	passthrough      bool
 	opusFrames       [][]byte // what the Telegram user sends when transcoding
 	pcmuFrames       [][]byte // what the SIP peer sends when transcoding
+	opusOnset        time.Duration
 }
 
 func (g *gen) now() int64 { return int64(time.Since(g.epoch)) }
@@ -110,13 +111,17 @@ type call struct {
 	userSSR uint32
 	userSeq uint16
 	// rtpengine
-	a, b        *net.UDPConn
-	aDst, bDst  netip.AddrPort
-	atx, arx    *srtp.Context
-	aSeq, bSeq  uint16
-	direct      *net.UDPConn // baseline: sends to itself
-	wire, plain []byte
-	hdr         rtp.Header
+	a, b       *net.UDPConn
+	aDst, bDst netip.AddrPort
+	atx, arx   *srtp.Context
+	aSeq, bSeq uint16
+	direct     *net.UDPConn // baseline: sends to itself
+	// transcoding: send times of the last bursts not yet heard, and the
+	// decoders of what arrives
+	burstSIP, burstTG atomic.Int64
+	userDec, sipDec   rtpbridge.Decoder
+	wire, plain       []byte
+	hdr               rtp.Header
 }
 
 func randomBytes(n int) []byte {
@@ -387,6 +392,9 @@ func runGen(o options, log *slog.Logger) error {
 	due := uint64(float64(o.calls) * 50 * secs)
 	fmt.Printf("generator sent %.1f %% of the %d packets due per path (below ~99 %% it could not keep up: latency then measures the generator)\n",
 		100*float64(g.paths[pathDirect].sent.Load())/float64(due), due)
+	if !g.passthrough {
+		fmt.Println("transcoding: latency of ours is from each call's once-a-second 1 kHz burst, onset sent to onset heard (less the Telegram user's own encoder delay)")
+	}
 	fmt.Printf("%-20s %9s %9s %8s %9s %9s %9s\n", "path", "sent", "received", "loss", "p50", "p99", "p99.9")
 	for p := range nPaths {
 		st := &g.paths[p]
@@ -496,23 +504,83 @@ func (g *gen) makeFrames() error {
 	if err != nil {
 		return err
 	}
+	// Once a second a 20 ms burst of 1 kHz, silence between: the onset
+	// of each burst, found again in what arrives, times the transcoded
+	// paths (their payloads are the relay's own, so they carry no send
+	// time).
 	pcm48, pcm8 := make([]int16, 960), make([]int16, 160)
 	buf := make([]byte, 1500)
-	for k := range 50 {
-		audiotest.Tone(pcm48, 440, 48000, k*960)
-		n, err := oe.Encode(pcm48, buf)
-		if err != nil {
-			return err
+	for cycle := range 2 {
+		for k := range 50 {
+			clear(pcm48)
+			clear(pcm8)
+			if k == 0 {
+				audiotest.Tone(pcm48, 1000, 48000, 0)
+				audiotest.Tone(pcm8, 1000, 8000, 0)
+			}
+			n, err := oe.Encode(pcm48, buf)
+			if err != nil {
+				return err
+			}
+			if cycle == 0 {
+				continue // the encoder's state settles over a first cycle
+			}
+			g.opusFrames = append(g.opusFrames, append([]byte(nil), buf[:n]...))
+			n, err = ue.Encode(pcm8, buf)
+			if err != nil {
+				return err
+			}
+			g.pcmuFrames = append(g.pcmuFrames, append([]byte(nil), buf[:n]...))
 		}
-		g.opusFrames = append(g.opusFrames, append([]byte(nil), buf[:n]...))
-		audiotest.Tone(pcm8, 440, 8000, k*160)
-		n, err = ue.Encode(pcm8, buf)
-		if err != nil {
-			return err
+	}
+	// Where the burst starts in the Opus frames as a decoder hears them
+	// (the encoder's lookahead delays it): the Telegram user's own delay,
+	// taken off the Telegram → SIP latency.
+	od, err := codec.NewOpusDecoder(8000)
+	if err != nil {
+		return err
+	}
+	pcm := make([]int16, 960)
+	for cycle := range 2 {
+		for k, f := range g.opusFrames {
+			n, err := od.Decode(f, pcm)
+			if err != nil {
+				return err
+			}
+			if cycle == 1 {
+				if i := onset(pcm[:n]); i >= 0 && g.opusOnset == 0 {
+					g.opusOnset = time.Duration(k*n+i) * time.Second / 8000
+				}
+			}
 		}
-		g.pcmuFrames = append(g.pcmuFrames, append([]byte(nil), buf[:n]...))
 	}
 	return nil
+}
+
+// burstLevel is the sample magnitude that marks a burst's onset (the
+// bursts are at 16000/√2 RMS, silence decodes to near 0).
+const burstLevel = 4000
+
+// onset is the index of the first sample at burstLevel, -1 for none.
+func onset(pcm []int16) int {
+	for i, v := range pcm {
+		if v >= burstLevel || v <= -burstLevel {
+			return i
+		}
+	}
+	return -1
+}
+
+// burstHeard records the latency of a burst whose onset is sample i (at
+// 8 kHz) of a 20 ms frame that arrived now; sent is the send time of the
+// packet the burst started in, less the far end's own delay.
+func (g *gen) burstHeard(p int, pending *atomic.Int64, i int, delay time.Duration) {
+	sent := pending.Swap(0)
+	if sent == 0 || !g.inWindow(sent) {
+		return
+	}
+	lat := time.Duration(g.now()-sent) + time.Duration(i)*time.Second/8000 - delay
+	g.paths[p].lat.add(lat)
 }
 
 // setupCall makes the SIP peer, has the relay dial the user and bridge,
@@ -572,6 +640,14 @@ func (g *gen) setupCall(i int, u emu.User, incoming chan *tgcall.Call, send func
 		return nil, err
 	}
 	c.user = in.Conn()
+	if !g.passthrough {
+		if c.userDec, err = codec.NewOpusDecoder(8000); err != nil {
+			return nil, err
+		}
+		if c.sipDec, err = codec.NewDecoder(g.o.codec, 8000, codec.Options{}); err != nil {
+			return nil, err
+		}
+	}
 	au := c.user.Audio()
 	c.userPT, c.userSSR = au.PayloadType, au.SSRC
 	if c.direct, err = listenLo(); err != nil {
@@ -735,6 +811,12 @@ func (g *gen) sendSlot(calls []*call, n int, payload []byte) {
 			if !g.passthrough {
 				sipPayload, userPayload = g.pcmuFrames[frame%50], g.opusFrames[frame%50]
 			}
+			if !g.passthrough && frame%50 == 0 {
+				// Before the sends: the burst may come back before
+				// this goroutine runs again.
+				c.burstSIP.Store(t)
+				c.burstTG.Store(t)
+			}
 			c.sipSeq++
 			if g.sendSRTP(c, c.tx, c.sip, c.sipDst, c.sipPT, c.sipSeq, 0x5151, sipPayload) && counted {
 				g.paths[pathSIPToTG].sent.Add(1)
@@ -746,6 +828,7 @@ func (g *gen) sendSlot(calls []*call, n int, payload []byte) {
 			if c.user.WriteRTP(pkt) == nil && counted {
 				g.paths[pathTGToSIP].sent.Add(1)
 			}
+
 			if c.a != nil {
 				c.aSeq++
 				if g.sendSRTP(c, c.atx, c.a, c.aDst, 107, c.aSeq, 0xa1a1, payload) && counted {
@@ -808,7 +891,32 @@ func (g *gen) arrived(p int, payload []byte) {
 func isRTCP(b []byte) bool { return len(b) >= 2 && b[1] >= 192 && b[1] <= 223 } // RFC 5761 §4
 
 func (g *gen) recvSIP(c *call) {
-	g.recvSRTP(c.sip, c.rx, pathTGToSIP)
+	if g.passthrough {
+		g.recvSRTP(c.sip, c.rx, pathTGToSIP)
+		return
+	}
+	buf, dec := make([]byte, 1500), make([]byte, 1500)
+	pcm := make([]int16, 960)
+	var hdr rtp.Header
+	for {
+		n, _, err := c.sip.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return
+		}
+		if isRTCP(buf[:n]) {
+			continue
+		}
+		out, err := c.rx.DecryptRTP(dec, buf[:n], &hdr)
+		if err != nil {
+			continue
+		}
+		g.arrived(pathTGToSIP, out[hdr.MarshalSize():])
+		if k, err := c.sipDec.Decode(out[hdr.MarshalSize():], pcm); err == nil {
+			if i := onset(pcm[:k]); i >= 0 {
+				g.burstHeard(pathTGToSIP, &c.burstTG, i, g.opusOnset)
+			}
+		}
+	}
 }
 
 func (g *gen) recvA(c *call) { g.recvSRTP(c.a, c.arx, pathBToA) }
@@ -856,6 +964,7 @@ func (g *gen) recvPlain(conn *net.UDPConn, p int) {
 
 func (g *gen) recvUser(c *call) {
 	buf := make([]byte, 1500)
+	pcm := make([]int16, 960)
 	var hdr rtp.Header
 	for {
 		n, err := c.user.ReadRTP(buf)
@@ -867,5 +976,12 @@ func (g *gen) recvUser(c *call) {
 			continue
 		}
 		g.arrived(pathSIPToTG, buf[hl:n])
+		if c.userDec != nil {
+			if k, err := c.userDec.Decode(buf[hl:n], pcm); err == nil {
+				if i := onset(pcm[:k]); i >= 0 {
+					g.burstHeard(pathSIPToTG, &c.burstSIP, i, 0)
+				}
+			}
+		}
 	}
 }
