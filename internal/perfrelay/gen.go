@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/rtp"
@@ -180,6 +181,7 @@ func runGen(o options, log *slog.Logger) error {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Env = append(os.Environ(), "GOMAXPROCS="+strconv.Itoa(o.relayProcs))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // ends with the generator, however it ends
 	if o.heapAll {
 		cmd.Env = append(cmd.Env, "PERFRELAY_MEMPROFILE=1")
 	}
@@ -740,6 +742,7 @@ func startRTPEngine(cpu int) (*ngClient, int, func(), error) {
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, 0, nil, fmt.Errorf("rtpengine (apt-get install rtpengine-daemon): %w", err)
 	}
