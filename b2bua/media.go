@@ -149,6 +149,23 @@ func (e *TelegramEndpoint) ReadRTP(b []byte) (int, error) { return e.conn.ReadRT
 // WriteRTP sends one RTP packet to the Telegram peer.
 func (e *TelegramEndpoint) WriteRTP(b []byte) error { return e.conn.WriteRTP(b) }
 
+// RemoteFractionLost is the Telegram peer's last reported fraction lost
+// of our stream (RFC 3550 §6.4.1, from its SR/RR); ok is false before any
+// report. It makes the bridge drive the Opus encoder's FEC from it.
+func (e *TelegramEndpoint) RemoteFractionLost() (uint8, bool) {
+	st := e.conn.Stats()
+	return st.RemoteFractionLost, st.SenderReportsReceived+st.ReceiverReportsReceived > 0
+}
+
+// lossFloor is the least loss the Opus encoder toward Telegram is told to
+// expect once the Telegram peer's reports drive it: an expected loss the
+// configuration sets explicitly, else none, as WebRTC does (its Opus
+// encoder follows the reported uplink loss down to 0, so a clean path
+// pays no FEC; docs/codecs.md measures LBRR at ≈ 40 % of the encoder's
+// CPU). Before the first report the encoder keeps its configured hint
+// (codec.DefaultPacketLossPercent when 0).
+func lossFloor(configured int) int { return max(configured, 0) }
+
 // Close ends the Telegram call's media (once).
 func (e *TelegramEndpoint) Close() error {
 	e.once.Do(e.end)
@@ -256,6 +273,8 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 		DetectDTMF:      opt.DetectDTMF,
 		OnDTMF:          opt.OnDTMF,
 		OnTelegramMuted: conn.SetMuted,
+		LossFloor:       lossFloor(opt.Opus.PacketLossPercent),
+		Watch:           m.watchRemoteState,
 		Logger:          log,
 	})
 	if err != nil {
@@ -270,22 +289,21 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 // rtpbridge.Bridge.Run), and meanwhile reflects the Telegram peer's
 // MediaState: a muted peer's silence does not time the call out. The
 // bridge's stop closes the SIP endpoint and ends the Telegram call.
-func (m *Media) Run(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- m.Bridge.Run(ctx) }()
-	for {
-		changed := m.conn.RemoteStateChanged()
-		s := m.conn.RemoteState()
-		m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, s.Muted)
-		if m.onState != nil {
-			m.onState(s)
-		}
-		select {
-		case err := <-done:
-			return err
-		case <-changed:
-		}
+func (m *Media) Run(ctx context.Context) error { return m.Bridge.Run(ctx) }
+
+// watchRemoteState hands the Telegram peer's MediaState to the bridge and
+// to OnRemoteState, and returns the channel that is closed at its next
+// change. The bridge calls it on Run's goroutine when it starts and after
+// each change (rtpbridge.Config.Watch), so following the state costs no
+// goroutine of its own.
+func (m *Media) watchRemoteState() <-chan struct{} {
+	changed := m.conn.RemoteStateChanged()
+	s := m.conn.RemoteState()
+	m.Bridge.SetRemoteMuted(rtpbridge.LegTelegram, s.Muted)
+	if m.onState != nil {
+		m.onState(s)
 	}
+	return changed
 }
 
 // Update applies a later SIP negotiation (re-INVITE, UPDATE: new keys,

@@ -121,3 +121,15 @@ func TestNewCodecs(t *testing.T) {
 		}
 	}
 }
+
+// The Telegram leg reports its peer's loss to the bridge, which drives the
+// Opus encoder's FEC with it (rtpbridge.Bridge adaptLoss).
+var _ rtpbridge.LossReporter = (*TelegramEndpoint)(nil)
+
+func TestLossFloor(t *testing.T) {
+	for _, c := range []struct{ in, want int }{{0, 0}, {-1, 0}, {25, 25}} {
+		if got := lossFloor(c.in); got != c.want {
+			t.Errorf("lossFloor(%d) = %d, want %d", c.in, got, c.want)
+		}
+	}
+}

@@ -55,6 +55,17 @@ type Config struct {
 	// needs telephone-event on the SIP leg, and on a passthrough bridge the
 	// Telegram Leg's Decoder.
 	DetectDTMF bool
+	// Watch, if set, lets the owner follow events of its own (say, the
+	// Telegram peer's MediaState) on Run's goroutine instead of a
+	// goroutine per call: Run calls it when it starts and again each
+	// time the channel it returned last is closed, and waits on the
+	// channel it returns (nil: no more). It must not block.
+	Watch func() <-chan struct{}
+	// LossFloor is the least loss, in percent, the Telegram leg's
+	// encoder is told to expect when the bridge drives its loss hint
+	// from the Telegram peer's reports (see adaptLoss); 0 lets the hint
+	// fall to the reported loss, down to none.
+	LossFloor int
 	// OnDTMF receives every telephone event, from the goroutine of the
 	// direction it came from; it must not block.
 	OnDTMF func(DTMFEvent)
@@ -78,6 +89,11 @@ type Bridge struct {
 	passthrough bool
 	fillAfter   time.Duration
 	ran         atomic.Bool
+	// The Telegram encoder's loss hint, driven by the Telegram peer's
+	// reports (both nil when a leg lacks the interface).
+	lossRep  LossReporter
+	lossEnc  LossAdapter
+	lossHint int // last hint set, -1 before the first
 }
 
 type legState struct {
@@ -119,6 +135,11 @@ func New(cfg Config) (*Bridge, error) {
 		if err := b.makeSilence(l); err != nil {
 			return nil, err
 		}
+	}
+	rep, okRep := cfg.Telegram.Endpoint.(LossReporter)
+	enc, okEnc := cfg.Telegram.Encoder.(LossAdapter)
+	if okRep && okEnc {
+		b.lossRep, b.lossEnc, b.lossHint = rep, enc, -1
 	}
 	for i := range b.dirs {
 		src, dst := b.legs[i], b.legs[1-i]
@@ -221,8 +242,12 @@ func (b *Bridge) Run(ctx context.Context) error {
 	timer := time.NewTimer(b.period(false))
 	defer timer.Stop()
 	tick := timer.C
-	if b.cfg.MediaTimeout <= 0 && !b.legs[0].NeedsPackets && !b.legs[1].NeedsPackets {
+	if b.cfg.MediaTimeout <= 0 && !b.legs[0].NeedsPackets && !b.legs[1].NeedsPackets && b.lossRep == nil {
 		tick = nil
+	}
+	var watch <-chan struct{}
+	if b.cfg.Watch != nil {
+		watch = b.cfg.Watch()
 	}
 	for stop := false; !stop; {
 		select {
@@ -233,6 +258,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 			stop = true
 		case <-tick:
 			timer.Reset(b.period(b.supervise(end)))
+		case <-watch:
+			watch = b.cfg.Watch()
 		}
 	}
 	for _, l := range b.legs {
@@ -290,7 +317,43 @@ func (b *Bridge) supervise(end func(error)) (filling bool) {
 			filling = true
 		}
 	}
+	b.adaptLoss()
 	return filling
+}
+
+// adaptLoss tells the Telegram leg's encoder the loss the Telegram peer
+// reports on our stream, so that Opus sizes its in-band FEC (LBRR) for
+// it. tgcalls runs WebRTC's Opus encoder, which is fed the uplink loss
+// from the receiver's RTCP reports the same way
+// (webrtc modules/audio_coding/codecs/opus/audio_encoder_opus.cc,
+// OnReceivedUplinkPacketLossFraction → SetProjectedPacketLossRate). The
+// percentage is rounded up so that any reported loss keeps some FEC, and
+// never below cfg.LossFloor. Called from the supervisor at most once per
+// second (reports come every few seconds, RFC 3550 §6.2); the encoder is
+// used under the SIP → Telegram direction's lock.
+func (b *Bridge) adaptLoss() {
+	if b.lossRep == nil {
+		return
+	}
+	frac, ok := b.lossRep.RemoteFractionLost()
+	if !ok {
+		return
+	}
+	p := max((int(frac)*100+255)/256, b.cfg.LossFloor)
+	p = min(p, 100)
+	if p == b.lossHint {
+		return
+	}
+	d := b.dirs[LegSIP]
+	d.mu.Lock()
+	err := b.lossEnc.SetPacketLossPercent(p)
+	d.mu.Unlock()
+	if err != nil {
+		b.log.Debug("rtpbridge: loss hint", "percent", p, "err", err)
+		return
+	}
+	b.lossHint = p
+	b.legs[LegSIP].counters.lossHint.Store(int32(p)) // SIP → Telegram
 }
 
 // SetHeld puts a leg on hold (nothing is sent toward it) or takes it off.

@@ -42,6 +42,22 @@ type Encoder interface {
 	Encode(pcm []int16, out []byte) (int, error)
 }
 
+// LossReporter is implemented by an Endpoint whose leg learns from its
+// peer's RTCP reception reports how much of what the bridge sends toward
+// it is lost (the fraction lost of RFC 3550 §6.4.1). The Telegram leg has
+// it: tgcall's media reads the peer's receiver reports.
+type LossReporter interface {
+	// RemoteFractionLost is the fraction lost (in 1/256) of the peer's
+	// last report on our stream; ok is false before any report.
+	RemoteFractionLost() (fraction uint8, ok bool)
+}
+
+// LossAdapter is implemented by an Encoder that sizes its loss protection
+// for an expected loss (Opus: the in-band FEC, codec.OpusEncoder).
+type LossAdapter interface {
+	SetPacketLossPercent(percent int) error
+}
+
 // Resampler converts PCM between rates (integer ratios), keeping filter
 // state across calls. Resample returns the samples written to out.
 type Resampler interface {

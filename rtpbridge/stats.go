@@ -30,6 +30,10 @@ type DirectionStats struct {
 	// RTT is the source leg's round-trip time as its RTCP last reported it
 	// (SetRTT), 0 when unknown.
 	RTT time.Duration
+	// LossHint is the loss, in percent, the encoder toward the other leg
+	// was last told to expect from that leg's reception reports (the
+	// Opus FEC toward Telegram, Config.LossFloor); 0 when not driven.
+	LossHint int
 	// MOS is the E-model estimate of this direction's listening quality
 	// (see EstimateMOS), 1-4.5.
 	MOS float64
@@ -49,6 +53,7 @@ type dirCounters struct {
 	jitterNS                                   atomic.Int64
 	rttNS                                      atomic.Int64
 	bufferNS                                   atomic.Int64 // jitter buffer target, for the E-model
+	lossHint                                   atomic.Int32 // encoder loss hint toward the destination
 }
 
 // rxStream computes loss and jitter of the received stream (RFC 3550
@@ -115,7 +120,7 @@ func (c *dirCounters) snapshot() DirectionStats {
 		Lost: c.lost.Load(), Jitter: time.Duration(c.jitterNS.Load()),
 		Late: c.late.Load(), Concealed: c.concealed.Load(), Discarded: c.discarded.Load(),
 		PacketsSent: c.sent.Load(), BytesSent: c.sentBytes.Load(), WriteErrors: c.writeErrors.Load(),
-		DTMF: c.dtmf.Load(), RTT: time.Duration(c.rttNS.Load()),
+		DTMF: c.dtmf.Load(), RTT: time.Duration(c.rttNS.Load()), LossHint: int(c.lossHint.Load()),
 	}
 }
 
