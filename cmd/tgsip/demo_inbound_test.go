@@ -7,6 +7,9 @@ import (
 	"regexp"
 	"testing"
 	"time"
+
+	"github.com/tgsip/tgsip/internal/demo"
+	"github.com/tgsip/tgsip/sip"
 )
 
 // TestDemoInboundToPBXHangsUp: --inbound-to a sipp UAS that answers,
@@ -47,6 +50,55 @@ func TestDemoInboundToPBXHangsUp(t *testing.T) {
 	if c := calls[0]; c.DiscardedBy != c.ParticipantID || c.AdminID != demoUserID(t, n, "tone") {
 		t.Errorf("Telegram call %d -> %d discarded by %d, want tone's call discarded by the trunk's account", c.AdminID, c.ParticipantID, c.DiscardedBy)
 	}
+	d.stop()
+	if c := d.wait(t, 15*time.Second); c != 0 {
+		t.Errorf("demo exit %d\n%s", c, d.logs.String())
+	}
+}
+
+// TestDemoInboundCallerIdentity: a Telegram user's call reaches the PBX
+// presented as the trunk's account knows the user from the call's update
+// (its user cache): X-Telegram-User-Id, X-Telegram-Username and
+// X-Telegram-Phone, the From user +E.164 and the display name from the
+// user's name. The PBX declines; the demo user's call ends.
+func TestDemoInboundCallerIdentity(t *testing.T) {
+	got := make(chan *sip.InboundCall, 1)
+	f := func(c *sip.InboundCall) {
+		got <- c
+		c.Reject(486, "Busy Here")
+	}
+	pbxOnCall.Store(&f)
+	defer pbxOnCall.Store(nil)
+	pbx := newPBX(t, 35600)
+	pbxAddr, _ := pbx.Addr(sip.UDP)
+	d, n := startDemoNetwork(t, "--inbound-to", "sip:2000@"+pbxAddr.String())
+	var in *sip.InboundCall
+	select {
+	case in = <-got:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the PBX got no call\n%s", d.logs.String())
+	}
+	var tone demo.Entry
+	for _, e := range demo.Directory() {
+		if e.Name == "tone" {
+			tone = e
+		}
+	}
+	id := demoUserID(t, n, "tone")
+	for h, want := range map[string]string{
+		"X-Telegram-User-Id":  fmt.Sprint(id),
+		"X-Telegram-Username": tone.Username,
+		"X-Telegram-Phone":    tone.Phone,
+	} {
+		if v := in.Header(h); v != want {
+			t.Errorf("%s: %q, want %q", h, v, want)
+		}
+	}
+	u, _ := n.User(id)
+	if name := u.FirstName + " " + u.LastName; in.CallerID != tone.Phone || in.CallerName != name {
+		t.Errorf("caller %q %q, want %q %q", in.CallerName, in.CallerID, name, tone.Phone)
+	}
+	waitTelegramIdle(t, n, 1)
 	d.stop()
 	if c := d.wait(t, 15*time.Second); c != 0 {
 		t.Errorf("demo exit %d\n%s", c, d.logs.String())
