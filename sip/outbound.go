@@ -163,14 +163,18 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 func (c *OutboundCall) Hangup(reason Reason) {
 	c.mu.Lock()
 	confirmed := c.up
+	if !confirmed {
+		// Queued under mu, which final holds while it brings the call
+		// up and takes a queued hang-up: one that arrives with the 2xx
+		// is not lost.
+		select {
+		case c.cancel <- reason:
+		default:
+		}
+	}
 	c.mu.Unlock()
 	if confirmed {
 		c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
-		return
-	}
-	select {
-	case c.cancel <- reason:
-	default:
 	}
 }
 
@@ -518,7 +522,20 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 	if h := res.GetHeader("Allow"); h != nil {
 		c.peerAllow = h.Value()
 	}
+	var late *Reason
+	select {
+	case r := <-c.cancel:
+		// Hangup came after awaitFinal took the 2xx but before the call
+		// was up: as a 2xx crossing our CANCEL (above), the call exists
+		// at the PBX, so end it with a BYE at once.
+		late = &r
+	default:
+	}
 	c.mu.Unlock()
+	if late != nil {
+		c.bye(*late, &CallError{Status: 487, Cause: CauseCancelled, Reason: *late})
+		return
+	}
 	c.startUACTimer(res)
 	close(c.answered)
 	c.log.Info("answered")
