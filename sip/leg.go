@@ -158,17 +158,11 @@ func (l *leg) endModify() {
 func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 	isInvite := req.Method == sip.INVITE
 	l.mu.Lock()
-	up, unacked := l.up, l.ackWait != nil
+	up := l.up
 	l.mu.Unlock()
-	if isInvite && (!up || unacked) {
-		// RFC 3261 §14.2: a second INVITE before the first is done gets
-		// 500 with a Retry-After of 0-10 s. The first is not done while
-		// our 2xx to it (initial INVITE or re-INVITE) awaits its ACK:
-		// §14.1 allows one INVITE transaction per dialog in either
-		// direction, RFC 6026 §7.1 keeps the server transaction of a 2xx
-		// (Accepted) until the ACK, and with a late offer the ACK still
-		// carries the answer, so a new offer cannot be taken yet
-		// (RFC 3264 §4). 491 is for our own INVITE in progress (below).
+	if isInvite && !up {
+		// §14.2: a second INVITE before the first is done: 500 with a
+		// Retry-After of 0-10 s.
 		l.s.reply(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", itoa(rand.IntN(11))))
 		return
 	}
