@@ -6,7 +6,6 @@ import (
 	"log/slog"
 
 	"github.com/tgsip/tgsip/sip"
-	"github.com/tgsip/tgsip/sip/sdp"
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
@@ -16,23 +15,19 @@ type sipLeg interface {
 	Done() <-chan struct{}
 	Err() error
 	Media() sip.Media
-	OnMedia(func(sip.Media))
+	MediaChanged() <-chan sip.Media
 	Hangup(sip.Reason)
 }
 
 // call is one bridged call: its SIP leg, its Telegram call and, once the
 // Telegram media is connected, the media bridge. Only the call's own
 // goroutine (the loop in outgoing.go or incoming.go) touches it; the legs
-// reach it through their channels and reneg, never through a shared lock.
+// reach it through their channels, never through a shared lock.
 type call struct {
 	t   *Trunk
 	log *slog.Logger
 	sip sipLeg
 	tc  *tgcall.Call
-
-	// reneg carries the SIP leg's latest renegotiation (re-INVITE,
-	// UPDATE) from the SIP goroutine that applied it to the loop.
-	reneg chan sdp.Negotiated
 
 	media       *Media
 	mediaCancel context.CancelFunc
@@ -42,23 +37,7 @@ type call struct {
 }
 
 func newCall(t *Trunk, log *slog.Logger, leg sipLeg, tc *tgcall.Call) *call {
-	c := &call{t: t, log: log, sip: leg, tc: tc, reneg: make(chan sdp.Negotiated, 1)}
-	leg.OnMedia(func(m sip.Media) {
-		// Keep only the newest negotiation: it supersedes any older one
-		// the loop has not taken yet.
-		for {
-			select {
-			case c.reneg <- m.Negotiated:
-				return
-			default:
-			}
-			select {
-			case <-c.reneg:
-			default:
-			}
-		}
-	})
-	return c
+	return &call{t: t, log: log, sip: leg, tc: tc}
 }
 
 // tgErr is the Telegram call's outcome as an error (nil for none).
@@ -93,12 +72,14 @@ func (c *call) startMedia() error {
 	return nil
 }
 
-// renegotiated applies a SIP re-INVITE/UPDATE to the running bridge; a
-// codec change it cannot follow ends the call.
-func (c *call) renegotiated(neg sdp.Negotiated) {
+// renegotiated applies the SIP leg's newest negotiation (after a
+// re-INVITE/UPDATE; MediaChanged may also hold older ones) to the running
+// bridge; a codec change it cannot follow ends the call.
+func (c *call) renegotiated() {
 	if c.media == nil {
 		return
 	}
+	neg := c.sip.Media().Negotiated
 	if err := c.media.Update(neg); err != nil {
 		c.log.Warn("renegotiation not applied, ending the call", "err", err)
 		c.endBoth(OutcomeIncompatible)

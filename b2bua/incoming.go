@@ -96,8 +96,8 @@ func (t *Trunk) bridgeTelegramToSIP(c *call, out *sip.OutboundCall) {
 				c.log.Error("media bridge failed", "err", err)
 				c.endBoth(OutcomeInternal)
 			}
-		case neg := <-c.reneg:
-			c.renegotiated(neg)
+		case <-c.sip.MediaChanged():
+			c.renegotiated()
 		case <-tgDone:
 			tgDone, connected = nil, nil
 			c.tgEnded = true

@@ -167,8 +167,8 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 				continue
 			}
 			answered = true
-		case neg := <-c.reneg:
-			c.renegotiated(neg)
+		case <-c.sip.MediaChanged():
+			c.renegotiated()
 		case <-tgDone:
 			tgDone, ringing, connected = nil, nil, nil
 			c.tgEnded = true

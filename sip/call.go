@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 )
 
@@ -66,52 +65,6 @@ var (
 	ErrCancelled    = errors.New("sip: call was cancelled")
 	ErrNotConfirmed = errors.New("sip: call is not established")
 )
-
-// ending is the part every call shares: one end, once, observable.
-type ending struct {
-	once sync.Once
-	done chan struct{}
-	mu   sync.Mutex
-	err  *CallError
-}
-
-func newEnding() ending { return ending{done: make(chan struct{})} }
-
-// end records e and closes done; only the first call counts. It reports
-// whether this call was the one that ended the call.
-func (n *ending) end(e *CallError) bool {
-	first := false
-	n.once.Do(func() {
-		n.mu.Lock()
-		n.err = e
-		n.mu.Unlock()
-		close(n.done)
-		first = true
-	})
-	return first
-}
-
-func (n *ending) ended() bool {
-	select {
-	case <-n.done:
-		return true
-	default:
-		return false
-	}
-}
-
-// Done is closed when the call has ended.
-func (n *ending) Done() <-chan struct{} { return n.done }
-
-// Err is the call's end (a *CallError) once Done is closed, else nil.
-func (n *ending) Err() error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.err == nil {
-		return nil
-	}
-	return n.err
-}
 
 // newCallID returns a short random id for logs.
 func newCallID() string {

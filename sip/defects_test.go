@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // startPBXSipp starts a sipp UAS scenario as the PBX on tp (udp or tcp)
@@ -170,10 +172,9 @@ func test422Retry(t *testing.T, tp Transport) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no answer")
 	}
-	c.mu.Lock()
-	retry := c.invite
-	timer := c.timer
-	c.mu.Unlock()
+	var retry *sip.Request
+	var timer *sessionTimer
+	c.inspect(func() { retry, timer = c.invite, c.timer })
 	// The first INVITE's CSeq comes from the retry's log line: the retry
 	// may replace c.invite before Dial returns, so the test cannot read it.
 	m := regexp.MustCompile(`cseq=(\d+) previous_cseq=(\d+)`).FindStringSubmatch(log.String())
@@ -213,9 +214,9 @@ func TestSippOutboundRefresh422(t *testing.T) {
 	}
 	waitFor(t, c.Answered(), "answer")
 	waitUntil(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.leg.refreshes > 0
+		var n int
+		c.inspect(func() { n = c.refreshes })
+		return n > 0
 	}, "session refresh")
 	c.Hangup(Reason{})
 	if ce := endOf(t, c); ce.Cause != CauseNormal {

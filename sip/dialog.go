@@ -3,6 +3,7 @@ package sip
 import (
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -16,10 +17,12 @@ type (
 
 // dialog is the RFC 3261 §12 state shared by both call directions: who we
 // are, who they are, where in-dialog requests go and the CSeq spaces.
+// Its call's loop owns it (loop.go): the fields below callID … laddr are
+// set when it is made, the rest change only on the loop.
 type dialog struct {
 	callID    string
 	localTag  LocalTag
-	remoteTag RemoteTag
+	remoteTag RemoteTag // empty in an early UAC dialog until a response names it
 
 	local  sip.Uri // our URI (From of our requests)
 	remote sip.Uri // their URI (To of our requests)
@@ -35,7 +38,6 @@ type dialog struct {
 	// peer knows.
 	laddr sip.Addr
 
-	mu sync.Mutex
 	// contact is our Contact in this dialog (nil: the listener's, see
 	// Server.contact); set when it names a connection of ours.
 	contact      *sip.ContactHeader
@@ -45,10 +47,82 @@ type dialog struct {
 	remoteCSeq   uint32
 }
 
+// firstCSeq is a dialog's first local CSeq: small and not predictable
+// across calls (RFC 3261 §8.1.1.5 only asks for < 2**31).
+func firstCSeq() uint32 { return 1 + uint32(time.Now().UnixNano()%1000) }
+
+// newUASDialog makes the dialog an INVITE from the peer creates
+// (RFC 3261 §12.1.1): their From is our To, the route set is the
+// Record-Route in order, the remote target their Contact.
+func newUASDialog(req *sip.Request, tag LocalTag) *dialog {
+	from, to := req.From(), req.To()
+	d := &dialog{
+		callID:     req.CallID().Value(),
+		localTag:   tag,
+		remoteTag:  RemoteTag(fromTag(req)),
+		local:      to.Address,
+		remote:     from.Address,
+		transport:  req.Transport(),
+		dest:       req.Source(),
+		remoteCSeq: req.CSeq().SeqNo,
+		localCSeq:  firstCSeq(),
+	}
+	if ct := req.Contact(); ct != nil {
+		d.remoteTarget = *ct.Address.Clone()
+	} else {
+		d.remoteTarget = *from.Address.Clone()
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		if rr, ok := h.(*sip.RecordRouteHeader); ok {
+			d.routeSet = append(d.routeSet, *rr.Address.Clone())
+		}
+	}
+	return d
+}
+
+// newUACDialog makes the early dialog of an INVITE we send to target
+// (RFC 3261 §12.1.2): the remote tag, route set and target come with the
+// response that confirms it (confirm).
+func newUACDialog(callID string, tag LocalTag, local, target sip.Uri, transport string) *dialog {
+	return &dialog{
+		callID:       callID,
+		localTag:     tag,
+		local:        local,
+		remote:       sip.Uri{Scheme: target.Scheme, User: target.User, Host: target.Host, Port: target.Port},
+		transport:    transport,
+		remoteTarget: target,
+		localCSeq:    firstCSeq(),
+	}
+}
+
+// confirm takes the remote tag, route set (Record-Route in reverse order)
+// and target from a response that creates the dialog (RFC 3261 §12.1.2).
+func (d *dialog) confirm(res *sip.Response) {
+	d.remoteTag = RemoteTag(toTag(res))
+	rr := res.GetHeaders("Record-Route")
+	d.routeSet = d.routeSet[:0]
+	for i := len(rr) - 1; i >= 0; i-- {
+		if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
+			d.routeSet = append(d.routeSet, *h.Address.Clone())
+		}
+	}
+	d.setTarget(res.Contact())
+}
+
+// fork is the dialog another fork's 2xx would make: same Call-ID and our
+// tag, its tag and target (to ACK and end it).
+func (d *dialog) fork(res *sip.Response) *dialog {
+	f := &dialog{
+		callID: d.callID, localTag: d.localTag, remoteTag: RemoteTag(toTag(res)),
+		local: d.local, remote: d.remote, transport: d.transport, laddr: d.laddr,
+		remoteTarget: *d.remoteTarget.Clone(),
+	}
+	f.setTarget(res.Contact())
+	return f
+}
+
 // nextCSeq reserves a CSeq number for a new request we send.
 func (d *dialog) nextCSeq() uint32 {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.localCSeq++
 	return d.localCSeq
 }
@@ -59,8 +133,6 @@ func (d *dialog) checkRemoteCSeq(n uint32, method sip.RequestMethod) bool {
 	if method == sip.ACK || method == sip.CANCEL {
 		return true
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	if d.remoteCSeq != 0 && n <= d.remoteCSeq {
 		return false
 	}
@@ -72,30 +144,20 @@ func (d *dialog) checkRemoteCSeq(n uint32, method sip.RequestMethod) bool {
 // target refresh requests and their 2xx carry a new Contact).
 func (d *dialog) setTarget(c *sip.ContactHeader) {
 	if c != nil {
-		d.mu.Lock()
 		d.remoteTarget = *c.Address.Clone()
-		d.mu.Unlock()
 	}
 }
 
 // setContact records our Contact in the dialog.
 func (d *dialog) setContact(c *sip.ContactHeader) {
 	if c != nil {
-		d.mu.Lock()
 		d.contact = c.Clone()
-		d.mu.Unlock()
 	}
 }
 
 // newRequest builds an in-dialog request (RFC 3261 §12.2.1.1).
 func (d *dialog) newRequest(method sip.RequestMethod, cseq uint32) *sip.Request {
-	d.mu.Lock()
-	target := *d.remoteTarget.Clone()
-	routes := make([]sip.Uri, len(d.routeSet))
-	copy(routes, d.routeSet)
-	d.mu.Unlock()
-
-	req := sip.NewRequest(method, target)
+	req := sip.NewRequest(method, *d.remoteTarget.Clone())
 	from := &sip.FromHeader{Address: d.local, Params: sip.NewParams()}
 	from.Params.Add("tag", string(d.localTag))
 	to := &sip.ToHeader{Address: d.remote, Params: sip.NewParams()}
@@ -109,11 +171,11 @@ func (d *dialog) newRequest(method sip.RequestMethod, cseq uint32) *sip.Request 
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: method})
 	mf := sip.MaxForwardsHeader(70)
 	req.AppendHeader(&mf)
-	for _, r := range routes {
-		req.AppendHeader(&sip.RouteHeader{Address: r})
+	for _, r := range d.routeSet {
+		req.AppendHeader(&sip.RouteHeader{Address: *r.Clone()})
 	}
 	req.SetTransport(d.transport)
-	if len(routes) == 0 && d.dest != "" {
+	if len(d.routeSet) == 0 && d.dest != "" {
 		req.SetDestination(d.dest)
 	}
 	if d.laddr.IP != nil {
@@ -130,10 +192,12 @@ type dialogKey struct {
 	localTag LocalTag
 }
 
-// dialogOwner is a call that receives the in-dialog requests of its dialog.
+// dialogOwner is a call that receives the in-dialog requests of its
+// dialog; both post them to the call's loop (leg).
 type dialogOwner interface {
 	handleInDialog(req *sip.Request, tx sip.ServerTransaction)
 	handleAck(req *sip.Request)
+	shutdown()
 }
 
 // registry is our own dialog table (not sipgo's DialogServerCache): every

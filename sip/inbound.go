@@ -5,8 +5,6 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -53,18 +51,17 @@ type InboundCall struct {
 	localSDP  []byte // our answer (or our offer when the INVITE had none)
 	lateOffer bool
 
-	cancelled  chan struct{}
-	cancelOnce sync.Once
-	cancelReq  atomic.Pointer[sip.Request]
-	finalSent  chan struct{}
-	finalOnce  sync.Once
-	confirmed  chan struct{}
+	// Closed by the loop: finalSent when the INVITE has its final
+	// response, confirmed when the ACK for our 2xx came.
+	finalSent chan struct{}
+	confirmed chan struct{}
 
-	// guarded by leg.mu
-	state    callState
-	sdpSent  bool // our SDP went out in a reliable provisional
-	rel      reliableState
-	byeLater *Reason // Hangup between our 2xx and its ACK
+	// Owned by the loop.
+	state     callState
+	cancelReq *sip.Request // the CANCEL of the INVITE, for its Reason
+	sdpSent   bool         // our SDP went out in a reliable provisional
+	rel       reliableState
+	byeLater  *Reason // Hangup between our 2xx and its ACK
 }
 
 // Header returns the first value of a header of the INVITE.
@@ -164,6 +161,12 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		c.lateOffer = true
 		c.localSDP = eng.offer(false)
 	}
+	// The loop first: from here on the call's events go to it.
+	c.startLoop()
+	if c.ended() {
+		s.reply(tx, req, 503, "Service Unavailable", nil) // the server closed meanwhile
+		return
+	}
 	s.dialogs.add(c.key, c)
 	c.log.Info("inbound call", "trunk", c.Trunk, "to", c.RequestUser, "from", c.CallerID, "src", src, "transport", c.Transport)
 	// Watch for CANCEL before the b2bua can send 180: a CANCEL answering
@@ -183,16 +186,7 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 	from, to := req.From(), req.To()
 	tp := Transport(strings.ToUpper(req.Transport()))
 	c := &InboundCall{
-		leg: leg{
-			ending:      newEnding(),
-			s:           s,
-			port:        port,
-			eng:         eng,
-			transport:   tp,
-			contactUser: to.Address.User,
-			timer:       timer,
-			dtmf:        make(chan DTMF, 16),
-		},
+		leg:         newLeg(s, port, eng, tp, to.Address.User),
 		ID:          newCallID(),
 		CallID:      callID,
 		Trunk:       trunk.Name,
@@ -202,11 +196,11 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		Offer:       req.Body(),
 		inv:         req,
 		tx:          tx,
-		cancelled:   make(chan struct{}),
 		finalSent:   make(chan struct{}),
 		confirmed:   make(chan struct{}),
 	}
-	c.leg.endCall = c.finish
+	c.timer = timer
+	c.serve, c.onShutdown, c.onEnd = c.serveInDialog, c.shutdownNow, c.onFinish
 	if h := req.GetHeader("Allow"); h != nil {
 		c.peerAllow = h.Value()
 	}
@@ -226,32 +220,10 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 	}
 	c.log = callLogger(s.log, c.ID, callID, "in")
 	c.eng.setLogger(c.log)
-	d := &dialog{
-		callID:     callID,
-		localTag:   tag,
-		remoteTag:  RemoteTag(fromTag(req)),
-		local:      to.Address,
-		remote:     from.Address,
-		transport:  req.Transport(),
-		dest:       req.Source(),
-		remoteCSeq: req.CSeq().SeqNo,
-	}
-	if ct := req.Contact(); ct != nil {
-		d.remoteTarget = *ct.Address.Clone()
-	} else {
-		d.remoteTarget = *from.Address.Clone()
-	}
-	// UAS route set: the Record-Route values in order (RFC 3261 §12.1.1).
-	for _, h := range req.GetHeaders("Record-Route") {
-		if rr, ok := h.(*sip.RecordRouteHeader); ok {
-			d.routeSet = append(d.routeSet, *rr.Address.Clone())
-		}
-	}
-	d.localCSeq = 1 + uint32(time.Now().UnixNano()%1000)
+	c.d = newUASDialog(req, tag)
 	if s.reusesConnection(tp) {
-		d.contact = s.contactFor(req, c.contactUser)
+		c.d.contact = s.contactFor(req, c.contactUser)
 	}
-	c.d = d
 	c.key = dialogKey{callID: callID, localTag: tag}
 	return c
 }
@@ -275,30 +247,39 @@ func unsupportedRequire(req *sip.Request) string {
 func (c *InboundCall) serveInvite() {
 	select {
 	case <-c.finalSent:
-	case <-c.cancelled:
-		// sipgo has answered 200 to the CANCEL and 487 to the INVITE.
-		c.finish(&CallError{Status: 487, Cause: CauseCancelled, Remote: true, Reason: c.cancelReason()})
-	case <-c.tx.Done():
-		c.finish(&CallError{Status: 500, Cause: CauseTransport, Err: c.tx.Err()})
 	case <-c.done:
+	case <-c.tx.Done():
+		c.post(func() {
+			if c.state == stateEarly {
+				c.finish(&CallError{Status: 500, Cause: CauseTransport, Err: c.tx.Err()})
+			}
+		})
 	}
 }
 
-// watchCancel records a CANCEL of the INVITE (sipgo answers it with 200
-// and the INVITE with 487).
+// watchCancel posts a CANCEL of the INVITE to the loop (sipgo answers it
+// with 200 and the INVITE with 487).
 func (c *InboundCall) watchCancel() {
-	if !c.tx.OnCancel(func(r *sip.Request) { c.cancelReq.Store(r); c.markCancelled() }) {
-		c.markCancelled()
+	if !c.tx.OnCancel(func(r *sip.Request) { c.post(func() { c.cancelled(r) }) }) {
+		c.post(func() { c.cancelled(nil) })
 	}
 }
 
-func (c *InboundCall) markCancelled() {
-	c.cancelOnce.Do(func() { close(c.cancelled) })
+// cancelled ends a call whose INVITE the caller cancelled before our final
+// response; a CANCEL that lost the race to our 2xx changes nothing.
+func (c *InboundCall) cancelled(r *sip.Request) {
+	if r != nil {
+		c.cancelReq = r
+	}
+	if c.state != stateEarly {
+		return
+	}
+	c.finish(&CallError{Status: 487, Cause: CauseCancelled, Remote: true, Reason: c.cancelReason()})
 }
 
 // cancelReason is the RFC 3326 Reason of the CANCEL, if it had one.
 func (c *InboundCall) cancelReason() Reason {
-	if r := c.cancelReq.Load(); r != nil {
+	if r := c.cancelReq; r != nil {
 		if h := r.GetHeader("Reason"); h != nil {
 			if reason, err := parseReason(h.Value()); err == nil {
 				return reason
@@ -325,99 +306,131 @@ func (c *InboundCall) response(code int, reason string, body []byte) *sip.Respon
 	return res
 }
 
+// do runs f on the loop and waits for the error it replies.
+func (c *InboundCall) do(f func(reply chan<- error)) error {
+	reply := make(chan error, 1)
+	if !c.post(func() { f(reply) }) {
+		return ErrCallEnded
+	}
+	return await(&c.leg, reply, ErrCallEnded)
+}
+
 // Ringing sends 180 Ringing (reliably when the INVITE requires 100rel).
 func (c *InboundCall) Ringing() error {
-	return c.provisional(180, "Ringing", nil)
+	return c.do(func(reply chan<- error) { c.provisional(180, "Ringing", nil, reply) })
 }
 
 // Progress sends 183 Session Progress with early media SDP; nil means the
-// answer computed when the INVITE arrived.
+// answer computed when the INVITE arrived. Escape hatch: SDP given here
+// is sent as it is and bypasses the call's SDP session (Media does not
+// follow it); the b2bua passes nil.
 func (c *InboundCall) Progress(sdp []byte) error {
-	if sdp == nil {
-		sdp = c.localSDP
-	}
-	return c.provisional(183, "Session Progress", sdp)
+	return c.do(func(reply chan<- error) {
+		body := sdp
+		if body == nil {
+			body = c.localSDP
+		}
+		c.provisional(183, "Session Progress", body, reply)
+	})
 }
 
-func (c *InboundCall) provisional(code int, text string, body []byte) error {
-	c.mu.Lock()
-	if c.state != stateEarly || c.ended() {
-		c.mu.Unlock()
-		return ErrAnswered
+// provisional sends a provisional response (loop). A reliable one waits
+// for the PRACK of the one before (RFC 3262 §3: one outstanding at a
+// time); reply gets the outcome.
+func (c *InboundCall) provisional(code int, text string, body []byte, reply chan<- error) {
+	if c.state != stateEarly || c.over {
+		reply <- ErrAnswered
+		return
 	}
-	reliable := hasOption(c.inv, "Require", "100rel")
-	c.mu.Unlock()
 	res := c.response(code, text, body)
-	if reliable {
-		return c.sendReliable(res, len(body) > 0)
+	if !hasOption(c.inv, "Require", "100rel") {
+		reply <- c.tx.Respond(res)
+		return
 	}
-	return c.tx.Respond(res)
+	if c.rel.pending != nil {
+		c.rel.waiters = append(c.rel.waiters, func(err error) {
+			if err != nil {
+				reply <- err
+				return
+			}
+			c.provisional(code, text, body, reply)
+		})
+		return
+	}
+	reply <- c.sendReliable(res, len(body) > 0)
 }
 
 // Answer sends 200 OK with sdp (nil: the precomputed answer), retransmits
 // it until the ACK comes (RFC 3261 §13.3.1.4) and, if no ACK comes within
-// 64*T1, ends the call with a BYE. It returns once the 200 is sent.
+// 64*T1, ends the call with a BYE. It returns once the 200 is sent. A
+// reliable provisional response that carried SDP must be PRACKed first
+// (RFC 3262 §3). Escape hatch: SDP given here bypasses the call's SDP
+// session, as in Progress; the b2bua passes nil.
 func (c *InboundCall) Answer(sdp []byte) error {
-	if sdp == nil {
-		sdp = c.localSDP
-	}
-	// RFC 3262 §3: no 2xx before the PRACK of a reliable provisional that
-	// carried SDP.
-	if err := c.waitPRACKWithSDP(); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	if c.ended() {
-		c.mu.Unlock()
-		return ErrCallEnded
+	return c.do(func(reply chan<- error) { c.answer(sdp, reply) })
+}
+
+func (c *InboundCall) answer(sdp []byte, reply chan<- error) {
+	if c.over {
+		reply <- ErrCallEnded
+		return
 	}
 	if c.state != stateEarly {
-		c.mu.Unlock()
-		return ErrAnswered
+		reply <- ErrAnswered
+		return
+	}
+	if p := c.rel.pending; p != nil && p.hasSDP {
+		// RFC 3262 §3: no 2xx before the PRACK of a reliable provisional
+		// that carried SDP.
+		c.rel.waiters = append(c.rel.waiters, func(err error) {
+			if err != nil {
+				reply <- err
+				return
+			}
+			c.answer(sdp, reply)
+		})
+		return
+	}
+	if sdp == nil {
+		sdp = c.localSDP
 	}
 	if c.sdpSent && !c.lateOffer {
 		sdp = nil // the offer/answer exchange finished in the reliable 183
 	}
-	c.state = stateAnswered
-	w := &ackWaiter{cseq: c.inv.CSeq().SeqNo, acked: make(chan *sip.Request, 1), wantAnswer: c.lateOffer}
-	c.ackWait = w
-	timer := c.timer
-	c.mu.Unlock()
-
 	res := c.response(200, "OK", sdp)
-	if timer != nil {
-		timer.addHeaders(res, c.inv)
+	if c.timer != nil {
+		c.timer.addHeaders(res)
 	}
 	if err := c.tx.Respond(res); err != nil {
 		if errors.Is(err, sip.ErrTransactionCanceled) {
-			// The CANCEL won the race: 487 went out instead (RFC 3261 §9.2).
-			return ErrCancelled
+			// The CANCEL won the race: 487 went out instead (RFC 3261
+			// §9.2); its event ends the call.
+			reply <- ErrCancelled
+			return
 		}
 		c.s.sendFailed(200, c.inv, err)
 		c.finish(&CallError{Status: 500, Cause: CauseTransport, Err: err})
-		return err
+		reply <- err
+		return
 	}
-	c.finalOnce.Do(func() { close(c.finalSent) })
+	c.state = stateAnswered
+	c.rel.finalSent() // a reliable 18x without SDP is not retransmitted any more
+	close(c.finalSent)
 	c.log.Info("answered")
-	c.s.goTracked(func() { c.awaitAck(c.tx, res, w, c.acked) })
-	return nil
+	c.awaitAck(c.tx, res, c.inv.CSeq().SeqNo, c.lateOffer, c.acked)
+	reply <- nil
 }
 
 // acked completes the initial INVITE: the dialog is confirmed.
 func (c *InboundCall) acked(*sip.Request) {
-	c.mu.Lock()
-	first := c.state == stateAnswered
-	if first {
-		c.state = stateConfirmed
-		c.up = true
+	if c.state != stateAnswered {
+		return
 	}
-	later := c.byeLater
-	c.mu.Unlock()
-	if first {
-		close(c.confirmed)
-		c.armTimer()
-	}
-	if later != nil {
+	c.state = stateConfirmed
+	c.up = true
+	close(c.confirmed)
+	c.armTimer()
+	if later := c.byeLater; later != nil {
 		c.bye(*later, &CallError{Status: 200, Cause: CauseNormal, Reason: *later})
 	}
 }
@@ -443,19 +456,20 @@ func (c *InboundCall) Reject(status int, reason string) {
 // Only the first final response counts: after Answer, Reject or the
 // call's end RejectWith does nothing.
 func (c *InboundCall) RejectWith(status int, reason Reason, retryAfter time.Duration) {
+	c.call(func() { c.reject(status, reason, retryAfter) })
+}
+
+func (c *InboundCall) reject(status int, reason Reason, retryAfter time.Duration) {
 	if status < 300 || status > 699 {
 		status = 500
 	}
 	if reason.IsZero() {
 		reason = Reason{Protocol: "SIP", Cause: status}
 	}
-	c.mu.Lock()
-	if c.state != stateEarly || c.ended() {
-		c.mu.Unlock()
+	if c.state != stateEarly || c.over {
 		return
 	}
 	c.state = stateEnded
-	c.mu.Unlock()
 	res := c.response(status, reasonPhrase(status), nil)
 	res.AppendHeader(sip.NewHeader("Reason", reason.String()))
 	if retryAfter > 0 {
@@ -464,7 +478,7 @@ func (c *InboundCall) RejectWith(status int, reason Reason, retryAfter time.Dura
 	if err := c.tx.Respond(res); err != nil {
 		c.s.sendFailed(status, c.inv, err)
 	}
-	c.finalOnce.Do(func() { close(c.finalSent) })
+	close(c.finalSent)
 	c.finish(&CallError{Status: status, Cause: CauseRejected, Reason: reason})
 }
 
@@ -482,57 +496,50 @@ func retryAfterSeconds(d time.Duration) string {
 
 // Hangup ends the call: BYE with a Reason header once answered, or a
 // final response before (480, or the SIP cause in reason) carrying reason.
+// Between our 2xx and its ACK the BYE waits for the ACK (RFC 3261 §15).
 func (c *InboundCall) Hangup(reason Reason) {
-	c.mu.Lock()
-	st := c.state
-	if st == stateAnswered {
+	c.call(func() { c.hangup(reason) })
+}
+
+func (c *InboundCall) hangup(reason Reason) {
+	switch c.state {
+	case stateAnswered:
 		// RFC 3261 §15: no BYE before the ACK for our 2xx (or its
 		// timeout, which sends the BYE anyway).
 		c.byeLater = &reason
-		c.mu.Unlock()
-		return
-	}
-	c.mu.Unlock()
-	if st == stateEarly {
+	case stateEarly:
 		status := 480
 		if reason.Protocol == "SIP" && reason.Cause >= 300 && reason.Cause < 700 {
 			status = reason.Cause
 		}
 		// The final response carries the caller's Reason, a Q.850 cause
 		// included (RFC 6432 §2).
-		c.RejectWith(status, reason, 0)
+		c.reject(status, reason, 0)
+	default:
+		c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
+	}
+}
+
+// shutdownNow ends the call when the server closes (loop): BYE, even for
+// a 2xx still waiting for its ACK (Close does not wait 64·T1 for it, and
+// the retransmissions stop), else as Hangup.
+func (c *InboundCall) shutdownNow() {
+	if c.state == stateAnswered {
+		c.bye(shutdownReason, &CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason})
 		return
 	}
-	c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
+	c.hangup(shutdownReason)
 }
 
-// shutdown ends the call when the server closes.
-func (c *InboundCall) shutdown() {
-	c.Hangup(shutdownReason)
-}
-
-// finish ends the call once: unregister, free the port, stop timers.
-func (c *InboundCall) finish(e *CallError) bool {
-	if !c.end(e) {
-		return false
-	}
-	c.mu.Lock()
+// onFinish is the inbound part of finish: no more final responses, and
+// whoever waits for a PRACK learns of the end.
+func (c *InboundCall) onFinish(*CallError) {
 	c.state = stateEnded
-	if c.timer != nil {
-		c.timer.stop()
-	}
-	c.rel.abort()
-	c.mu.Unlock()
-	c.s.dialogs.remove(c.key)
-	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
-	c.eng.close()
-	c.port.Release()
-	logEnd(c.log, e)
-	return true
+	c.rel.abort(ErrCallEnded)
 }
 
-// handleInDialog serves BYE, re-INVITE, UPDATE, INFO and PRACK.
-func (c *InboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+// serveInDialog serves BYE, re-INVITE, UPDATE, INFO and PRACK (loop).
+func (c *InboundCall) serveInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if RemoteTag(fromTag(req)) != c.d.remoteTag {
 		c.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
@@ -556,16 +563,11 @@ func (c *InboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction)
 }
 
 func (c *InboundCall) handleBye(req *sip.Request, tx sip.ServerTransaction) {
-	c.mu.Lock()
-	early := c.state == stateEarly
-	if early {
-		c.state = stateEnded
-	}
-	c.mu.Unlock()
-	if early {
+	if c.state == stateEarly {
 		// RFC 3261 §15.1.2: BYE in an early dialog ends the INVITE with 487.
+		c.state = stateEnded
 		_ = c.tx.Respond(c.response(487, "Request Terminated", nil)) // best effort: the dialog ends anyway
-		c.finalOnce.Do(func() { close(c.finalSent) })
+		close(c.finalSent)
 	}
 	c.byeReceived(req, tx)
 }

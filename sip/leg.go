@@ -6,7 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -15,53 +15,76 @@ import (
 )
 
 // ErrGlare is returned by Reoffer when the peer answered 491 Request
-// Pending: both sides changed the session at once (RFC 3261 §14.1). The
-// caller may retry after a random 2.1-4 s (we own the Call-ID) or 0-2 s.
+// Pending, or our own session change is still in progress: both sides
+// changed the session at once (RFC 3261 §14.1). The caller may retry
+// after a random 2.1-4 s (we own the Call-ID) or 0-2 s.
 var ErrGlare = errors.New("sip: re-INVITE glare (491)")
 
 // leg is what both call directions share once a dialog exists: the
-// dialog, the media session, in-dialog requests either way (re-INVITE,
-// UPDATE, INFO, BYE) and RFC 4028 session timers.
+// call's loop (loop.go), the dialog, the media session, in-dialog
+// requests either way (re-INVITE, UPDATE, INFO, BYE), RFC 4028 session
+// timers and the one end of the call (finish).
 type leg struct {
-	ending
-
+	// Set when the call is made, read-only afterwards.
 	s           *Server
-	d           *dialog
 	key         dialogKey
 	log         *slog.Logger
 	port        *RTPPort
-	eng         mediaEngine
+	eng         mediaEngine // its negotiations run on the loop; media() is safe anywhere
 	transport   Transport
 	contactUser string
-	// endCall ends the call for the owner (unregister, free the port);
-	// it reports whether this call ended it.
-	endCall func(*CallError) bool
+	box         *mailbox
+	// serve answers an in-dialog request on the loop (the direction's
+	// own), onShutdown ends the call when the server closes, onEnd is the
+	// direction's part of finish.
+	serve      func(req *sip.Request, tx sip.ServerTransaction)
+	onShutdown func()
+	onEnd      func(*CallError)
 
-	mu        sync.Mutex
+	// What the b2bua reads, from any goroutine. Only the loop sends on or
+	// closes them.
+	dtmf    chan DTMF
+	mediaCh chan Media
+	done    chan struct{} // closed by finish
+	exited  chan struct{} // closed when the loop has run its last event
+	err     atomic.Pointer[CallError]
+
+	// Owned by the loop.
+	d         *dialog
+	over      bool // finish ran
 	up        bool // the dialog is confirmed: re-INVITEs are served
 	timer     *sessionTimer
 	modifying bool       // a re-INVITE or UPDATE is in progress either way
 	ackWait   *ackWaiter // our 2xx to an INVITE awaiting its ACK
-	onOffer   func([]byte) ([]byte, error)
-	onMedia   func(Media)
 	peerAllow string
-	refreshes int // session refreshes we sent and had accepted
-	dtmf      chan DTMF
+	refreshes int           // session refreshes we sent and had accepted
+	ackOut    chan struct{} // closed once our last ACK is written: a BYE after it waits
 }
 
-// ackWaiter is a 2xx to an INVITE (initial or re-INVITE) that waits for
-// its ACK.
+func newLeg(s *Server, port *RTPPort, eng mediaEngine, tp Transport, contactUser string) leg {
+	return leg{
+		s:           s,
+		port:        port,
+		eng:         eng,
+		transport:   tp,
+		contactUser: contactUser,
+		box:         newMailbox(),
+		dtmf:        make(chan DTMF, 16),
+		mediaCh:     make(chan Media, 8),
+		done:        make(chan struct{}),
+		exited:      make(chan struct{}),
+	}
+}
+
+// ackWaiter is a 2xx of ours to an INVITE (initial or re-INVITE) that
+// waits for its ACK while its retransmitter resends it.
 type ackWaiter struct {
-	cseq  uint32
-	acked chan *sip.Request
-	once  sync.Once
+	cseq uint32
+	rt   *retransmitter
 	// wantAnswer: our 2xx carried an offer (the INVITE had none), so the
 	// ACK carries the answer.
 	wantAnswer bool
-}
-
-func (w *ackWaiter) ack(r *sip.Request) {
-	w.once.Do(func() { w.acked <- r; close(w.acked) })
+	onAck      func(*sip.Request)
 }
 
 // Logger is the call's logger (call id, SIP Call-ID).
@@ -73,40 +96,112 @@ func (l *leg) Media() Media { return l.eng.media() }
 // DTMF delivers key presses received in SIP INFO requests.
 func (l *leg) DTMF() <-chan DTMF { return l.dtmf }
 
-// OnOffer installs the function that answers new offers in re-INVITE or
-// UPDATE (hold, resume, codec change). Without it the call's SDP session
-// answers (a sendonly offer gets recvonly back, RFC 3264 §6.1).
-//
-// Escape hatch: an answer made here bypasses the call's SDP session, so
-// Media (its Endpoint and Negotiated) stays on the previous negotiation.
-func (l *leg) OnOffer(f func(offer []byte) (answer []byte, err error)) {
-	l.mu.Lock()
-	l.onOffer = f
-	l.mu.Unlock()
+// MediaChanged delivers the call's media after each negotiation that
+// completes once the call exists: early media and the 2xx's answer to our
+// INVITE, the answer in an ACK, re-INVITE and UPDATE (hold, resume, new
+// keys or address). An inbound call's INVITE offer was answered before
+// OnCall saw the call: Media has it. The channel keeps the newest 8; when
+// the reader falls behind the oldest are dropped (Media always has the
+// newest).
+func (l *leg) MediaChanged() <-chan Media { return l.mediaCh }
+
+// Done is closed when the call has ended; Err then says how.
+func (l *leg) Done() <-chan struct{} { return l.done }
+
+// Err is how the call ended, a *CallError, once Done is closed; else nil.
+func (l *leg) Err() error {
+	if e := l.err.Load(); e != nil {
+		return e
+	}
+	return nil
 }
 
-// OnMedia installs a function called after each successful renegotiation.
-func (l *leg) OnMedia(f func(Media)) {
-	l.mu.Lock()
-	l.onMedia = f
-	l.mu.Unlock()
+// ended reports whether the call has ended (any goroutine).
+func (l *leg) ended() bool {
+	select {
+	case <-l.done:
+		return true
+	default:
+		return false
+	}
 }
 
+// finish ends the call once, for both directions (on the loop): stop the
+// timers and retransmissions, the direction's part (onEnd), unregister,
+// close the endpoint, free the port, record the end. It reports whether
+// this call ended it.
+func (l *leg) finish(e *CallError) bool {
+	if l.over {
+		return false
+	}
+	l.over = true
+	if l.timer != nil {
+		l.timer.stop()
+	}
+	if w := l.ackWait; w != nil {
+		w.rt.stop()
+		l.ackWait = nil
+	}
+	if l.onEnd != nil {
+		l.onEnd(e)
+	}
+	l.s.dialogs.remove(l.key)
+	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
+	l.eng.close()
+	l.port.Release()
+	l.err.Store(e)
+	close(l.done)
+	logEnd(l.log, e)
+	return true
+}
+
+// handleInDialog hands an in-dialog request to the loop and waits until
+// the loop has answered it; a call whose loop has ended answers 481.
+func (l *leg) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if !l.call(func() {
+		if l.over {
+			l.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			return
+		}
+		l.serve(req, tx)
+	}) {
+		l.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+	}
+}
+
+// handleAck takes an ACK that arrived as its own transaction.
+func (l *leg) handleAck(req *sip.Request) {
+	l.post(func() { l.takeAck(req) })
+}
+
+// shutdown ends the call when the server closes.
+func (l *leg) shutdown() {
+	l.post(func() {
+		if !l.over {
+			l.onShutdown()
+		}
+	})
+}
+
+// mediaChanged publishes the media after a negotiation (loop only).
 func (l *leg) mediaChanged() {
-	l.mu.Lock()
-	f := l.onMedia
-	l.mu.Unlock()
-	if f != nil {
-		f(l.eng.media())
+	m := l.eng.media()
+	for {
+		select {
+		case l.mediaCh <- m:
+			return
+		default:
+		}
+		select {
+		case <-l.mediaCh: // the reader fell behind: drop the oldest
+		default:
+		}
 	}
 }
 
 // ourContact is our Contact for responses in the dialog.
 func (l *leg) ourContact() *sip.ContactHeader {
-	l.d.mu.Lock()
-	c := l.d.contact
-	l.d.mu.Unlock()
-	if c != nil {
+	if c := l.d.contact; c != nil {
 		return c.Clone()
 	}
 	return l.s.contact(l.d.transport, l.contactUser)
@@ -126,52 +221,27 @@ func (l *leg) takeAnswer(answer []byte) error {
 	return err
 }
 
-func (l *leg) answerOffer(offer []byte) ([]byte, error) {
-	l.mu.Lock()
-	f := l.onOffer
-	l.mu.Unlock()
-	if f != nil {
-		return f(offer)
-	}
-	return l.eng.answer(offer)
-}
-
-// beginModify marks a session change in progress; false means glare.
-func (l *leg) beginModify() bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.modifying {
-		return false
-	}
-	l.modifying = true
-	return true
-}
-
-func (l *leg) endModify() {
-	l.mu.Lock()
-	l.modifying = false
-	l.mu.Unlock()
-}
-
 // handleModify serves a re-INVITE or UPDATE: hold/resume, codec change,
 // target refresh, session refresh (RFC 3261 §14.2, RFC 3311, RFC 4028).
 func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 	isInvite := req.Method == sip.INVITE
-	l.mu.Lock()
-	up := l.up
-	l.mu.Unlock()
-	if isInvite && !up {
-		// §14.2: a second INVITE before the first is done: 500 with a
-		// Retry-After of 0-10 s.
+	if isInvite && (!l.up || l.ackWait != nil) {
+		// RFC 3261 §14.2: a second INVITE before the first is done gets
+		// 500 with a Retry-After of 0-10 s. The first is not done while
+		// our 2xx to it (initial INVITE or re-INVITE) awaits its ACK:
+		// §14.1 allows one INVITE transaction per dialog in either
+		// direction, RFC 6026 §7.1 keeps the server transaction of a 2xx
+		// (Accepted) until the ACK, and with a late offer the ACK still
+		// carries the answer, so a new offer cannot be taken yet
+		// (RFC 3264 §4). 491 is for our own INVITE in progress (below).
 		l.s.reply(tx, req, 500, "Server Internal Error", nil, sip.NewHeader("Retry-After", itoa(rand.IntN(11))))
 		return
 	}
-	if !l.beginModify() {
+	if l.modifying {
 		// §14.2: our own re-INVITE or UPDATE is pending: glare.
 		l.s.reply(tx, req, 491, "Request Pending", nil)
 		return
 	}
-	defer l.endModify()
 	timer, minSE, err := l.s.negotiateTimerUAS(req)
 	if err != nil {
 		if minSE > 0 {
@@ -188,7 +258,7 @@ func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 		// ACK (RFC 3261 §14.2).
 		body = l.eng.offer(false)
 	} else if len(req.Body()) > 0 {
-		if body, err = l.answerOffer(req.Body()); err != nil {
+		if body, err = l.eng.answer(req.Body()); err != nil {
 			me := asMediaError(err)
 			// The old session stays in force (RFC 3261 §14.2).
 			l.s.reply(tx, req, me.Status, statusText(me.Status), nil, sip.NewHeader("Warning", me.Warning))
@@ -206,13 +276,6 @@ func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	}
 	l.applyTimer(timer, res)
-	var w *ackWaiter
-	if isInvite {
-		w = &ackWaiter{cseq: req.CSeq().SeqNo, acked: make(chan *sip.Request, 1), wantAnswer: late}
-		l.mu.Lock()
-		l.ackWait = w
-		l.mu.Unlock()
-	}
 	if err := tx.Respond(res); err != nil {
 		l.log.Warn("2xx to session change not sent", "method", req.Method, "err", err)
 		return
@@ -221,58 +284,44 @@ func (l *leg) handleModify(req *sip.Request, tx sip.ServerTransaction) {
 		l.mediaChanged()
 	}
 	if isInvite {
-		l.s.goTracked(func() { l.awaitAck(tx, res, w, nil) })
+		l.awaitAck(tx, res, req.CSeq().SeqNo, late, nil)
 	}
 }
 
-// awaitAck retransmits a 2xx at T1, 2T1 … T2 until its ACK arrives
-// (RFC 3261 §13.3.1.4); after 64*T1 without one the dialog is torn down
-// with a BYE. onAck runs after a successful ACK.
-func (l *leg) awaitAck(tx sip.ServerTransaction, res *sip.Response, w *ackWaiter, onAck func(*sip.Request)) {
-	t1 := l.s.cfg.T1
-	giveUp := time.NewTimer(64 * t1)
-	defer giveUp.Stop()
-	retrans := time.NewTimer(t1)
-	defer retrans.Stop()
-	if l.transport != UDP {
-		retrans.Stop() // reliable transports carry the 2xx once
-	}
-	txAcks, txDone := tx.Acks(), tx.Done()
-	var ack *sip.Request
-wait:
-	for i := 1; ; i++ {
-		select {
-		case ack = <-w.acked:
-			break wait
-		case ack = <-txAcks:
-			// An ACK that reused the INVITE's branch lands in the tx.
-			break wait
-		case <-txDone:
-			txAcks, txDone = nil, nil
-		case <-retrans.C:
-			if err := tx.Respond(res); err != nil {
-				_ = l.s.srv.WriteResponse(res) // the tx is gone; a stateless copy is as good
-			}
-			retrans.Reset(timerBackoff(t1, i))
-		case <-giveUp.C:
-			l.log.Warn("no ACK for 2xx, hanging up")
-			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "ACK timeout"}, &CallError{Status: 408, Cause: CauseACKTimeout})
-			return
-		case <-l.s.closing:
-			// Shutting down does not wait 64*T1 for the ACK: RFC 3261
-			// §15's "no BYE before the ACK" gives way to ending the call
-			// now, and the retransmissions stop.
-			l.bye(shutdownReason, &CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason})
-			return
-		case <-l.done:
-			return
+// awaitAck starts waiting for the ACK of our 2xx res: the retransmitter
+// resends it (RFC 3261 §13.3.1.4) and, after 64·T1 without an ACK, the
+// dialog is torn down with a BYE. onAck runs on the loop after the ACK.
+func (l *leg) awaitAck(tx sip.ServerTransaction, res *sip.Response, cseq uint32, wantAnswer bool, onAck func(*sip.Request)) {
+	w := &ackWaiter{cseq: cseq, wantAnswer: wantAnswer, onAck: onAck}
+	w.rt = l.retransmit(func() {
+		if err := tx.Respond(res); err != nil {
+			_ = l.s.srv.WriteResponse(res) // the tx is gone; a stateless copy is as good
 		}
+	}, func() {
+		l.log.Warn("no ACK for 2xx, hanging up")
+		l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "ACK timeout"}, &CallError{Status: 408, Cause: CauseACKTimeout})
+	})
+	l.ackWait = w
+	// An ACK that reused the INVITE's branch lands in the transaction.
+	acks, txDone, done := tx.Acks(), tx.Done(), l.done
+	l.s.goTracked(func() {
+		select {
+		case r := <-acks:
+			l.post(func() { l.takeAck(r) })
+		case <-txDone:
+		case <-done:
+		}
+	})
+}
+
+// takeAck completes the 2xx awaiting this ACK (loop).
+func (l *leg) takeAck(ack *sip.Request) {
+	w := l.ackWait
+	if w == nil || ack.CSeq() == nil || ack.CSeq().SeqNo != w.cseq || l.over {
+		return
 	}
-	l.mu.Lock()
-	if l.ackWait == w {
-		l.ackWait = nil
-	}
-	l.mu.Unlock()
+	w.rt.stop()
+	l.ackWait = nil
 	if w.wantAnswer && len(ack.Body()) > 0 {
 		if err := l.takeAnswer(ack.Body()); err != nil {
 			l.log.Warn("bad SDP answer in ACK", "err", err)
@@ -280,18 +329,8 @@ wait:
 			return
 		}
 	}
-	if onAck != nil {
-		onAck(ack)
-	}
-}
-
-// handleAck takes an ACK that arrived as its own transaction.
-func (l *leg) handleAck(req *sip.Request) {
-	l.mu.Lock()
-	w := l.ackWait
-	l.mu.Unlock()
-	if w != nil && req.CSeq().SeqNo == w.cseq {
-		w.ack(req)
+	if w.onAck != nil {
+		w.onAck(ack)
 	}
 }
 
@@ -325,19 +364,24 @@ func (l *leg) byeReceived(req *sip.Request, tx sip.ServerTransaction) {
 	if h := req.GetHeader("Reason"); h != nil {
 		r, _ = parseReason(h.Value()) // a bad Reason does not stop the BYE
 	}
-	l.endCall(&CallError{Status: 200, Cause: CauseNormal, Reason: r, Remote: true})
+	l.finish(&CallError{Status: 200, Cause: CauseNormal, Reason: r, Remote: true})
 }
 
-// bye ends the dialog from our side.
+// bye ends the dialog from our side: the call ends now, the BYE goes out
+// off the loop (after our last ACK, if one is still being written).
 func (l *leg) bye(reason Reason, e *CallError) {
-	if !l.endCall(e) {
+	if !l.finish(e) {
 		return
 	}
 	req := l.d.newRequest(sip.BYE, l.d.nextCSeq())
 	if !reason.IsZero() {
 		req.AppendHeader(sip.NewHeader("Reason", reason.String()))
 	}
+	ackOut := l.ackOut
 	l.s.goTracked(func() {
+		if ackOut != nil {
+			<-ackOut
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 64*l.s.cfg.T1)
 		defer cancel()
 		if res, err := l.s.do(ctx, req); err != nil {
@@ -348,31 +392,40 @@ func (l *leg) bye(reason Reason, e *CallError) {
 	})
 }
 
+// sendAck writes an ACK for a 2xx off the loop; a BYE sent after it waits
+// for it (ackOut), so the peer never sees our BYE first.
+func (l *leg) sendAck(ack *sip.Request) {
+	out := make(chan struct{})
+	l.ackOut = out
+	if !l.s.goTracked(func() {
+		defer close(out)
+		if err := l.s.writeStateless(ack); err != nil {
+			l.log.Warn("ACK not sent", "err", err)
+		}
+	}) {
+		close(out)
+	}
+}
+
 // applyTimer takes the timer a refresh request negotiated, adds it to our
 // 2xx and restarts it.
 func (l *leg) applyTimer(n *sessionTimer, res *sip.Response) {
 	if n == nil {
 		return // a change without Session-Expires leaves the timer alone
 	}
-	l.mu.Lock()
-	t := l.timer
-	if t == nil {
-		l.timer, t = n, n
+	if l.timer == nil {
+		l.timer = n
 	} else {
-		t.update(n)
+		l.timer.update(n)
 	}
-	l.mu.Unlock()
-	t.addHeaders(res, nil)
+	l.timer.addHeaders(res)
 	l.armTimer()
 }
 
 // armTimer (re)starts the session timer, if the dialog has one.
 func (l *leg) armTimer() {
-	l.mu.Lock()
-	t := l.timer
-	l.mu.Unlock()
-	if t != nil {
-		t.arm(func() { l.s.goTracked(l.refreshSession) }, l.sessionExpired)
+	if l.timer != nil {
+		l.timer.arm(l, l.refreshSession, l.sessionExpired)
 	}
 }
 
@@ -385,72 +438,71 @@ func (l *leg) sessionExpired() {
 // when the peer allows it (RFC 4028 §7.4 prefers it), else a re-INVITE
 // with our current SDP.
 func (l *leg) refreshSession() {
-	if l.ended() {
+	if l.over {
 		return
 	}
-	if !l.beginModify() {
+	if l.modifying {
 		l.armTimer() // a change is in progress; it refreshes the session too
 		return
 	}
-	l.mu.Lock()
+	l.modifying = true
 	t := l.timer
-	useUpdate := strings.Contains(strings.ToUpper(l.peerAllow), "UPDATE")
-	l.mu.Unlock()
 	method := sip.UPDATE
 	var body []byte
-	if !useUpdate {
+	if !strings.Contains(strings.ToUpper(l.peerAllow), "UPDATE") {
 		method = sip.INVITE
 		body = l.eng.offer(false)
 	}
-	var res *sip.Response
-	var err error
-	for try := 0; ; try++ {
-		t.mu.Lock()
-		// The refresher parameter is relative to this request: we are its UAC.
-		se := sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()
-		hdrs := []sip.Header{sip.NewHeader("Session-Expires", se), sip.NewHeader("Supported", "timer")}
-		if t.minSE > 0 {
-			hdrs = append(hdrs, sip.NewHeader("Min-SE", itoa(int(t.minSE/time.Second))))
-		}
-		t.mu.Unlock()
-		res, err = l.change(method, body, hdrs...)
-		if try > 0 || res == nil || res.StatusCode != 422 || !t.raise(minSEHeader(res)) {
-			break
-		}
-		// RFC 4028 §7.4: a 422 to a refresh is retried at once with the
-		// interval raised to its Min-SE, which later refreshes keep.
-		l.log.Info("PBX wants a longer session interval, refreshing again", "min_se", minSEHeader(res))
+	l.sendRefresh(t, method, body, 0)
+}
+
+func (l *leg) sendRefresh(t *sessionTimer, method sip.RequestMethod, body []byte, try int) {
+	// The refresher parameter is relative to this request: we are its UAC.
+	se := sessionExpires{Interval: t.interval, Refresher: RefresherUAC}.String()
+	hdrs := []sip.Header{sip.NewHeader("Session-Expires", se), sip.NewHeader("Supported", "timer")}
+	if t.minSE > 0 {
+		hdrs = append(hdrs, sip.NewHeader("Min-SE", itoa(int(t.minSE/time.Second))))
 	}
-	l.endModify()
-	if err != nil {
-		status := 408
-		if res != nil {
-			status = res.StatusCode
-		}
-		l.log.Warn("session refresh failed", "method", method, "status", status, "err", err)
-		if res == nil || status == 481 || status == 408 {
-			l.bye(Reason{Protocol: "SIP", Cause: status, Text: "Session refresh failed"}, &CallError{Status: status, Cause: CauseSessionExpired, Err: err})
+	l.change(method, body, hdrs, func(res *sip.Response, err error) {
+		if try == 0 && res != nil && res.StatusCode == 422 && t.raise(minSEHeader(res)) {
+			// RFC 4028 §7.4: a 422 to a refresh is retried at once with
+			// the interval raised to its Min-SE, which later refreshes
+			// keep.
+			l.log.Info("PBX wants a longer session interval, refreshing again", "min_se", minSEHeader(res))
+			l.sendRefresh(t, method, body, try+1)
 			return
 		}
+		l.modifying = false
+		if err != nil {
+			status := 408
+			if res != nil {
+				status = res.StatusCode
+			}
+			l.log.Warn("session refresh failed", "method", method, "status", status, "err", err)
+			if res == nil || status == 481 || status == 408 {
+				l.bye(Reason{Protocol: "SIP", Cause: status, Text: "Session refresh failed"}, &CallError{Status: status, Cause: CauseSessionExpired, Err: err})
+				return
+			}
+			l.armTimer()
+			return
+		}
+		if v, ok, err := sessionExpiresHeader(res); ok && err == nil {
+			t.update(&sessionTimer{interval: v.Interval, refresher: v.Refresher, weRefresh: v.Refresher != RefresherUAS, require: t.require})
+		}
+		l.refreshes++
 		l.armTimer()
-		return
-	}
-	if v, ok, err := sessionExpiresHeader(res); ok && err == nil {
-		t.update(&sessionTimer{interval: v.Interval, refresher: v.Refresher, weRefresh: v.Refresher != RefresherUAS, require: t.require})
-	}
-	l.mu.Lock()
-	l.refreshes++
-	l.mu.Unlock()
-	l.armTimer()
+	})
 }
 
 // errRejected wraps a non-2xx answer to our in-dialog request.
 var errRejected = errors.New("sip: request rejected")
 
-// change sends a re-INVITE or UPDATE of ours and applies the answer: ACK
-// for an INVITE, the SDP answer to the media session, the new target.
-// A non-2xx response is returned with an error wrapping errRejected.
-func (l *leg) change(method sip.RequestMethod, body []byte, hdrs ...sip.Header) (*sip.Response, error) {
+// change sends a re-INVITE or UPDATE of ours off the loop; back in the
+// loop it applies the answer (ACK for an INVITE's 2xx, the SDP answer to
+// the media session, the new target) and calls done. A non-2xx response
+// comes with an error wrapping errRejected. When the call ends first,
+// done does not run (the ACK is still sent).
+func (l *leg) change(method sip.RequestMethod, body []byte, hdrs []sip.Header, done func(*sip.Response, error)) {
 	cseq := l.d.nextCSeq()
 	req := l.d.newRequest(method, cseq)
 	req.AppendHeader(l.s.contact(l.d.transport, l.contactUser))
@@ -461,53 +513,79 @@ func (l *leg) change(method sip.RequestMethod, body []byte, hdrs ...sip.Header) 
 		req.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 		req.SetBody(body)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 64*l.s.cfg.T1)
-	defer cancel()
-	res, err := l.s.do(ctx, req)
+	var lateAck *sip.Request // the ACK if the loop has ended by the 2xx
+	if method == sip.INVITE {
+		lateAck = l.d.newRequest(sip.ACK, cseq)
+	}
+	l.s.goTracked(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 64*l.s.cfg.T1)
+		defer cancel()
+		res, err := l.s.do(ctx, req)
+		if !l.post(func() { l.changed(method, cseq, body, res, err, done) }) && lateAck != nil && err == nil && res.IsSuccess() {
+			_ = l.s.writeStateless(lateAck) // best effort: the call has ended, its BYE follows
+		}
+	})
+}
+
+func (l *leg) changed(method sip.RequestMethod, cseq uint32, body []byte, res *sip.Response, err error, done func(*sip.Response, error)) {
 	if err != nil {
-		return nil, err
+		done(nil, err)
+		return
 	}
 	if method == sip.INVITE && res.IsSuccess() {
-		ack := l.d.newRequest(sip.ACK, cseq)
-		if err := l.s.writeStateless(ack); err != nil {
-			l.log.Warn("ACK not sent", "err", err)
-		}
+		l.sendAck(l.d.newRequest(sip.ACK, cseq))
 	}
 	if !res.IsSuccess() {
-		return res, errors.Join(errRejected, errors.New(res.StartLine()))
+		done(res, errors.Join(errRejected, errors.New(res.StartLine())))
+		return
 	}
 	l.d.setTarget(res.Contact())
 	if len(body) > 0 && len(res.Body()) > 0 {
 		if err := l.takeAnswer(res.Body()); err != nil {
-			return res, err
+			done(res, err)
+			return
 		}
 	}
-	return res, nil
+	done(res, nil)
 }
 
 // Reoffer renegotiates the session with a re-INVITE of ours: hold puts
 // the peer on hold (sendonly, RFC 3264 §8.4), false resumes. It returns
-// ErrGlare on 491 and ends the call when the dialog is gone (481/408).
+// ErrGlare on 491 (or while another change is in progress) and ends the
+// call when the dialog is gone (481/408).
 func (l *leg) Reoffer(hold bool) error {
-	l.mu.Lock()
-	up := l.up
-	l.mu.Unlock()
-	if !up || l.ended() {
+	reply := make(chan error, 1)
+	if !l.post(func() { l.reoffer(hold, reply) }) {
 		return ErrNotConfirmed
 	}
-	if !l.beginModify() {
-		return ErrGlare
-	}
-	defer l.endModify()
-	res, err := l.change(sip.INVITE, l.eng.offer(hold))
-	if res != nil && res.StatusCode == 491 {
-		return ErrGlare
-	}
-	if err != nil && (res == nil || res.StatusCode == 481 || res.StatusCode == 408) {
-		l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Dialog gone"}, &CallError{Status: 408, Cause: CauseTransport, Err: err})
-	}
-	if err == nil {
-		l.armTimer() // a re-INVITE is a session refresh too
-	}
-	return err
+	return await(l, reply, ErrCallEnded)
 }
+
+func (l *leg) reoffer(hold bool, reply chan<- error) {
+	if !l.up || l.over {
+		reply <- ErrNotConfirmed
+		return
+	}
+	if l.modifying {
+		reply <- ErrGlare
+		return
+	}
+	l.modifying = true
+	l.change(sip.INVITE, l.eng.offer(hold), nil, func(res *sip.Response, err error) {
+		l.modifying = false
+		if res != nil && res.StatusCode == 491 {
+			reply <- ErrGlare
+			return
+		}
+		if err != nil && (res == nil || res.StatusCode == 481 || res.StatusCode == 408) {
+			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Dialog gone"}, &CallError{Status: 408, Cause: CauseTransport, Err: err})
+		}
+		if err == nil {
+			l.armTimer() // a re-INVITE is a session refresh too
+		}
+		reply <- err
+	})
+}
+
+// inspect runs f on the call's loop (tests read loop-owned state with it).
+func (l *leg) inspect(f func()) { l.call(f) }

@@ -155,26 +155,45 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 	if !r.Local.IsValid() {
 		r.Local = netip.MustParseAddr("127.0.0.1")
 	}
-	dir := t.TempDir()
-	args := []string{
-		"-sf", filepath.Join("testdata", "sipp", r.Scenario),
-		"-i", r.Local.String(), "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(sipptest.MediaPort(t)),
-		"-m", fmt.Sprint(max(r.Calls, 1)), "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
-		"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
-		"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
-		"-nostdin", "-s", "1000",
+	tmp := t.TempDir()
+	// launch starts sipp on fresh media ports; a run whose media ports
+	// were taken by another process before sipp bound them is started
+	// again (sipptest.MediaBindFailed). It runs on the test's goroutine
+	// first and on the waiting goroutine for a repeat, so it returns errors.
+	launch := func() (*exec.Cmd, context.CancelFunc, string, *bytes.Buffer, error) {
+		mp, err := sipptest.FreeMediaPort()
+		if err != nil {
+			return nil, nil, "", nil, err
+		}
+		dir, err := os.MkdirTemp(tmp, "run")
+		if err != nil {
+			return nil, nil, "", nil, err
+		}
+		args := []string{
+			"-sf", filepath.Join("testdata", "sipp", r.Scenario),
+			"-i", r.Local.String(), "-p", fmt.Sprint(r.Port), "-mp", fmt.Sprint(mp),
+			"-m", fmt.Sprint(max(r.Calls, 1)), "-timeout", fmt.Sprintf("%ds", int(r.Timeout.Seconds())), "-timeout_error",
+			"-trace_err", "-error_file", filepath.Join(dir, "err.log"),
+			"-trace_msg", "-message_file", filepath.Join(dir, "msg.log"),
+			"-nostdin", "-s", "1000",
+		}
+		args = append(args, r.Args...)
+		if r.Remote.IsValid() {
+			args = append(args, r.Remote.String())
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), r.Timeout+10*time.Second)
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.Dir = "."
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			cancel()
+			return nil, nil, "", nil, err
+		}
+		return cmd, cancel, dir, &out, nil
 	}
-	args = append(args, r.Args...)
-	if r.Remote.IsValid() {
-		args = append(args, r.Remote.String())
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), r.Timeout+10*time.Second)
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = "."
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		cancel()
+	cmd, cancel, dir, out, err := launch()
+	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
@@ -184,17 +203,26 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 	t.Cleanup(func() { <-finished })
 	go func() {
 		defer close(finished)
-		err := cmd.Wait()
-		cancel()
-		if err != nil {
-			msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
-			errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
-			err = fmt.Errorf("sipp %s: %v\nerrors:\n%s\nmessages:\n%s\noutput tail:\n%s", r.Scenario, err, errs, msgs, tail(out.Bytes(), 2000))
-			// Report at once: the test may be blocked waiting for an event
-			// that will not come now.
-			t.Errorf("%v", err)
+		for attempt := 1; ; attempt++ {
+			err := cmd.Wait()
+			cancel()
+			if err != nil {
+				msgs, _ := os.ReadFile(filepath.Join(dir, "msg.log"))
+				errs, _ := os.ReadFile(filepath.Join(dir, "err.log"))
+				if sipptest.MediaBindFailed(errs) && attempt < sipptest.BindAttempts {
+					if cmd, cancel, dir, out, err = launch(); err == nil {
+						continue
+					}
+				} else {
+					err = fmt.Errorf("sipp %s: %v\nerrors:\n%s\nmessages:\n%s\noutput tail:\n%s", r.Scenario, err, errs, msgs, tail(out.Bytes(), 2000))
+				}
+				// Report at once: the test may be blocked waiting for an
+				// event that will not come now.
+				t.Errorf("%v", err)
+			}
+			done <- err
+			return
 		}
-		done <- err
 	}()
 	return r.Port, func() error {
 		if err := <-done; err != nil {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"sync"
+	"sync/atomic"
 
 	"github.com/tgsip/tgsip/sip/rtpendpoint"
 	"github.com/tgsip/tgsip/sip/sdp"
@@ -64,7 +64,7 @@ func asMediaError(err error) *MediaError {
 
 // Media is a call's media for the b2bua: its RTP endpoint and what the
 // last offer/answer exchange agreed (remote address, codec, DTMF payload
-// type, ptime, direction). It changes on re-INVITE and UPDATE; OnMedia
+// type, ptime, direction). It changes on re-INVITE and UPDATE; MediaChanged
 // reports each change.
 type Media struct {
 	// Endpoint reads and writes the call's plain RTP (ReadRTP, WriteRTP)
@@ -84,17 +84,20 @@ type Media struct {
 
 // sdpEngine is the mediaEngine over a sip/sdp Session. It owns the call's
 // RTP endpoint: made by the first successful negotiation, updated by every
-// later one, closed at the call's end.
+// later one, closed at the call's end. Its negotiations run on the call's
+// loop (and before it starts, for the INVITE's offer); what they agreed is
+// published in cur for media(), which any goroutine may call.
 type sdpEngine struct {
 	sess  *sdp.Session
 	port  *RTPPort
 	agent string
 	opts  rtpendpoint.Options
 
-	mu     sync.Mutex
-	neg    sdp.Negotiated
+	// Owned by the loop.
 	ep     *rtpendpoint.Endpoint
 	closed bool
+
+	cur atomic.Pointer[Media]
 }
 
 // defaultEngine makes the SDP session of a new call on its RTP port under
@@ -129,8 +132,6 @@ func (e *sdpEngine) negotiationError(err error) error {
 // peer's first packet under the new ones (RFC 4568 §7.1.4, RFC 3264
 // §8.3.1). After close only the negotiation is recorded.
 func (e *sdpEngine) apply(n sdp.Negotiated) error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if !e.closed {
 		var err error
 		if e.ep == nil {
@@ -148,7 +149,7 @@ func (e *sdpEngine) apply(n sdp.Negotiated) error {
 			return fmt.Errorf("sip: rtp endpoint: %w", err)
 		}
 	}
-	e.neg = n
+	e.cur.Store(&Media{Endpoint: e.ep, Negotiated: n})
 	return nil
 }
 
@@ -192,20 +193,15 @@ func (e *sdpEngine) previewAnswer(answer []byte) error {
 }
 
 func (e *sdpEngine) media() Media {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return Media{Endpoint: e.ep, Negotiated: e.neg}
+	if m := e.cur.Load(); m != nil {
+		return *m
+	}
+	return Media{}
 }
 
-func (e *sdpEngine) setLogger(l *slog.Logger) {
-	e.mu.Lock()
-	e.opts.Logger = l
-	e.mu.Unlock()
-}
+func (e *sdpEngine) setLogger(l *slog.Logger) { e.opts.Logger = l }
 
 func (e *sdpEngine) close() {
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.closed = true
 	if e.ep != nil {
 		_ = e.ep.Close() // Close reports no error

@@ -40,14 +40,21 @@ type OutboundCall struct {
 	CallID string
 
 	progress chan ProgressEvent
-	answered chan struct{}
-	cancel   chan Reason
-	reAcks   atomic.Int32 // ACKs sent for retransmitted 2xx
+	answered chan struct{} // closed by the loop
+	reAcks   atomic.Int32  // ACKs sent for retransmitted 2xx (a counter for tests)
+	stopCtx  func() bool   // unhooks the Dial context
+	cancelTO context.CancelFunc
 
-	// guarded by leg.mu
-	invite      *sip.Request
-	ack         *sip.Request
-	provisional bool // a provisional arrived: CANCEL may be sent (RFC 3261 §9.1)
+	// Owned by the loop.
+	invite       *sip.Request
+	ack          *sip.Request
+	txGen        int  // which INVITE transaction is current (401/422 retries make new ones)
+	provisional  bool // a provisional arrived: CANCEL may be sent (RFC 3261 §9.1)
+	cancelReason *Reason
+	cancelSent   bool
+	cancelTimer  *time.Timer
+	authTries    int
+	timerTries   int
 }
 
 // Progress delivers provisional responses (buffered; late readers may
@@ -102,39 +109,17 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 		tp = "TLS"
 	}
 	c := &OutboundCall{
-		leg: leg{
-			ending:      newEnding(),
-			s:           s,
-			port:        port,
-			eng:         eng,
-			transport:   Transport(tp),
-			contactUser: fromUser,
-			dtmf:        make(chan DTMF, 16),
-		},
+		leg:      newLeg(s, port, eng, Transport(tp), fromUser),
 		ID:       newCallID(),
 		CallID:   callID,
 		progress: make(chan ProgressEvent, 8),
 		answered: make(chan struct{}),
-		cancel:   make(chan Reason, 1),
 	}
-	c.leg.endCall = c.finish
+	c.serve, c.onShutdown, c.onEnd = c.serveInDialog, c.shutdownNow, c.onFinish
 	c.log = callLogger(s.log, c.ID, callID, "out")
 	c.eng.setLogger(c.log)
-	c.d = &dialog{
-		callID:       callID,
-		localTag:     tag,
-		local:        sip.Uri{Scheme: "sip", User: fromUser, Host: fromHost},
-		remote:       sip.Uri{Scheme: target.Scheme, User: target.User, Host: target.Host, Port: target.Port},
-		transport:    tp,
-		remoteTarget: target,
-		localCSeq:    1 + uint32(time.Now().UnixNano()%1000),
-	}
+	c.d = newUACDialog(callID, tag, sip.Uri{Scheme: "sip", User: fromUser, Host: fromHost}, target, tp)
 	c.key = dialogKey{callID: callID, localTag: tag}
-	if s.cfg.Outbound.RingTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.cfg.Outbound.RingTimeout)
-		s.goTracked(func() { <-c.done; cancel() })
-	}
 
 	inv := c.d.newRequest(sip.INVITE, c.d.localCSeq)
 	if from := inv.From(); from != nil {
@@ -153,149 +138,169 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	inv.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	inv.SetBody(eng.offer(false))
 	c.invite = inv
-	s.dialogs.add(c.key, c)
 	c.log.Info("outbound call", "to", target.User, "from", fromUser)
-	s.goTracked(func() { c.run(ctx) })
+	// Cancelling ctx (or the ring timeout) before the answer sends CANCEL.
+	if s.cfg.Outbound.RingTimeout > 0 {
+		ctx, c.cancelTO = context.WithTimeout(ctx, s.cfg.Outbound.RingTimeout)
+	}
+	c.stopCtx = context.AfterFunc(ctx, func() {
+		c.post(func() { c.cancelCall(Reason{Protocol: "SIP", Cause: 487, Text: "Cancelled"}) })
+	})
+	c.startLoop()
+	if c.ended() {
+		return nil, errServerClosed
+	}
+	s.dialogs.add(c.key, c)
+	c.post(c.sendInvite)
 	return c, nil
 }
 
 // Hangup ends the call: CANCEL before the answer, BYE after.
 func (c *OutboundCall) Hangup(reason Reason) {
-	c.mu.Lock()
-	confirmed := c.up
-	if !confirmed {
-		// Queued under mu, which final holds while it brings the call
-		// up and takes a queued hang-up: one that arrives with the 2xx
-		// is not lost.
-		select {
-		case c.cancel <- reason:
-		default:
-		}
-	}
-	c.mu.Unlock()
-	if confirmed {
-		c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
-	}
+	c.call(func() { c.hangup(reason) })
 }
 
-func (c *OutboundCall) shutdown() {
-	c.Hangup(shutdownReason)
-}
-
-// run drives the INVITE client transaction to its end.
-func (c *OutboundCall) run(ctx context.Context) {
-	authTries, timerTries := 0, 0
-	var cancelReason *Reason
-	for {
-		c.mu.Lock()
-		inv := c.invite
-		c.mu.Unlock()
-		tx, err := c.s.request(context.WithoutCancel(ctx), inv)
-		if err != nil {
-			c.finish(&CallError{Status: 503, Cause: CauseTransport, Err: err})
-			return
-		}
-		c.d.setContact(inv.Contact()) // with its port when it names our connection
-		res, again := c.awaitFinal(ctx, tx, &cancelReason)
-		if again {
-			continue
-		}
-		if res == nil {
-			tx.Terminate()
-			return
-		}
-		if (res.StatusCode == 401 || res.StatusCode == 407) && authTries < 2 && cancelReason == nil {
-			authTries++
-			if err := c.authorize(res); err != nil {
-				c.log.Warn("cannot answer challenge", "err", err)
-			} else {
-				tx.Terminate()
-				continue
-			}
-		}
-		if res.StatusCode == 422 && timerTries < 2 && cancelReason == nil && c.raiseSessionInterval(res) {
-			timerTries++
-			tx.Terminate()
-			continue
-		}
-		tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
-		c.final(res, cancelReason)
+func (c *OutboundCall) hangup(reason Reason) {
+	if c.over {
 		return
 	}
+	if c.up {
+		c.bye(reason, &CallError{Status: 200, Cause: CauseNormal, Reason: reason})
+		return
+	}
+	c.cancelCall(reason)
 }
 
-// awaitFinal reads responses until a final one, sending CANCEL when asked.
-func (c *OutboundCall) awaitFinal(ctx context.Context, tx sip.ClientTransaction, cancelReason **Reason) (*sip.Response, bool) {
-	cancelCh := c.cancel
-	ctxDone := ctx.Done()
-	// RFC 3261 §9.1: without a final response 64*T1 after our CANCEL the
-	// INVITE transaction is over (sipgo keeps a proceeding one forever).
-	var cancelled <-chan time.Time
-	cancel := func() {
-		c.sendCancel(**cancelReason)
-		t := time.NewTimer(64 * c.s.cfg.T1)
-		cancelled = t.C
+func (c *OutboundCall) shutdownNow() { c.hangup(shutdownReason) }
+
+// sendInvite sends the current INVITE in a new client transaction, off the
+// loop; a forwarder posts its responses, its end and a halting Close back.
+func (c *OutboundCall) sendInvite() {
+	if c.over {
+		return
 	}
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				c.onProvisional(res)
-				if *cancelReason != nil && c.canCancel() {
-					cancel()
+	c.txGen++
+	gen, inv, done := c.txGen, c.invite, c.done
+	c.s.goTracked(func() {
+		tx, err := c.s.request(context.Background(), inv)
+		if err != nil {
+			c.post(func() { c.finish(&CallError{Status: 503, Cause: CauseTransport, Err: err}) })
+			return
+		}
+		contact := inv.Contact() // with its port when it names our connection
+		if !c.post(func() { c.d.setContact(contact) }) {
+			tx.Terminate()
+			return
+		}
+		for {
+			select {
+			case res := <-tx.Responses():
+				if !c.post(func() { c.onResponse(gen, tx, res) }) {
+					tx.Terminate()
+					return
 				}
-				continue
+				if !res.IsProvisional() {
+					return
+				}
+			case <-tx.Done():
+				c.post(func() {
+					if gen == c.txGen {
+						c.finish(&CallError{Status: 408, Cause: CauseTimeout, Err: tx.Err()})
+					}
+				})
+				return
+			case <-c.s.halt:
+				// Close stopped waiting: the PBX never answered our
+				// CANCEL (or sent no provisional response that would
+				// allow one).
+				c.post(func() {
+					c.finish(&CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason, Err: errHalted})
+				})
+				tx.Terminate()
+				return
+			case <-done:
+				tx.Terminate()
+				return
 			}
-			return res, false
-		case <-cancelled:
-			c.finish(&CallError{Status: 487, Cause: CauseCancelled, Reason: **cancelReason, Err: errors.New("sip: no final response to the cancelled INVITE")})
-			return nil, false
-		case <-tx.Done():
-			status := 408
-			c.finish(&CallError{Status: status, Cause: CauseTimeout, Err: tx.Err()})
-			return nil, false
-		case r := <-cancelCh:
-			cancelCh = nil
-			ctxDone = nil
-			c.markCancelled(r, cancelReason)
-		case <-ctxDone:
-			ctxDone = nil
-			cancelCh = nil
-			c.markCancelled(Reason{Protocol: "SIP", Cause: 487, Text: "Cancelled"}, cancelReason)
-		case <-c.s.halt:
-			// Close stopped waiting: the PBX never answered our CANCEL
-			// (or sent no provisional response that would allow one).
-			c.finish(&CallError{Status: 503, Cause: CauseShutdown, Reason: shutdownReason, Err: errHalted})
-			return nil, false
 		}
-		if *cancelReason != nil && c.canCancel() {
-			cancel()
-		}
-	}
+	})
 }
 
-func (c *OutboundCall) markCancelled(r Reason, cancelReason **Reason) {
-	*cancelReason = &r
+// onResponse takes a response to our INVITE (loop).
+func (c *OutboundCall) onResponse(gen int, tx sip.ClientTransaction, res *sip.Response) {
+	if gen != c.txGen || c.over {
+		if !res.IsProvisional() {
+			tx.Terminate()
+		}
+		return
+	}
+	if res.IsProvisional() {
+		c.onProvisional(res)
+		c.maybeCancel()
+		return
+	}
+	if (res.StatusCode == 401 || res.StatusCode == 407) && c.authTries < 2 && c.cancelReason == nil {
+		c.authTries++
+		if err := c.authorize(res); err != nil {
+			c.log.Warn("cannot answer challenge", "err", err)
+		} else {
+			tx.Terminate()
+			c.sendInvite()
+			return
+		}
+	}
+	if res.StatusCode == 422 && c.timerTries < 2 && c.cancelReason == nil && c.raiseSessionInterval(res) {
+		c.timerTries++
+		tx.Terminate()
+		c.sendInvite()
+		return
+	}
+	c.txGen++      // the transaction's end is no longer news
+	tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
+	c.stopCancelTimer()
+	c.final(res)
 }
 
-// canCancel reports whether CANCEL may go now: only after a provisional
-// response (RFC 3261 §9.1), and once.
-func (c *OutboundCall) canCancel() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.provisional {
-		return false
+// cancelCall asks for the INVITE to be cancelled (loop): the CANCEL goes
+// once a provisional response allows it (RFC 3261 §9.1).
+func (c *OutboundCall) cancelCall(r Reason) {
+	if c.over || c.up || c.cancelReason != nil {
+		return
 	}
-	c.provisional = false // send once
-	return true
+	c.cancelReason = &r
+	c.maybeCancel()
+}
+
+// maybeCancel sends the CANCEL asked for once a provisional response came.
+// Without a final response 64*T1 after it the INVITE transaction is over
+// (RFC 3261 §9.1; sipgo keeps a proceeding one forever).
+func (c *OutboundCall) maybeCancel() {
+	if c.cancelReason == nil || c.cancelSent || !c.provisional {
+		return
+	}
+	c.cancelSent = true
+	r := *c.cancelReason
+	c.sendCancel(r)
+	gen := c.txGen
+	c.cancelTimer = time.AfterFunc(64*c.s.cfg.T1, func() {
+		c.post(func() {
+			if gen == c.txGen {
+				c.finish(&CallError{Status: 487, Cause: CauseCancelled, Reason: r, Err: errors.New("sip: no final response to the cancelled INVITE")})
+			}
+		})
+	})
+}
+
+func (c *OutboundCall) stopCancelTimer() {
+	if c.cancelTimer != nil {
+		c.cancelTimer.Stop()
+	}
 }
 
 // sendCancel sends CANCEL for the INVITE: same Request-URI, Call-ID, From,
 // To, CSeq number and top Via as the INVITE (RFC 3261 §9.1).
 func (c *OutboundCall) sendCancel(r Reason) {
-	c.mu.Lock()
 	inv := c.invite
-	c.mu.Unlock()
 	req := sip.NewRequest(sip.CANCEL, *inv.Recipient.Clone())
 	req.AppendHeader(inv.Via().Clone())
 	sip.CopyHeaders("Route", inv, req)
@@ -337,9 +342,7 @@ func (c *OutboundCall) sendCancel(r Reason) {
 
 func (c *OutboundCall) onProvisional(res *sip.Response) {
 	ev := ProgressEvent{Status: res.StatusCode}
-	c.mu.Lock()
 	c.provisional = true // any provisional, 100 included, allows CANCEL (§9.1)
-	c.mu.Unlock()
 	reliable := res.StatusCode > 100 && hasOption(res, "Require", "100rel")
 	if len(res.Body()) > 0 {
 		if err := c.earlyAnswer(res.Body(), reliable); err == nil {
@@ -376,7 +379,7 @@ func (c *OutboundCall) earlyAnswer(body []byte, reliable bool) error {
 }
 
 // sendPRACK acknowledges a reliable provisional (RFC 3262 §7.2) within
-// the early dialog it created.
+// the early dialog it created, off the loop.
 func (c *OutboundCall) sendPRACK(res *sip.Response) {
 	h := res.GetHeaders("RSeq")
 	if len(h) == 0 {
@@ -386,15 +389,9 @@ func (c *OutboundCall) sendPRACK(res *sip.Response) {
 	if err != nil {
 		return
 	}
-	c.mu.Lock()
-	inv := c.invite
-	c.mu.Unlock()
-	c.d.mu.Lock()
-	c.d.remoteTag = RemoteTag(toTag(res))
-	c.d.mu.Unlock()
-	c.learnRoute(res)
+	c.d.confirm(res)
 	req := c.d.newRequest(sip.PRACK, c.d.nextCSeq())
-	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, inv.CSeq().SeqNo)))
+	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, c.invite.CSeq().SeqNo)))
 	c.s.goTracked(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
 		defer cancel()
@@ -404,26 +401,9 @@ func (c *OutboundCall) sendPRACK(res *sip.Response) {
 	})
 }
 
-// learnRoute takes the route set and target from a response that creates
-// the dialog (RFC 3261 §12.1.2: Record-Route in reverse order).
-func (c *OutboundCall) learnRoute(res *sip.Response) {
-	rr := res.GetHeaders("Record-Route")
-	c.d.mu.Lock()
-	c.d.routeSet = c.d.routeSet[:0]
-	for i := len(rr) - 1; i >= 0; i-- {
-		if h, ok := rr[i].(*sip.RecordRouteHeader); ok {
-			c.d.routeSet = append(c.d.routeSet, *h.Address.Clone())
-		}
-	}
-	c.d.mu.Unlock()
-	c.d.setTarget(res.Contact())
-}
-
 // authorize answers a 401/407 with credentials for the strongest
 // challenge we support and a fresh CSeq.
 func (c *OutboundCall) authorize(res *sip.Response) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	inv := c.invite.Clone()
 	inv.SetBody(c.invite.Body())
 	h, err := c.s.digestAnswer(res, "INVITE", inv.Recipient.Addr())
@@ -445,8 +425,6 @@ func (c *OutboundCall) authorize(res *sip.Response) error {
 // what we asked for (a retry would only be refused again).
 func (c *OutboundCall) raiseSessionInterval(res *sip.Response) bool {
 	minSE := minSEHeader(res)
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var asked time.Duration
 	if se, ok, err := sessionExpiresHeader(c.invite); ok && err == nil {
 		asked = se.Interval
@@ -471,8 +449,9 @@ func (c *OutboundCall) raiseSessionInterval(res *sip.Response) bool {
 	return true
 }
 
-// final handles the final response to our INVITE.
-func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
+// final handles the final response to our INVITE (loop).
+func (c *OutboundCall) final(res *sip.Response) {
+	cancelReason := c.cancelReason
 	if !res.IsSuccess() {
 		var r Reason
 		if h := res.GetHeaders("Reason"); len(h) > 0 {
@@ -486,17 +465,9 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 			RetryAfter: parseRetryAfter(res.GetHeader("Retry-After"))})
 		return
 	}
-	c.d.mu.Lock()
-	c.d.remoteTag = RemoteTag(toTag(res))
-	c.d.mu.Unlock()
-	c.learnRoute(res)
-	ack := c.d.newRequest(sip.ACK, res.CSeq().SeqNo)
-	c.mu.Lock()
-	c.ack = ack
-	c.mu.Unlock()
-	if err := c.s.writeStateless(ack); err != nil {
-		c.log.Warn("ACK not sent", "err", err)
-	}
+	c.d.confirm(res)
+	c.ack = c.d.newRequest(sip.ACK, res.CSeq().SeqNo)
+	c.sendAck(c.ack.Clone())
 	if cancelReason != nil {
 		// The 2xx crossed our CANCEL (RFC 3261 §9.1): the call exists at
 		// the PBX, so ACK it and end it at once.
@@ -517,88 +488,70 @@ func (c *OutboundCall) final(res *sip.Response, cancelReason *Reason) {
 			return
 		}
 	}
-	c.mu.Lock()
 	c.up = true
 	if h := res.GetHeader("Allow"); h != nil {
 		c.peerAllow = h.Value()
 	}
-	var late *Reason
-	select {
-	case r := <-c.cancel:
-		// Hangup came after awaitFinal took the 2xx but before the call
-		// was up: as a 2xx crossing our CANCEL (above), the call exists
-		// at the PBX, so end it with a BYE at once.
-		late = &r
-	default:
+	// RFC 4028 §7.2: the 2xx's Session-Expires sets the timer.
+	if t := newUACTimer(res); t != nil {
+		c.timer = t
+		c.armTimer()
 	}
-	c.mu.Unlock()
-	if late != nil {
-		c.bye(*late, &CallError{Status: 487, Cause: CauseCancelled, Reason: *late})
-		return
-	}
-	c.startUACTimer(res)
 	close(c.answered)
 	c.log.Info("answered")
 }
 
-// handleRetransmitted2xx ACKs every copy of the 2xx (RFC 3261 §13.2.2.4);
-// a 2xx from another fork gets ACK and BYE.
+// handleRetransmitted2xx posts a 2xx that came after our INVITE's
+// transaction ended to the loop.
 func (c *OutboundCall) handleRetransmitted2xx(res *sip.Response) {
-	c.mu.Lock()
-	ack := c.ack
-	c.mu.Unlock()
-	if ack != nil && RemoteTag(toTag(res)) == c.d.remoteTag {
-		if err := c.s.writeStateless(ack.Clone()); err != nil {
-			c.log.Debug("re-ACK failed", "err", err)
-		}
-		c.reAcks.Add(1)
+	c.post(func() { c.retransmitted2xx(res) })
+}
+
+// retransmitted2xx ACKs every copy of the 2xx (RFC 3261 §13.2.2.4); a 2xx
+// from another fork gets ACK and BYE.
+func (c *OutboundCall) retransmitted2xx(res *sip.Response) {
+	if c.ack != nil && RemoteTag(toTag(res)) == c.d.remoteTag {
+		ack := c.ack.Clone()
+		c.s.goTracked(func() {
+			if err := c.s.writeStateless(ack); err != nil {
+				c.log.Debug("re-ACK failed", "err", err)
+			}
+			c.reAcks.Add(1)
+		})
 		return
 	}
 	c.log.Info("2xx from another fork, ending it")
-	fork := &dialog{
-		callID: c.d.callID, localTag: c.d.localTag, remoteTag: RemoteTag(toTag(res)),
-		local: c.d.local, remote: c.d.remote, transport: c.d.transport, laddr: c.d.laddr,
-		remoteTarget: *c.d.remoteTarget.Clone(),
-	}
-	fork.setTarget(res.Contact())
+	fork := c.d.fork(res)
 	fa := fork.newRequest(sip.ACK, res.CSeq().SeqNo)
-	_ = c.s.writeStateless(fa) // best effort; the BYE below ends the fork either way
 	bye := fork.newRequest(sip.BYE, res.CSeq().SeqNo+1)
 	c.s.goTracked(func() {
+		_ = c.s.writeStateless(fa) // best effort; the BYE below ends the fork either way
 		ctx, cancel := context.WithTimeout(context.Background(), 64*c.s.cfg.T1)
 		defer cancel()
 		_, _ = c.s.do(ctx, bye) // the fork's fate does not change ours
 	})
 }
 
-func (c *OutboundCall) finish(e *CallError) bool {
-	if !c.end(e) {
-		return false
+// onFinish is the outbound part of finish: the Dial context and timers
+// let go, and the ACK is kept for late 2xx copies.
+func (c *OutboundCall) onFinish(*CallError) {
+	c.txGen++
+	c.stopCancelTimer()
+	if c.stopCtx != nil {
+		c.stopCtx()
 	}
-	c.mu.Lock()
-	if c.timer != nil {
-		c.timer.stop()
+	if c.cancelTO != nil {
+		c.cancelTO()
 	}
-	ack := c.ack
-	c.mu.Unlock()
-	if ack != nil {
+	if c.ack != nil {
 		// 2xx copies may still come for 64*T1 and each needs its ACK.
-		c.s.rememberAck(c.key, ack)
+		c.s.rememberAck(c.key, c.ack)
 	}
-	c.s.dialogs.remove(c.key)
-	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
-	c.eng.close()
-	c.port.Release()
-	logEnd(c.log, e)
-	return true
 }
 
-// handleInDialog serves BYE, re-INVITE, UPDATE and INFO from the PBX.
-func (c *OutboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	c.d.mu.Lock()
-	remote := c.d.remoteTag
-	c.d.mu.Unlock()
-	if remote == "" || RemoteTag(fromTag(req)) != remote {
+// serveInDialog serves BYE, re-INVITE, UPDATE and INFO from the PBX (loop).
+func (c *OutboundCall) serveInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if c.d.remoteTag == "" || RemoteTag(fromTag(req)) != c.d.remoteTag {
 		c.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
 		return
 	}
@@ -616,16 +569,4 @@ func (c *OutboundCall) handleInDialog(req *sip.Request, tx sip.ServerTransaction
 	default:
 		c.s.reply(tx, req, 405, "Method Not Allowed", nil, sip.NewHeader("Allow", allowMethods))
 	}
-}
-
-// startUACTimer applies the Session-Expires of the 2xx (RFC 4028 §7.2).
-func (c *OutboundCall) startUACTimer(res *sip.Response) {
-	se, ok, err := sessionExpiresHeader(res)
-	if !ok || err != nil {
-		return
-	}
-	c.mu.Lock()
-	c.timer = &sessionTimer{interval: se.Interval, refresher: se.Refresher, weRefresh: se.Refresher != RefresherUAS}
-	c.mu.Unlock()
-	c.armTimer()
 }

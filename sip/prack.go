@@ -2,137 +2,108 @@ package sip
 
 import (
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
 
-// reliableState tracks RFC 3262 reliable provisional responses of one
-// INVITE: at most one is outstanding at a time (§3).
+// reliableState tracks the RFC 3262 reliable provisional responses of one
+// INVITE, on the call's loop: at most one is outstanding at a time (§3);
+// what must wait for its PRACK (the next reliable provisional, a 2xx after
+// one with SDP) waits in waiters.
 type reliableState struct {
 	rseq    uint32
 	pending *reliableResponse
+	waiters []func(error)
 }
 
 type reliableResponse struct {
-	rseq    uint32
-	hasSDP  bool
-	pracked chan struct{}
-	once    sync.Once
-	aborted chan struct{}
+	rseq   uint32
+	hasSDP bool
+	rt     *retransmitter
 }
 
-func (r *reliableResponse) ack() { r.once.Do(func() { close(r.pracked) }) }
-
-// abort stops the retransmission of an outstanding reliable provisional.
-func (s *reliableState) abort() {
+// acked ends the outstanding reliable provisional (its PRACK came) and
+// lets its waiters go on.
+func (s *reliableState) acked() {
 	if p := s.pending; p != nil {
-		select {
-		case <-p.aborted:
-		default:
-			close(p.aborted)
-		}
+		p.rt.stop()
+		s.pending = nil
+	}
+	s.flush(nil)
+}
+
+// finalSent stops retransmitting the outstanding reliable provisional: the
+// final response went out (RFC 3262 §3). Its PRACK, if it still comes, is
+// matched and answered 200; the waiters (provisional responses) learn that
+// the INVITE is answered.
+func (s *reliableState) finalSent() {
+	if p := s.pending; p != nil {
+		p.rt.stop()
+	}
+	s.flush(ErrAnswered)
+}
+
+// abort stops the outstanding reliable provisional and fails its waiters.
+func (s *reliableState) abort(err error) {
+	if p := s.pending; p != nil {
+		p.rt.stop()
+		s.pending = nil
+	}
+	s.flush(err)
+}
+
+// flush runs the waiters in order; one may queue itself again behind a
+// reliable provisional it sent (a waiter queued meanwhile waits for it).
+func (s *reliableState) flush(err error) {
+	ws := s.waiters
+	s.waiters = nil
+	for _, w := range ws {
+		w(err)
 	}
 }
 
 // errNoPRACK means a reliable provisional was never acknowledged.
 var errNoPRACK = errors.New("sip: reliable provisional response not acknowledged (no PRACK)")
 
-// sendReliable sends a provisional response reliably: RSeq and Require:
-// 100rel, retransmitted at T1, 2T1 … until PRACKed, for at most 64*T1.
+// sendReliable sends a provisional response reliably (loop): RSeq and
+// Require: 100rel, retransmitted at T1, 2T1 … until PRACKed; after 64*T1
+// without a PRACK the INVITE is rejected with 504 (RFC 3262 §3).
 func (c *InboundCall) sendReliable(res *sip.Response, hasSDP bool) error {
-	// Wait for the previous one (RFC 3262 §3: one outstanding at a time).
-	if err := c.waitPRACK(false); err != nil {
-		return err
-	}
-	c.mu.Lock()
-	if c.state != stateEarly || c.ended() {
-		c.mu.Unlock()
-		return ErrAnswered
-	}
 	if c.rel.rseq == 0 {
 		c.rel.rseq = 1 + uint32(time.Now().UnixNano()%(1<<16))
 	} else {
 		c.rel.rseq++
 	}
-	p := &reliableResponse{rseq: c.rel.rseq, hasSDP: hasSDP, pracked: make(chan struct{}), aborted: make(chan struct{})}
-	c.rel.pending = p
-	if hasSDP {
-		c.sdpSent = true
-	}
-	c.mu.Unlock()
 	res.AppendHeader(sip.NewHeader("Require", "100rel"))
-	res.AppendHeader(sip.NewHeader("RSeq", itoa(int(p.rseq))))
+	res.AppendHeader(sip.NewHeader("RSeq", itoa(int(c.rel.rseq))))
 	if err := c.tx.Respond(res); err != nil {
 		return err
 	}
-	if c.Transport != UDP {
-		return nil // reliable transports deliver it once (RFC 3262 §3 still wants the PRACK)
+	p := &reliableResponse{rseq: c.rel.rseq, hasSDP: hasSDP}
+	if hasSDP {
+		c.sdpSent = true
 	}
-	c.s.goTracked(func() {
-		t1 := c.s.cfg.T1
-		retrans := time.NewTimer(t1)
-		defer retrans.Stop()
-		giveUp := time.NewTimer(64 * t1)
-		defer giveUp.Stop()
-		for i := 1; ; i++ {
-			select {
-			case <-p.pracked:
-				return
-			case <-p.aborted:
-				return
-			case <-c.finalSent:
-				return
-			case <-c.done:
-				return
-			case <-giveUp.C:
-				return
-			case <-retrans.C:
-				if err := c.tx.Respond(res); err != nil {
-					return
-				}
-				retrans.Reset(timerBackoff(t1, i))
-			}
+	c.rel.pending = p
+	p.rt = c.retransmit(func() {
+		if err := c.tx.Respond(res); err != nil {
+			p.rt.stop()
 		}
+	}, func() {
+		if c.rel.pending != p {
+			return
+		}
+		c.rel.pending = nil
+		// RFC 3262 §3: reject the INVITE when a reliable provisional
+		// response is never acknowledged.
+		c.rel.flush(errNoPRACK)
+		c.reject(504, Reason{Protocol: "SIP", Cause: 504, Text: "No PRACK"}, 0)
 	})
 	return nil
 }
 
-// waitPRACK waits for the outstanding reliable provisional (if any; with
-// onlySDP, only one that carried SDP) to be PRACKed, for up to 64*T1.
-func (c *InboundCall) waitPRACK(onlySDP bool) error {
-	c.mu.Lock()
-	p := c.rel.pending
-	c.mu.Unlock()
-	if p == nil || (onlySDP && !p.hasSDP) {
-		return nil
-	}
-	t := time.NewTimer(64 * c.s.cfg.T1)
-	defer t.Stop()
-	select {
-	case <-p.pracked:
-		return nil
-	case <-c.done:
-		return ErrCallEnded
-	case <-c.cancelled:
-		return ErrCancelled
-	case <-t.C:
-		return errNoPRACK
-	}
-}
-
-func (c *InboundCall) waitPRACKWithSDP() error {
-	err := c.waitPRACK(true)
-	if errors.Is(err, errNoPRACK) {
-		// RFC 3262 §3: reject the INVITE when a reliable provisional
-		// response is never acknowledged.
-		c.Reject(504, "No PRACK")
-	}
-	return err
-}
-
-// handlePRACK matches RAck against the outstanding reliable provisional.
+// handlePRACK matches RAck against the outstanding reliable provisional
+// (loop).
 func (c *InboundCall) handlePRACK(req *sip.Request, tx sip.ServerTransaction) {
 	h := req.GetHeader("RAck")
 	if h == nil {
@@ -144,9 +115,7 @@ func (c *InboundCall) handlePRACK(req *sip.Request, tx sip.ServerTransaction) {
 		c.s.reply(tx, req, 400, "Bad RAck", nil)
 		return
 	}
-	c.mu.Lock()
 	p := c.rel.pending
-	c.mu.Unlock()
 	if p == nil || ra.RSeq != p.rseq || ra.CSeq != c.inv.CSeq().SeqNo || ra.Method != "INVITE" {
 		// §7.2: a PRACK that matches no unacknowledged response.
 		c.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
@@ -154,6 +123,6 @@ func (c *InboundCall) handlePRACK(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	// An SDP answer in a PRACK (when our 18x carried an offer) is not
 	// used: our reliable 18x only carries answers.
-	p.ack()
 	c.s.reply(tx, req, 200, "OK", nil)
+	c.rel.acked()
 }

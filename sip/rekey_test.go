@@ -66,7 +66,7 @@ func testRekey(t *testing.T, latch bool) {
 	})
 	medias := make(chan Media, 4)
 	got := calls(s, func(c *InboundCall) {
-		c.OnMedia(func(m Media) { medias <- m })
+		onMedia(c, func(m Media) { medias <- m })
 		if err := c.Answer(nil); err != nil {
 			t.Error(err)
 		}

@@ -9,8 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"runtime/debug"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -120,6 +118,7 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	readFilter, transportLog := s.wireHooks(sipgoLog)
 	s.ua, err = sipgo.NewUA(
 		sipgo.WithUserAgenTLSConfig(clientTLS),
 		sipgo.WithUserAgent(cfg.UserAgent),
@@ -129,8 +128,8 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 			sip.WithTransactionLayerUnhandledResponseHandler(s.onStrayResponse),
 		),
 		sipgo.WithUserAgentTransportLayerOptions(
-			sip.WithTransportLayerLogger(sipgoLog),
-			sip.WithTransportLayerReadFilter(s.deafFilter(s.readFilter())),
+			sip.WithTransportLayerLogger(transportLog),
+			sip.WithTransportLayerReadFilter(s.deafFilter(readFilter)),
 		),
 	)
 	if err != nil {
@@ -156,34 +155,6 @@ func NewServer(cfg Config, log *slog.Logger) (*Server, error) {
 	// Made last: an error above leaves no goroutine behind.
 	s.rtcp = rtpendpoint.NewScheduler(0)
 	return s, nil
-}
-
-// guard keeps a bug triggered by one hostile message from taking the
-// process (and every other call) down: the panic is logged, counted and
-// answered 500.
-func (s *Server) guard(h sipgo.RequestHandler) sipgo.RequestHandler {
-	return func(req *sip.Request, tx sip.ServerTransaction) {
-		defer func() {
-			if p := recover(); p != nil {
-				s.panics.Add(1)
-				s.log.Error("panic in SIP handler", "method", req.Method, "panic", p, "stack", string(debug.Stack()))
-				if !req.IsAck() {
-					s.reply(tx, req, 500, "Server Internal Error", nil)
-				}
-			}
-		}()
-		if req.CallID() == nil || req.CSeq() == nil || req.From() == nil || req.To() == nil || req.Via() == nil {
-			// RFC 3261 §8.1.1: mandatory headers; sipgo lets some through.
-			if !req.IsAck() {
-				s.reply(tx, req, 400, "Bad Request", nil)
-			}
-			return
-		}
-		if !s.admit(req, tx) {
-			return
-		}
-		h(req, tx)
-	}
 }
 
 // OnCall installs the function that receives every accepted inbound call.
@@ -232,6 +203,7 @@ func (s *Server) listen(tp Transport, l ListenConfig) error {
 		if err != nil {
 			return fmt.Errorf("sip: listen udp %v: %w", l.Addr, err)
 		}
+		tuneUDPListener(c, s.log)
 		s.closers = append(s.closers, c)
 		bound = c.LocalAddr().(*net.UDPAddr).AddrPort()
 		serve = func() error { return s.srv.ServeUDP(c) }
@@ -346,329 +318,3 @@ func (s *Server) Close() error {
 	})
 	return nil
 }
-
-// untilHalt is ctx, also cancelled when Close stops waiting for peers:
-// a dial or TLS handshake to a PBX that never completes it must not hold
-// Close up.
-func (s *Server) untilHalt(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithCancel(ctx)
-	stop := context.AfterFunc(s.haltCtx, cancel)
-	return ctx, func() { stop(); cancel() }
-}
-
-// errHalted ends a transaction that Close stopped waiting for.
-var errHalted = errors.New("sip: server closed before the peer answered")
-
-// goTracked runs f on a goroutine the server waits for at Close. Once
-// Close has seen all such goroutines finish, f is dropped.
-func (s *Server) goTracked(f func()) {
-	if !s.work.start() {
-		s.log.Debug("work dropped: server closed")
-		return
-	}
-	go func() {
-		defer s.work.finish()
-		f()
-	}()
-}
-
-// tracker counts running goroutines. Unlike a WaitGroup it may gain new
-// goroutines while Close waits (a BYE started by an ACK timeout during
-// shutdown), and refuses them once it has been idle and closed.
-type tracker struct {
-	mu     sync.Mutex
-	n      int
-	closed bool
-	idle   sync.Cond
-}
-
-func (t *tracker) start() bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.closed {
-		return false
-	}
-	t.n++
-	return true
-}
-
-func (t *tracker) finish() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.n--
-	if t.n == 0 {
-		t.idle.Broadcast()
-	}
-}
-
-// closeWhenIdle waits until nothing runs, then refuses new work.
-func (t *tracker) closeWhenIdle() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	for t.n > 0 {
-		t.idle.Wait()
-	}
-	t.closed = true
-}
-
-// hostForURIs is the host we advertise in Contact and Via.
-func (s *Server) hostForURIs() string {
-	if s.cfg.ExternalSignalingAddr.IsValid() {
-		return s.cfg.ExternalSignalingAddr.String()
-	}
-	for _, l := range s.cfg.Listen {
-		if a := l.Addr.Addr(); a.IsValid() && !a.IsUnspecified() {
-			return a.String()
-		}
-	}
-	if s.cfg.Domain != "" {
-		return s.cfg.Domain
-	}
-	return "127.0.0.1"
-}
-
-// contact is our Contact for a dialog on transport tp. Without a listener
-// of tp its port is 0 until reuseConnection (or contactFor) sets it.
-func (s *Server) contact(tp string, user string) *sip.ContactHeader {
-	t := Transport(strings.ToUpper(tp))
-	a, _ := s.Addr(t)
-	u := sip.Uri{Scheme: "sip", User: user, Host: s.hostForURIs(), Port: int(a.Port())}
-	if t != UDP {
-		u.UriParams = sip.NewParams()
-		u.UriParams.Add("transport", t.network())
-	}
-	if user == "" {
-		u.User = "tgsip"
-	}
-	return &sip.ContactHeader{Address: u}
-}
-
-// prepareRequest adds our Via (advertised host, the listener's port for
-// the request's transport, rport per RFC 3581) and, on UDP, makes the
-// request leave from the listener socket.
-func (s *Server) prepareRequest(req *sip.Request) {
-	tp := Transport(strings.ToUpper(req.Transport()))
-	a, ok := s.Addr(tp)
-	via := &sip.ViaHeader{
-		ProtocolName: "SIP", ProtocolVersion: "2.0", Transport: string(tp),
-		Host: s.hostForURIs(), Port: int(a.Port()), Params: sip.NewParams(),
-	}
-	via.Params.Add("branch", sip.GenerateBranchN(16))
-	via.Params.Add("rport", "")
-	req.RemoveHeader("Via")
-	req.PrependHeader(via)
-	if tp == UDP && ok && req.Laddr.IP == nil {
-		req.Laddr = sip.Addr{IP: net.IP(a.Addr().AsSlice()), Port: int(a.Port())}
-	}
-	if req.GetHeader("User-Agent") == nil {
-		req.AppendHeader(sip.NewHeader("User-Agent", s.cfg.UserAgent))
-	}
-	if req.ContentLength() == nil {
-		req.SetBody(req.Body())
-	}
-}
-
-// request sends req in a client transaction.
-func (s *Server) request(ctx context.Context, req *sip.Request) (sip.ClientTransaction, error) {
-	// sipgo uses ctx only to get the connection (dial, TLS handshake).
-	ctx, cancel := s.untilHalt(ctx)
-	defer cancel()
-	s.prepareRequest(req)
-	if !s.sends.enter() {
-		return nil, errServerClosed
-	}
-	defer s.sends.leave()
-	if err := s.reuseConnection(ctx, req); err != nil {
-		return nil, err
-	}
-	return s.cli.TransactionRequest(ctx, req, noBuild)
-}
-
-// do sends req and waits for its final response.
-func (s *Server) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	tx, err := s.request(ctx, req)
-	if err != nil {
-		return nil, err
-	}
-	defer tx.Terminate()
-	for {
-		select {
-		case res := <-tx.Responses():
-			if res.IsProvisional() {
-				continue
-			}
-			return res, nil
-		case <-tx.Done():
-			return nil, tx.Err()
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-s.halt:
-			return nil, errHalted
-		}
-	}
-}
-
-// writeStateless sends a request outside any transaction (ACK for 2xx).
-func (s *Server) writeStateless(req *sip.Request) error {
-	s.prepareRequest(req)
-	ctx, cancel := context.WithTimeout(context.Background(), 64*s.cfg.T1)
-	defer cancel()
-	if !s.sends.enter() {
-		return errServerClosed
-	}
-	defer s.sends.leave()
-	if err := s.reuseConnection(ctx, req); err != nil {
-		return err
-	}
-	return s.cli.WriteRequest(req, noBuild)
-}
-
-// reply answers req in tx, adding our Server header.
-func (s *Server) reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string, body []byte, hdrs ...sip.Header) {
-	res := sip.NewResponseFromRequest(req, code, fitReason(code, reason), body)
-	res.AppendHeader(sip.NewHeader("Server", s.cfg.UserAgent))
-	for _, h := range hdrs {
-		res.AppendHeader(h)
-	}
-	if err := tx.Respond(res); err != nil {
-		s.sendFailed(code, req, err)
-	}
-}
-
-// sourceAddr parses where a request came from.
-func sourceAddr(req *sip.Request) netip.AddrPort {
-	ap, err := netip.ParseAddrPort(req.Source())
-	if err != nil {
-		return netip.AddrPort{}
-	}
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-}
-
-// onOptions answers OPTIONS in and out of dialogs: a load balancer's probe
-// only marks us up on 200 (Kamailio dispatcher), and gets 503 while we
-// take no calls (refuseProbe).
-func (s *Server) onOptions(req *sip.Request, tx sip.ServerTransaction) {
-	if s.refuseProbe(req, tx) {
-		return
-	}
-	s.reply(tx, req, 200, "OK", nil,
-		sip.NewHeader("Allow", allowMethods),
-		sip.NewHeader("Accept", "application/sdp, application/dtmf-relay, application/dtmf"),
-		sip.NewHeader("Supported", "100rel, timer, replaces"),
-	)
-}
-
-// inDialog routes a request with a To tag to the dialog it belongs to.
-func (s *Server) inDialog(req *sip.Request, tx sip.ServerTransaction) {
-	k, ok := keyForIncoming(req)
-	var o dialogOwner
-	if ok {
-		o = s.dialogs.get(k)
-	}
-	if o == nil {
-		// RFC 3261 §12.2.2: a request for a dialog we do not know.
-		s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-		return
-	}
-	o.handleInDialog(req, tx)
-}
-
-// onAck delivers ACKs for 2xx (new transactions) to their dialog; an ACK
-// for an unknown dialog is dropped silently (RFC 3261 §17.2.3 has no
-// response for ACK).
-func (s *Server) onAck(req *sip.Request, _ sip.ServerTransaction) {
-	k, ok := keyForIncoming(req)
-	if !ok {
-		return
-	}
-	if o := s.dialogs.get(k); o != nil {
-		o.handleAck(req)
-	}
-}
-
-// onStrayCancel handles a CANCEL that matched no INVITE transaction.
-func (s *Server) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
-	s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
-}
-
-// onStrayResponse sees responses no client transaction claims: 2xx
-// retransmissions to our INVITEs after the transaction ended. RFC 3261
-// §13.2.2.4 makes the UAC core ACK each of them (sipgo#120).
-func (s *Server) onStrayResponse(res *sip.Response) {
-	cseq := res.CSeq()
-	if cseq == nil || cseq.MethodName != sip.INVITE || !res.IsSuccess() {
-		return
-	}
-	cid := res.CallID()
-	if cid == nil {
-		return
-	}
-	k := dialogKey{callID: cid.Value(), localTag: LocalTag(fromTag(res))}
-	if oc, ok := s.dialogs.get(k).(*OutboundCall); ok {
-		oc.handleRetransmitted2xx(res)
-		return
-	}
-	if v, ok := s.endedAcks.Load(k); ok {
-		_ = s.writeStateless(v.(*sip.Request).Clone()) // best effort, like the first ACK
-	}
-}
-
-// rememberAck keeps the ACK of an ended outbound dialog for 64*T1 so late
-// 2xx copies are still acknowledged.
-func (s *Server) rememberAck(k dialogKey, ack *sip.Request) {
-	s.endedAcks.Store(k, ack)
-	time.AfterFunc(64*s.cfg.T1, func() { s.endedAcks.Delete(k) })
-}
-
-// redactHandler drops message dumps from sipgo's log records and lowers
-// its info chatter to debug.
-type redactHandler struct{ h slog.Handler }
-
-func (r redactHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	return r.h.Enabled(ctx, l)
-}
-
-func (r redactHandler) Handle(ctx context.Context, rec slog.Record) error {
-	level := rec.Level
-	if level == slog.LevelInfo {
-		level = slog.LevelDebug
-	}
-	if !r.h.Enabled(ctx, level) {
-		return nil
-	}
-	out := slog.NewRecord(rec.Time, level, rec.Message, rec.PC)
-	rec.Attrs(func(a slog.Attr) bool {
-		switch a.Key {
-		case "data", "msg", "req", "res", "request", "response":
-			out.AddAttrs(slog.String(a.Key, "[redacted]"))
-		default:
-			out.AddAttrs(a)
-		}
-		return true
-	})
-	return r.h.Handle(ctx, out)
-}
-
-func (r redactHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return redactHandler{h: r.h.WithAttrs(as)}
-}
-
-func (r redactHandler) WithGroup(name string) slog.Handler {
-	return redactHandler{h: r.h.WithGroup(name)}
-}
-
-// itoa is strconv.Itoa for header building.
-func itoa(n int) string { return strconv.Itoa(n) }
-
-// timerBackoff yields T1, 2T1, 4T1 … capped at T2 (RFC 3261 §13.3.1.4).
-func timerBackoff(t1 time.Duration, i int) time.Duration {
-	d := t1 << i
-	if d > defaultT2 || d <= 0 {
-		return defaultT2
-	}
-	return d
-}
-
-// noBuild is a client request option that leaves the request as we built
-// it (sipgo's default would add headers we already set).
-func noBuild(*sipgo.Client, *sip.Request) error { return nil }

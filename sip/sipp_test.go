@@ -69,6 +69,24 @@ func answerer(t *testing.T) func(*InboundCall) {
 	}
 }
 
+// onMedia runs f with each media change of c (MediaChanged) until the
+// call ends.
+func onMedia(c interface {
+	MediaChanged() <-chan Media
+	Done() <-chan struct{}
+}, f func(Media)) {
+	go func() {
+		for {
+			select {
+			case m := <-c.MediaChanged():
+				f(m)
+			case <-c.Done():
+				return
+			}
+		}
+	}()
+}
+
 func endOf(t *testing.T, c interface {
 	Done() <-chan struct{}
 	Err() error
@@ -127,7 +145,7 @@ func TestSippHoldResume(t *testing.T) {
 	medias := make(chan Media, 4)
 	heldDrops := make(chan uint64, 4)
 	got := calls(s, func(c *InboundCall) {
-		c.OnMedia(func(m Media) {
+		onMedia(c, func(m Media) {
 			// While held, the endpoint drops what the bridge writes
 			// (RFC 3264 §8.4: a recvonly side sends no media).
 			if m.Endpoint != nil && !m.Direction.Sends() {
@@ -479,9 +497,9 @@ func TestSippOutboundSessionTimer(t *testing.T) {
 	}
 	waitFor(t, c.Answered(), "answer")
 	waitUntil(t, func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		return c.leg.refreshes > 0
+		var n int
+		c.inspect(func() { n = c.refreshes })
+		return n > 0
 	}, "session refresh")
 	c.Hangup(Reason{})
 	if ce := endOf(t, c); ce.Cause != CauseNormal {
@@ -561,7 +579,7 @@ func TestSippLateOffer(t *testing.T) {
 		if m := c.Media(); m.Endpoint != nil {
 			t.Error("an endpoint before any answer to our offer")
 		}
-		c.OnMedia(func(m Media) { medias <- m })
+		onMedia(c, func(m Media) { medias <- m })
 		if err := c.Answer(nil); err != nil {
 			t.Error(err)
 		}

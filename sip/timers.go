@@ -3,22 +3,33 @@ package sip
 import (
 	"errors"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
 
-// sessionTimer is RFC 4028 state of one dialog.
+// sessionTimer is RFC 4028 state of one dialog, owned by its call's loop:
+// negotiateTimerUAS (our answer to a request) and newUACTimer (the 2xx to
+// our INVITE) make it, leg.armTimer runs it.
 type sessionTimer struct {
-	mu        sync.Mutex
 	interval  time.Duration
 	refresher Refresher // as written in Session-Expires (uac/uas of the INVITE)
 	weRefresh bool
 	require   bool          // the peer supports timer: put Require: timer in our 2xx
 	minSE     time.Duration // raised by a 422 to our refresh (RFC 4028 §7.4)
 	t         *time.Timer
+	gen       int // which arm a firing belongs to
 	stopped   bool
+}
+
+// newUACTimer is the timer the Session-Expires of the 2xx to our INVITE
+// sets (RFC 4028 §7.2); nil when it has none.
+func newUACTimer(res *sip.Response) *sessionTimer {
+	se, ok, err := sessionExpiresHeader(res)
+	if !ok || err != nil {
+		return nil
+	}
+	return &sessionTimer{interval: se.Interval, refresher: se.Refresher, weRefresh: se.Refresher != RefresherUAS}
 }
 
 // sessionExpiresHeader reads Session-Expires (or its compact form x).
@@ -89,9 +100,7 @@ func (s *Server) negotiateTimerUAS(req *sip.Request) (*sessionTimer, time.Durati
 }
 
 // addHeaders puts Session-Expires (and Require: timer) in our 2xx.
-func (t *sessionTimer) addHeaders(res *sip.Response, _ *sip.Request) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+func (t *sessionTimer) addHeaders(res *sip.Response) {
 	res.AppendHeader(sip.NewHeader("Session-Expires", sessionExpires{Interval: t.interval, Refresher: t.refresher}.String()))
 	if t.require {
 		res.AppendHeader(sip.NewHeader("Require", "timer"))
@@ -100,25 +109,30 @@ func (t *sessionTimer) addHeaders(res *sip.Response, _ *sip.Request) {
 
 // arm (re)starts the timer: half the interval when we refresh (§10),
 // else the interval minus min(32 s, interval/3) before we give up (§10).
-func (t *sessionTimer) arm(refresh, expire func()) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// The firing posts to the loop; a firing of an earlier arm is ignored.
+func (t *sessionTimer) arm(l *leg, refresh, expire func()) {
 	if t.stopped {
 		return
 	}
 	if t.t != nil {
 		t.t.Stop()
 	}
+	t.gen++
+	gen := t.gen
+	f, d := expire, t.interval-min(32*time.Second, t.interval/3)
 	if t.weRefresh {
-		t.t = time.AfterFunc(t.interval/2, refresh)
-		return
+		f, d = refresh, t.interval/2
 	}
-	t.t = time.AfterFunc(t.interval-min(32*time.Second, t.interval/3), expire)
+	t.t = time.AfterFunc(d, func() {
+		l.post(func() {
+			if !t.stopped && t.gen == gen {
+				f()
+			}
+		})
+	})
 }
 
 func (t *sessionTimer) stop() {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.stopped = true
 	if t.t != nil {
 		t.t.Stop()
@@ -127,16 +141,12 @@ func (t *sessionTimer) stop() {
 
 // update takes the values renegotiated by a refresh request.
 func (t *sessionTimer) update(n *sessionTimer) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.interval, t.refresher, t.weRefresh, t.require = n.interval, n.refresher, n.weRefresh, n.require
 }
 
 // raise takes the Min-SE of a 422 to our refresh: the interval and our
 // Min-SE become at least minSE. It reports whether that changed anything.
 func (t *sessionTimer) raise(minSE time.Duration) bool {
-	t.mu.Lock()
-	defer t.mu.Unlock()
 	if minSE <= t.interval {
 		return false
 	}

@@ -20,7 +20,7 @@ type rejection struct {
 // that sipgo keeps every copy of (it reads the first). Two Call-IDs or
 // two CSeqs make the request ambiguous: RFC 4475 §3.3.8 (multi01.dat)
 // wants a 400.
-var singleValued = []string{
+var singleValued = [...]string{
 	"Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Type",
 	"Content-Encoding", "Session-Expires", "Min-SE", "RAck",
 }
@@ -39,23 +39,8 @@ func validateRequest(req *sip.Request) rejection {
 		// RFC 3261 §8.2 / §21.5.7; RFC 4475 §3.1.2.16 (badvers.dat).
 		return rejection{status: 505, why: "SIP version " + strconv.Quote(clip(req.SipVersion, 16))}
 	}
-	for _, name := range singleValued {
-		if len(req.GetHeaders(name)) > 1 {
-			return rejection{status: 400, why: "duplicate " + name}
-		}
-	}
-	// RFC 4475 §3.3.9 (mcl01.dat): several different Content-Length
-	// values leave the body length undefined. Identical copies are
-	// harmless and tolerated.
-	if cls := req.GetHeaders("Content-Length"); len(cls) > 1 {
-		for _, h := range cls[1:] {
-			if strings.TrimSpace(h.Value()) != strings.TrimSpace(cls[0].Value()) {
-				return rejection{status: 400, why: "conflicting Content-Length"}
-			}
-		}
-	}
-	if req.GetHeader(extraLengthHeader) != nil {
-		return rejection{status: 400, why: "several Content-Length headers on a stream"}
+	if r := checkHeaderCounts(req); r.status != 0 {
+		return r
 	}
 	if cseq := req.CSeq(); cseq != nil && string(cseq.MethodName) != string(req.Method) {
 		// RFC 3261 §8.1.1.5 and RFC 4475 §3.1.2.16 (mismatch01.dat).
@@ -90,6 +75,75 @@ func validateRequest(req *sip.Request) rejection {
 		}
 	}
 	return validateContent(req)
+}
+
+// checkHeaderCounts finds, in one pass over the headers and without
+// allocating, a single-valued header that appears twice (RFC 3261
+// §7.3.1), conflicting Content-Lengths and the renamed extra
+// Content-Length of a stream (wire.go). sipgo's GetHeaders lower-cases
+// every header name on each call; calling it for each of the names cost
+// 1.6 µs and 15 allocations per request (BenchmarkValidateRequest).
+func checkHeaderCounts(req *sip.Request) rejection {
+	var seen [len(singleValued)]int
+	var length sip.Header
+	conflict, extra := false, false
+	for _, h := range req.Headers() {
+		name := h.Name()
+		switch {
+		case asciiEqualFold(name, "Content-Length"):
+			if length == nil {
+				length = h
+			} else if strings.TrimSpace(h.Value()) != strings.TrimSpace(length.Value()) {
+				conflict = true
+			}
+			continue
+		case asciiEqualFold(name, extraLengthHeader):
+			extra = true
+			continue
+		}
+		for i, sv := range singleValued {
+			if asciiEqualFold(name, sv) {
+				seen[i]++
+				break
+			}
+		}
+	}
+	for i, n := range seen {
+		if n > 1 {
+			return rejection{status: 400, why: "duplicate " + singleValued[i]}
+		}
+	}
+	if conflict {
+		// RFC 4475 §3.3.9 (mcl01.dat): several different Content-Length
+		// values leave the body length undefined. Identical copies are
+		// harmless and tolerated.
+		return rejection{status: 400, why: "conflicting Content-Length"}
+	}
+	if extra {
+		return rejection{status: 400, why: "several Content-Length headers on a stream"}
+	}
+	return rejection{}
+}
+
+// asciiEqualFold is the header name comparison sipgo's GetHeader makes
+// (ASCII letters only, case-insensitive).
+func asciiEqualFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
 }
 
 // validateContent checks the body of requests whose body we interpret as

@@ -3,6 +3,7 @@ package sip
 import (
 	"bytes"
 	"errors"
+	"log/slog"
 	"net"
 	"strconv"
 	"sync"
@@ -68,7 +69,10 @@ const maxStreamHeader = 64 << 10
 type streamFilter struct {
 	// onBad answers a request sipgo could not parse (badreq.go); nil
 	// leaves them unanswered.
-	onBad  func(sip.TransportReadProps, []byte)
+	onBad func(sip.TransportReadProps, []byte)
+	// udp, when set, remembers each datagram so that sipgo's own parse
+	// failure can be answered (udpwatch.go); nil parses datagrams here.
+	udp    *udpWatch
 	parser *sip.Parser
 	stats  *WireStats
 	mu     sync.Mutex
@@ -86,11 +90,14 @@ func newStreamFilter(stats *WireStats) *streamFilter {
 	return &streamFilter{parser: sip.NewParser(), stats: stats, conns: map[string]*streamState{}, now: time.Now}
 }
 
-// readFilter is the server's sip.TransportReadFilter.
-func (s *Server) readFilter() sip.TransportReadFilter {
+// wireHooks returns the server's sip.TransportReadFilter and the logger
+// for sipgo's transport layer (made from log), which together answer the
+// datagrams sipgo cannot parse (udpwatch.go).
+func (s *Server) wireHooks(log *slog.Logger) (sip.TransportReadFilter, *slog.Logger) {
 	f := newStreamFilter(&s.wire)
 	f.onBad = s.answerUnparsable
-	return f.filter
+	f.udp = newUDPWatch(s.answerUnparsable)
+	return f.filter, slog.New(parseFailHook{next: log.Handler(), watch: f.udp})
 }
 
 // filter is a sip.TransportReadFilter. A datagram sipgo cannot parse is
@@ -99,6 +106,9 @@ func (f *streamFilter) filter(p sip.TransportReadProps, data []byte) ([]byte, er
 	if p.Transport == "UDP" || p.Transport == "udp" {
 		if f.onBad == nil || len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			return data, nil
+		}
+		if f.udp != nil && f.udp.remember(p, data) {
+			return data, nil // sipgo parses it next; a failure reaches f.udp
 		}
 		if _, err := f.parser.ParseSIP(data); err != nil {
 			f.onBad(p, data)

@@ -1,0 +1,168 @@
+package sip
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// TestReinviteBeforeAck: a re-INVITE that arrives while our 2xx to the
+// previous INVITE (the initial one, or a re-INVITE) still waits for its
+// ACK gets 500 with a Retry-After of 0-10 s (RFC 3261 §14.1/§14.2); once
+// the ACK has come, the next re-INVITE is served.
+func TestReinviteBeforeAck(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "reinvite-before-ack")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	c := waitFor(t, got, "call")
+	to := res.To()
+	target := res.Contact().Address
+	inDialog := func(m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
+		r := sip.NewRequest(m, target)
+		r.AppendHeader(sip.HeaderClone(inv.From()))
+		r.AppendHeader(sip.HeaderClone(to))
+		r.AppendHeader(sip.HeaderClone(inv.CallID()))
+		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+		if m == sip.INVITE {
+			r.AppendHeader(sip.HeaderClone(inv.Contact()))
+		}
+		if len(body) > 0 {
+			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			r.SetBody(body)
+		}
+		return r
+	}
+	reinvite := func(cseq uint32) *sip.Response {
+		t.Helper()
+		res, err := u.cli.Do(ctx, inDialog(sip.INVITE, cseq, []byte(benchOffer)))
+		if err != nil {
+			t.Fatalf("re-INVITE %d: %v", cseq, err)
+		}
+		return res
+	}
+	ack := func(cseq uint32) {
+		t.Helper()
+		if err := u.cli.WriteRequest(inDialog(sip.ACK, cseq, nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want500 := func(res *sip.Response, what string) {
+		t.Helper()
+		if res.StatusCode != 500 {
+			t.Fatalf("%s: %d, want 500", what, res.StatusCode)
+		}
+		h := res.GetHeader("Retry-After")
+		if h == nil {
+			t.Fatalf("%s: 500 without Retry-After", what)
+		}
+		if n, err := strconv.Atoi(h.Value()); err != nil || n < 0 || n > 10 {
+			t.Fatalf("%s: Retry-After %q, want 0-10", what, h.Value())
+		}
+	}
+
+	// The initial INVITE's 200 is not ACKed yet.
+	want500(reinvite(2), "re-INVITE before the ACK of the initial 200")
+	ack(1)
+	waitFor(t, c.Confirmed(), "ACK")
+	// A re-INVITE answered 200 and not yet ACKed: the next one waits too.
+	if res := reinvite(3); res.StatusCode != 200 {
+		t.Fatalf("re-INVITE after the ACK: %d", res.StatusCode)
+	}
+	want500(reinvite(4), "re-INVITE before the ACK of the previous re-INVITE's 200")
+	ack(3)
+	// The call is unharmed: once ACKed, the next re-INVITE is served.
+	// (The ACK is a datagram of its own: retry until it has landed.)
+	var last *sip.Response
+	next := uint32(4)
+	waitUntil(t, func() bool {
+		next++
+		last = reinvite(next)
+		return last.StatusCode == 200
+	}, "re-INVITE served after the ACK")
+	ack(last.CSeq().SeqNo)
+	if _, err := u.cli.Do(ctx, inDialog(sip.BYE, 2000, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseNormal {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
+
+// TestHangupRacesPeerBye: our Hangup and the caller's BYE cross, 20 times.
+// The call's loop serialises them: the call ends once, with whichever came
+// first, and leaves no dialog behind (the old code checked a state under a
+// lock, unlocked, then acted on it).
+func TestHangupRacesPeerBye(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	ends := map[bool]int{}
+	for i := 0; i < 20; i++ {
+		inv := u.invite(s, "hangup-bye-"+strconv.Itoa(i))
+		res, err := u.cli.Do(ctx, inv)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("INVITE: %v %v", res, err)
+		}
+		c := waitFor(t, got, "call")
+		mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
+			r := sip.NewRequest(m, res.Contact().Address)
+			r.AppendHeader(sip.HeaderClone(inv.From()))
+			r.AppendHeader(sip.HeaderClone(res.To()))
+			r.AppendHeader(sip.HeaderClone(inv.CallID()))
+			r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+			return r
+		}
+		u.ackSent.Store(true)
+		if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, c.Confirmed(), "ACK")
+		hung := make(chan struct{})
+		go func() {
+			defer close(hung)
+			c.Hangup(Reason{Protocol: "Q.850", Cause: 16})
+		}()
+		bres, err := u.cli.Do(ctx, mk(sip.BYE, 2))
+		if err != nil || (bres.StatusCode != 200 && bres.StatusCode != 481) {
+			t.Fatalf("call %d: our BYE: %v %v", i, bres, err)
+		}
+		<-hung
+		ce := endOf(t, c)
+		if ce.Cause != CauseNormal {
+			t.Fatalf("call %d: end %v", i, ce)
+		}
+		ends[ce.Remote]++
+		// Our own BYE, if the Hangup came first, is answered by the UAC.
+		if !ce.Remote {
+			waitFor(t, u.byes, "our BYE")
+		}
+		if c.Hangup(Reason{}); c.Err() != error(ce) {
+			t.Fatalf("call %d: a second end %v", i, c.Err())
+		}
+	}
+	t.Logf("ended remotely/locally: %v", ends)
+	waitNoCalls(t, s)
+}
