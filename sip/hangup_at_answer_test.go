@@ -9,10 +9,10 @@ import (
 
 // TestHangupAsTheAnswerArrives: Hangup called while the PBX's 200 is on
 // its way (its transaction already handed it over, the call not yet up)
-// must still end the call: the ACK goes out and a BYE follows. Before the
-// fix the hang-up went into the CANCEL channel that nobody read any more,
-// the call came up and stayed up (the demo's "lost hang-up" when stopped
-// during an --inbound-to call). The PBX answers at once and the hang-up
+// must still end the call: the ACK goes out and a BYE follows. On the
+// leg before the per-call loop the hang-up went into a CANCEL channel
+// that nobody read any more, and the call came up and stayed up (it
+// failed within about ten calls). The PBX answers at once and the hang-up
 // follows its 200 after 0 to ~400 µs, to land in that window.
 func TestHangupAsTheAnswerArrives(t *testing.T) {
 	pbx := newTestServer(t, nil)
