@@ -27,9 +27,7 @@ func (t *Trunk) telegramToSIP(acc Account, tc *tgcall.Call) {
 		return
 	}
 	defer lease.Release()
-	// TODO: the caller's username, phone and name need the account's user
-	// cache; tgcall gives the id only.
-	route, err := t.tgRoute.Route(acc.Name(), Caller{ID: tc.Peer()})
+	route, err := t.tgRoute.Route(acc.Name(), callerOf(acc, tc.Peer()))
 	if err != nil {
 		log.Info("incoming call not routed", "err", err)
 		tc.HangupWith(Classify(err).Discard())

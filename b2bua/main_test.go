@@ -12,6 +12,7 @@ import (
 
 	"github.com/gotd/td/session"
 	"github.com/gotd/td/telegram"
+	"github.com/gotd/td/telegram/updates"
 	"github.com/gotd/td/tg"
 	"go.uber.org/goleak"
 
@@ -146,7 +147,9 @@ func startTGAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*tgAcco
 	for _, a := range accounts {
 		d := tg.NewUpdateDispatcher()
 		opts := mediaNetwork.ClientOptions()
-		opts.UpdateHandler = d
+		// gotd's updates manager, as a real client orders updates.
+		mgr := updates.New(updates.Config{Handler: d})
+		opts.UpdateHandler = mgr
 		opts.SessionStorage = &session.StorageMemory{}
 		a.client = telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
@@ -169,9 +172,9 @@ func startTGAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*tgAcco
 				if err := a.engine.Start(ctx); err != nil {
 					return err
 				}
-				ready <- nil
-				<-ctx.Done()
-				return ctx.Err()
+				return mgr.Run(ctx, a.client.API(), a.engine.Self(), updates.AuthOptions{
+					OnStart: func(context.Context) { ready <- nil },
+				})
 			})
 			if err != nil && ctx.Err() == nil {
 				ready <- err

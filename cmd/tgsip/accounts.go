@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -29,7 +30,10 @@ func loadAccounts(path string, getenv func(string) string) ([]account.Config, er
 }
 
 // runAccounts prints each account's state: logged in or needs login, and
-// the flood limits recorded in its state file.
+// the flood limits recorded in its state file. An account a running
+// `tgsip serve` carries is shown as serve sees it (online, in call, flood
+// waits), read from the live file serve keeps beside the session
+// (account.ReadLiveFile), without asking Telegram.
 func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("tgsip accounts", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -54,7 +58,27 @@ func runAccounts(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	fmt.Fprintln(w, "NAME\tPHONE\tSTATE\tUSER ID\tDETAIL")
 	code := 0
 	for _, c := range accs {
-		state, user, detail := accountState(ctx, c, *offline, *timeout)
+		var state, user, detail string
+		live, running, err := account.ReadLiveFile(account.LivePath(c.SessionFile), time.Now())
+		switch {
+		case running:
+			// A running serve carries the account: its view (in call,
+			// flood waits) is the one an admin wants, and a second client
+			// on the same session is not opened behind its back.
+			state, detail = live.State, fmt.Sprintf("tgsip serve (pid %d) runs it", live.PID)
+			if live.UserID != 0 {
+				user = fmt.Sprint(live.UserID)
+			}
+			if !strings.HasPrefix(state, "online") && !strings.HasPrefix(state, "in call") {
+				code = 1
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\n", c.Name, orDash(c.Phone), state, orDash(user), detail)
+			continue
+		case err != nil:
+			detail = err.Error()
+		}
+		state, user, d := accountState(ctx, c, *offline, *timeout)
+		detail = joinDetail(d, detail)
 		if state != "online" && state != "logged in" {
 			code = 1
 		}
@@ -119,6 +143,9 @@ func orDash(s string) string {
 func joinDetail(a, b string) string {
 	if a == "" {
 		return b
+	}
+	if b == "" {
+		return a
 	}
 	return a + "; " + b
 }

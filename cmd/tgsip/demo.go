@@ -22,12 +22,20 @@ import (
 )
 
 // demoDefaults is the configuration of `tgsip demo` without --config: the
-// defaults (SIP on demo.sip_listen, the default cast) and a trunk that
-// lets loopback callers in.
+// defaults (SIP on demo.sip_listen, the default cast), a trunk that lets
+// loopback callers in, and SDES-SRTP optional (package sip's default is
+// off), so a phone that offers RTP/SAVP (baresip's mediaenc=srtp-mand) is
+// answered with SRTP and one that offers plain RTP with plain RTP.
 const demoDefaults = `sip:
   trunks:
     - {name: demo, allow: ["127.0.0.0/8", "::1/128"]}
+  media: {srtp: optional}
 `
+
+// demoStarted, when a test sets it, is given the demo's emulated network
+// once it runs, so the test can check the Telegram side of its calls
+// (nothing left ringing or active). Nil outside tests.
+var demoStarted func(*emu.Network)
 
 // runDemo runs the emulated Telegram network in-process with the demo
 // users on it, a trunk account (or the configured ones) logged in to it
@@ -141,6 +149,9 @@ func demoRun(ctx context.Context, c *config.Config, count int, stdout io.Writer,
 		return fmt.Errorf("emulator: %w", err)
 	}
 	defer n.Close()
+	if demoStarted != nil {
+		demoStarted(n)
+	}
 	keyFile := c.Demo.PublicKeyFile
 	if keyFile == "" {
 		keyFile = filepath.Join(dir, "emulator.pem")

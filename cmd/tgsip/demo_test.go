@@ -70,28 +70,55 @@ func freeSIPPort(t *testing.T) int {
 }
 
 // startDemo runs `tgsip demo --sip-listen 127.0.0.1:<free> args…` and
-// waits until it says it is ready. It is stopped at the test's end.
+// waits until it says it is ready. It is stopped at the test's end. The
+// demo binds SIP only after its users have logged in (seconds later), and
+// an ephemeral socket (its own Telegram media, another test's) may take
+// the port in between: then the demo exits at once and is started again
+// on another port.
 func startDemo(t *testing.T, args ...string) *demoProc {
 	t.Helper()
-	d := &demoProc{
-		addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freeSIPPort(t))),
-		out:  newSyncBuffer(),
-		logs: newSyncBuffer(),
-		code: make(chan int, 1),
+	for attempt := 1; ; attempt++ {
+		d := &demoProc{
+			addr: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freeSIPPort(t))),
+			out:  newSyncBuffer(),
+			logs: newSyncBuffer(),
+			code: make(chan int, 1),
+		}
+		ctx, stop := context.WithCancel(context.Background())
+		d.stop = stop
+		go func() {
+			d.code <- run(ctx, append([]string{"demo", "--sip-listen", d.addr.String()}, args...), d.out, d.logs)
+		}()
+		deadline := time.After(2 * time.Minute)
+		for {
+			d.out.mu.Lock()
+			ready, next := strings.Contains(d.out.b.String(), "demo ready"), d.out.written
+			d.out.mu.Unlock()
+			if ready {
+				t.Cleanup(func() {
+					stop()
+					d.wait(t, time.Minute)
+				})
+				return d
+			}
+			select {
+			case <-next:
+				continue
+			case <-deadline:
+				stop()
+				d.wait(t, time.Minute)
+				t.Fatalf("demo not ready\nstdout:\n%s\nlogs:\n%s", d.out.String(), d.logs.String())
+			case c := <-d.code:
+				stop()
+				if attempt < 3 && strings.Contains(d.logs.String(), "address already in use") {
+					t.Logf("demo's SIP port %s was taken before it bound it; again on another", d.addr)
+				} else {
+					t.Fatalf("demo exited %d before it was ready\nstdout:\n%s\nlogs:\n%s", c, d.out.String(), d.logs.String())
+				}
+			}
+			break
+		}
 	}
-	ctx, stop := context.WithCancel(context.Background())
-	d.stop = stop
-	go func() {
-		d.code <- run(ctx, append([]string{"demo", "--sip-listen", d.addr.String()}, args...), d.out, d.logs)
-	}()
-	t.Cleanup(func() {
-		stop()
-		d.wait(t, time.Minute)
-	})
-	if !d.out.waitFor("demo ready", 2*time.Minute) {
-		t.Fatalf("demo not ready\nstdout:\n%s\nlogs:\n%s", d.out.String(), d.logs.String())
-	}
-	return d
 }
 
 // sipp runs sipp (Debian sip-tester) against target from a free port of

@@ -74,6 +74,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		}
 	}
 	log.Info("tgsip serving", "accounts", len(parts.Accounts))
+	stopLive := publishLive(parts.Accounts, log)
+	defer stopLive() // after the drain: the calls it waits for show as in call
 
 	<-ctx.Done()
 	// Close bounds the wait by drain.grace itself; a second signal ends

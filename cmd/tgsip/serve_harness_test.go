@@ -30,6 +30,7 @@ type serveRun struct {
 	incoming chan *tgcall.Call
 	network  *emu.Network
 	callee   *tgcall.Client // the callee's call engine, to call the trunk
+	cfg      string         // serve's config file
 }
 
 // startServe starts the emulator, logs "main" in through `tgsip login`,
@@ -90,7 +91,7 @@ drain:
 	}
 	loginCLI(t, ctx, cfg, "main", "24680")
 
-	sr := &serveRun{ctx: ctx, logs: newSyncBuffer(), code: make(chan int, 1), incoming: make(chan *tgcall.Call, 4), network: n, pbx: pbx}
+	sr := &serveRun{ctx: ctx, cfg: cfg, logs: newSyncBuffer(), code: make(chan int, 1), incoming: make(chan *tgcall.Call, 4), network: n, pbx: pbx}
 	calleeCtx, stopCallee := context.WithCancel(ctx)
 	var calleeDone <-chan struct{}
 	sr.callee, calleeDone = runCallee(t, calleeCtx, n, "+15550401", func(c *tgcall.Call) {

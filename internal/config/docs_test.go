@@ -13,10 +13,13 @@ func TestDocumentedSections(t *testing.T) {
 	for _, tc := range []struct {
 		doc, key string
 		opts     Options
+		// with is the rest of the file the section's cross-checks need.
+		with string
 	}{
-		{"sip-leg.md", "sip", Options{Demo: true}},
-		{"routing.md", "routing", Options{Demo: true}},
-		{"accounts.md", "", Options{TelegramOnly: true}},
+		{"sip-leg.md", "sip", Options{Demo: true}, ""},
+		// Its telegram_to_sip targets need sip.outbound.uri.
+		{"routing.md", "routing", Options{Demo: true}, "sip:\n  outbound: {uri: \"sip:pbx.example.com\"}\n"},
+		{"accounts.md", "", Options{TelegramOnly: true}, ""},
 	} {
 		raw, err := os.ReadFile("../../docs/" + tc.doc)
 		if err != nil {
@@ -30,6 +33,7 @@ func TestDocumentedSections(t *testing.T) {
 		if tc.key != "" {
 			block = tc.key + ":\n  " + strings.ReplaceAll(strings.TrimSuffix(block, "\n"), "\n", "\n  ") + "\n"
 		}
+		block += tc.with
 		tc.opts.Getenv = noEnv
 		if _, err := Parse([]byte(block), tc.doc, tc.opts); err != nil {
 			t.Errorf("docs/%s:\n%v", tc.doc, err)

@@ -122,6 +122,7 @@ func (c *Config) problems(opts Options) []problem {
 	if err := c.Routing.Validate(); err != nil {
 		ps = append(ps, problem{path: pathFromMessage(err.Error()), msg: err.Error()})
 	}
+	ps = append(ps, c.outboundNeeded(opts)...)
 	if c.Drain.Grace < 0 {
 		add("drain.grace", "%s: use 0 to hang up at once, or a positive duration", c.Drain.Grace)
 	}
@@ -220,6 +221,33 @@ func (c *Config) accountRefs() []problem {
 	}
 	for i, r := range c.Routing.TelegramToSIP.Rules {
 		check("routing.telegram_to_sip", i, r.Accounts)
+	}
+	return ps
+}
+
+// outboundNeeded reports each telegram_to_sip target while
+// sip.outbound.uri is empty: package sip sends every call from Telegram
+// through the outbound settings (its URI, credentials, TLS and SRTP
+// policy; sip.Server.Dial refuses to dial without it), so a target alone
+// would fail every Telegram call at run time. The demo's --inbound-to
+// (demo.inbound_to) replaces the targets and sets the URI itself.
+func (c *Config) outboundNeeded(opts Options) []problem {
+	if c.SIP.Outbound.URI != "" || (opts.Demo && c.Demo.InboundTo != "") {
+		return nil
+	}
+	var ps []problem
+	add := func(path, target string) {
+		ps = append(ps, problem{path: path, msg: fmt.Sprintf(
+			"%s: %q: calls from Telegram need sip.outbound.uri (the PBX they are sent to, e.g. \"sip:pbx.example.org:5060\"); set it, or remove the target", path, target)})
+	}
+	t := c.Routing.TelegramToSIP
+	if t.Target != "" {
+		add("routing.telegram_to_sip.target", t.Target)
+	}
+	for i, r := range t.Rules {
+		if r.Target != "" && !r.Reject {
+			add(fmt.Sprintf("routing.telegram_to_sip.rules[%d].target", i), r.Target)
+		}
 	}
 	return ps
 }

@@ -82,6 +82,7 @@ type Call struct {
 	request      *tg.PhoneCallRequested // incoming
 	requestErr   error
 	hangupWant   bool // Hangup came while an RPC had to finish first
+	received     chan struct{} // incoming: closed when phone.receivedCall returned
 	dh           wire.DHConfig
 	secret       *big.Int
 	gA           []byte // caller: our g_a; callee: the caller's g_a

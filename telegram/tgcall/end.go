@@ -91,13 +91,22 @@ func (call *Call) fail(e *Error) {
 	call.arm(hangupTimeout)
 	call.closeMedia()
 	in, reason, dur := call.input(), e.Reason, int(e.Duration/time.Second)
-	api := call.client.api
+	api, received := call.client.api, call.received
 	call.rpcs.Add(1)
 	go func() {
 		defer call.rpcs.Done()
 		// Not call.ctx: the discard must go out even as the call winds down.
 		ctx, cancel := context.WithTimeout(context.Background(), hangupTimeout)
 		defer cancel()
+		if received != nil {
+			// An incoming call is discarded only after our
+			// phone.receivedCall (startIncoming): Telegram then has it
+			// ringing, and the caller sees our reason, not unreachable.
+			select {
+			case <-received:
+			case <-ctx.Done():
+			}
+		}
 		_, err := api.PhoneDiscardCall(ctx, &tg.PhoneDiscardCallRequest{
 			Peer:     in,
 			Duration: dur,

@@ -30,9 +30,25 @@ func (call *Call) startIncoming() {
 	in := call.input()
 	// Acknowledge at once, or the caller never sees ringing and gives up
 	// after call_receive_timeout_ms (tdlib send_received_query).
-	call.goRPC("receivedCall", func(ctx context.Context) (any, error) {
-		return c.api.PhoneReceivedCall(ctx, in)
-	})
+	//
+	// Not goRPC's call.ctx, which our own end cancels: a callee that ends
+	// the call as soon as it rings (the trunk relaying a PBX's instant 480
+	// as missed) must still have acknowledged it, and its discardCall
+	// waits for this (fail, end.go). Otherwise the two RPCs race at
+	// Telegram, and a discard that lands first ends a call still waiting
+	// (phoneCallWaiting without receive_date), which the caller reads as
+	// an unreachable callee instead of the outcome we sent.
+	received := make(chan struct{})
+	call.received = received
+	call.rpcs.Add(1)
+	go func() {
+		defer call.rpcs.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), hangupTimeout)
+		defer cancel()
+		res, err := c.api.PhoneReceivedCall(ctx, in)
+		close(received)
+		call.box.post(evRPC{name: "receivedCall", res: res, err: err})
+	}()
 	call.log.Info("incoming call ringing")
 	if c.opts.OnIncoming == nil {
 		call.onHangup(DiscardBusy)
