@@ -399,13 +399,22 @@ func BenchmarkChannelMemory(b *testing.B) {
 		}
 		settle()
 		idle := sampleMem(b)
+		if b.N > 1 {
+			b.Logf("cycle %d: connected RSS %d KiB, after hang-up RSS %d KiB, heap %d KiB, %d goroutines",
+				it+1, connected.rss>>10, idle.rss>>10, idle.heap>>10, idle.goroutines)
+		}
 		if it == 0 {
 			firstIdle = idle
+			writeProfiles(b, "idle-first")
 		}
 		lastIdle = idle
 	}
 	if b.N > 1 {
-		b.ReportMetric((float64(lastIdle.rss)-float64(firstIdle.rss))/1024/float64(b.N-1), "idle-RSS-growth-KiB/cycle")
+		writeProfiles(b, "idle-last")
+		// Per cycle of n/2 calls, for the whole process.
+		cycles := float64(b.N - 1)
+		b.ReportMetric((float64(lastIdle.rss)-float64(firstIdle.rss))/1024/cycles, "idle-KiB-RSS-growth/cycle")
+		b.ReportMetric((float64(lastIdle.heap)-float64(firstIdle.heap))/1024/cycles, "idle-KiB-heap-growth/cycle")
 		b.ReportMetric(float64(lastIdle.goroutines-firstIdle.goroutines), "idle-goroutine-growth")
 	}
 }
@@ -530,5 +539,5 @@ func writeProfiles(b *testing.B, name string) {
 	}
 	runtime.GC()
 	write("heap.pb.gz", "heap", 0)
-	write("goroutines.txt", "goroutine", 1)
+	write("goroutines.txt", "goroutine", 2)
 }
