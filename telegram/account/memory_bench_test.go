@@ -34,6 +34,8 @@ import (
 //	go test -run '^$' -bench 'AccountMemory|ChannelMemory' -benchtime 1x ./telegram/account/
 //
 // ACCOUNT_MEM_N sets the number of channels (default 16, i.e. 8 calls);
+// the emulated Telegram lists two reflectors and a TURN relay in every call
+// (ACCOUNT_MEM_RELAYS=0: none, p2p only);
 // ACCOUNT_MEM_PROFILE=dir writes heap and goroutine profiles taken while
 // the calls are connected; -benchtime Nx repeats the call cycle N times
 // (connect all, measure, hang up all, measure) and reports how the RSS
@@ -58,7 +60,14 @@ func memEmulatorChild() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	net, err := emu.ListenAndServe(ctx, emu.Options{}, users)
+	// What Telegram lists in a phoneCall: two reflectors and a TURN relay,
+	// as the tgcall tests' network; each is a candidate, a socket and
+	// goroutines per call end. ACCOUNT_MEM_RELAYS=0 leaves them out.
+	opts := emu.Options{Reflectors: 2, TURN: true}
+	if os.Getenv("ACCOUNT_MEM_RELAYS") == "0" {
+		opts = emu.Options{Reflectors: -1}
+	}
+	net, err := emu.ListenAndServe(ctx, opts, users)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
