@@ -31,11 +31,11 @@ import (
 // Accounts of this process, each with its own call, so the figures are per
 // channel (per call end), the account included.
 //
-//	go test -run '^$' -bench 'AccountMemory|ChannelMemory' -benchtime 1x ./telegram/account/
+//	go test -run '^$' -bench Memory -benchtime 1x ./telegram/account/
 //
 // ACCOUNT_MEM_N sets the number of channels (default 16, i.e. 8 calls);
 // the emulated Telegram lists two reflectors and a TURN relay in every call
-// (ACCOUNT_MEM_RELAYS=0: none, p2p only);
+// (ACCOUNT_MEM_REFLECTORS=k, ACCOUNT_MEM_TURN=0 change that);
 // ACCOUNT_MEM_PROFILE=dir writes heap and goroutine profiles taken while
 // the calls are connected; -benchtime Nx repeats the call cycle N times
 // (connect all, measure, hang up all, measure) and reports how the RSS
@@ -60,12 +60,16 @@ func memEmulatorChild() int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// What Telegram lists in a phoneCall: two reflectors and a TURN relay,
-	// as the tgcall tests' network; each is a candidate, a socket and
-	// goroutines per call end. ACCOUNT_MEM_RELAYS=0 leaves them out.
-	opts := emu.Options{Reflectors: 2, TURN: true}
-	if os.Getenv("ACCOUNT_MEM_RELAYS") == "0" {
-		opts = emu.Options{Reflectors: -1}
+	// What Telegram lists in a phoneCall: by default two reflectors and a
+	// TURN relay, as the tgcall tests' network; each is a candidate, a
+	// socket and goroutines per call end. ACCOUNT_MEM_REFLECTORS=k lists k
+	// reflectors (0: none), ACCOUNT_MEM_TURN=0 no TURN relay.
+	opts := emu.Options{Reflectors: 2, TURN: os.Getenv("ACCOUNT_MEM_TURN") != "0"}
+	if k, err := strconv.Atoi(os.Getenv("ACCOUNT_MEM_REFLECTORS")); err == nil {
+		opts.Reflectors = k
+		if k == 0 {
+			opts.Reflectors = -1
+		}
 	}
 	net, err := emu.ListenAndServe(ctx, opts, users)
 	if err != nil {
