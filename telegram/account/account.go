@@ -50,6 +50,11 @@ type Options struct {
 	// Device is what Telegram shows in the account's session list.
 	// Default: device "tgsip", the SIP ⇄ Telegram trunk.
 	Device telegram.DeviceConfig
+	// PeerCache is how many users the account remembers for calls by
+	// numeric user id (their access hashes, learnt when it resolved them or
+	// they called); the least recently met or used are forgotten first.
+	// Default 10,000 (~1.5 MB at most).
+	PeerCache int
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
 }
@@ -122,7 +127,7 @@ func New(cfg Config, opts Options) (*Account, error) {
 		client:  base,
 		store:   NewSessionFile(cfg.SessionFile),
 		disp:    tg.NewUpdateDispatcher(),
-		peers:   newPeerCache(),
+		peers:   newPeerCache(opts.PeerCache),
 		state:   StateOffline,
 		changed: make(chan struct{}),
 	}

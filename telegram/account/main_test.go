@@ -35,6 +35,9 @@ var testUsers = []emu.User{
 }
 
 func TestMain(m *testing.M) {
+	if os.Getenv(memEmuEnv) != "" {
+		os.Exit(memEmulatorChild())
+	}
 	goleak.VerifyTestMain(mainM{m})
 }
 
@@ -47,6 +50,7 @@ func (t mainM) Run() int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+	defer closeFleet()
 	network, err = emu.New(emu.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -42,12 +42,43 @@ func peerOf(u *tg.User) Peer {
 // peerCache keeps the users this account has seen, by id: access hashes
 // are per account, so a numeric id is callable only once the account has
 // met the user (resolved them, or received a call or update from them).
+//
+// It is bounded, so that a trunk that meets new users for months keeps a
+// flat memory: two generations of at most limit/2 users each; when the
+// current one is full it becomes the previous one and the oldest
+// generation is dropped. A user met or looked up within the last limit/2
+// additions is always kept (a lookup in the previous generation moves the
+// user to the current one), so the least recently used go first.
 type peerCache struct {
-	mu    sync.Mutex
-	users map[int64]Peer
+	mu        sync.Mutex
+	half      int
+	cur, prev map[int64]Peer
 }
 
-func newPeerCache() *peerCache { return &peerCache{users: map[int64]Peer{}} }
+// defaultPeerCache is Options.PeerCache's default: ~150 B per user, so
+// ~1.5 MB per account at most.
+const defaultPeerCache = 10000
+
+func newPeerCache(limit int) *peerCache {
+	if limit <= 0 {
+		limit = defaultPeerCache
+	}
+	return &peerCache{half: max(1, limit/2), cur: map[int64]Peer{}}
+}
+
+func (c *peerCache) putLocked(p Peer) {
+	c.cur[p.ID] = p
+	if len(c.cur) >= c.half {
+		c.prev, c.cur = c.cur, make(map[int64]Peer, c.half)
+	}
+}
+
+// len is how many users are kept (a user in both generations counts twice).
+func (c *peerCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.cur) + len(c.prev)
+}
 
 func (c *peerCache) addUser(u *tg.User) {
 	if u == nil || u.Min || u.AccessHash == 0 {
@@ -56,7 +87,7 @@ func (c *peerCache) addUser(u *tg.User) {
 		return
 	}
 	c.mu.Lock()
-	c.users[u.ID] = peerOf(u)
+	c.putLocked(peerOf(u))
 	c.mu.Unlock()
 }
 
@@ -71,7 +102,13 @@ func (c *peerCache) addUsers(us []tg.UserClass) {
 func (c *peerCache) get(id int64) (Peer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	p, ok := c.users[id]
+	if p, ok := c.cur[id]; ok {
+		return p, true
+	}
+	p, ok := c.prev[id]
+	if ok {
+		c.putLocked(p)
+	}
 	return p, ok
 }
 

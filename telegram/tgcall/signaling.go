@@ -2,6 +2,8 @@ package tgcall
 
 import (
 	"context"
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/gotd/td/tg"
@@ -14,16 +16,29 @@ import (
 // exist; V2 retransmission recovers anything beyond it (research/tgcalls.md §1.7).
 const earlyLimit = 64
 
+// sendQueueLimit bounds the signaling packets waiting for
+// phone.sendSignalingData; beyond it a packet is left to the
+// EncryptedConnection's retransmission.
+const sendQueueLimit = 256
+
 // signaling is the V2 signaling channel of one call: the EncryptedConnection
-// state (telegram/wire) driven by the call loop, and one sender goroutine that
-// hands packets to phone.sendSignalingData in order.
+// state (telegram/wire) driven by the call loop, and a sender that hands
+// packets to phone.sendSignalingData in order. The sender is a goroutine
+// that runs only while packets wait: a connected call sends signaling
+// rarely (acks, the odd candidate), and an idle goroutine per call would
+// cost its stack (≥ 8 KiB) for the whole call.
 type signaling struct {
 	call   *Call
 	conn   *wire.Connection
 	timer  *time.Timer
-	out    chan []byte
 	ctx    context.Context
 	cancel context.CancelFunc
+	peer   tg.InputPhoneCall // for the sender: loop-owned fields copied
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	queue   [][]byte
+	sending bool // a sender goroutine is draining queue
 }
 
 func newSignaling(call *Call, key *wire.Key, outgoing bool) *signaling {
@@ -32,28 +47,12 @@ func newSignaling(call *Call, key *wire.Key, outgoing bool) *signaling {
 		call:   call,
 		conn:   wire.NewConnection(key, outgoing),
 		timer:  time.NewTimer(time.Hour),
-		out:    make(chan []byte, 256),
 		ctx:    ctx,
 		cancel: cancel,
+		peer:   call.input(),
+		log:    call.log,
 	}
 	s.timer.Stop()
-	api, in, log := call.client.api, call.input(), call.log
-	call.rpcs.Add(1)
-	go func() {
-		defer call.rpcs.Done()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case pkt := <-s.out:
-				_, err := api.PhoneSendSignalingData(ctx, &tg.PhoneSendSignalingDataRequest{Peer: in, Data: pkt})
-				if err != nil && ctx.Err() == nil {
-					// Lost packets are resent by the EncryptedConnection.
-					log.Debug("send signaling", "err", err)
-				}
-			}
-		}
-	}()
 	return s
 }
 
@@ -64,12 +63,51 @@ func (s *signaling) close() {
 	s.timer.Stop()
 }
 
+// transmit queues packets for the sender and starts it if it is not
+// running. Only the call's loop calls it, and never after close, so the
+// sender is always counted in call.rpcs before teardown waits for them.
 func (s *signaling) transmit(pkts [][]byte) {
+	if len(pkts) == 0 || s.ctx.Err() != nil {
+		return
+	}
+	s.mu.Lock()
 	for _, p := range pkts {
-		select {
-		case s.out <- p:
-		default:
+		if len(s.queue) >= sendQueueLimit {
 			s.call.log.Debug("signaling queue full, packet left to retransmission")
+			break
+		}
+		s.queue = append(s.queue, p)
+	}
+	start := !s.sending
+	s.sending = true
+	s.mu.Unlock()
+	if start {
+		s.call.rpcs.Add(1)
+		go s.drain()
+	}
+}
+
+// drain is the sender goroutine: it sends the queued packets one at a
+// time, in order, and ends when the queue is empty or the call is closing.
+func (s *signaling) drain() {
+	defer s.call.rpcs.Done()
+	api, log := s.call.client.api, s.log
+	for {
+		s.mu.Lock()
+		if len(s.queue) == 0 || s.ctx.Err() != nil {
+			s.queue = nil
+			s.sending = false
+			s.mu.Unlock()
+			return
+		}
+		pkt := s.queue[0]
+		s.queue[0] = nil
+		s.queue = s.queue[1:]
+		s.mu.Unlock()
+		_, err := api.PhoneSendSignalingData(s.ctx, &tg.PhoneSendSignalingDataRequest{Peer: s.peer, Data: pkt})
+		if err != nil && s.ctx.Err() == nil {
+			// Lost packets are resent by the EncryptedConnection.
+			log.Debug("send signaling", "err", err)
 		}
 	}
 }
