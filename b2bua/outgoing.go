@@ -47,6 +47,7 @@ func sipEndFor(err error) SIPEnd {
 }
 
 func (t *Trunk) sipToTelegram(in *sip.InboundCall) {
+	began := time.Now()
 	log := in.Logger()
 	route, err := t.sipRoute.Route(Called{RequestUser: in.RequestUser, ToUser: in.ToUser, Header: in.Header})
 	if err != nil {
@@ -63,6 +64,7 @@ func (t *Trunk) sipToTelegram(in *sip.InboundCall) {
 	defer lease.Release()
 	acc := lease.Account().(Account)
 	log = log.With("account", acc.Name(), "route", route.Peer.String())
+	t.step(StepInvite, in.CallID, acc.Name(), began)
 
 	// Until the Telegram call exists, a CANCEL (or the trunk's kill)
 	// aborts resolution and phone.requestCall through ctx.
@@ -79,6 +81,7 @@ func (t *Trunk) sipToTelegram(in *sip.InboundCall) {
 	user, err := acc.ResolvePeer(ctx, route.Peer)
 	if err == nil {
 		var tc *tgcall.Call
+		t.stepNow(StepDial, in.CallID)
 		tc, err = acc.Engine().Dial(ctx, user, tgcall.WithLogger(log))
 		if err == nil {
 			cancel()
@@ -148,11 +151,14 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 				tc.HangupWith(o.Discard())
 			}
 		case <-ringing:
+			t.stepNow(StepRinging, in.CallID)
 			ringing = nil
 			if err := in.Ringing(); err != nil {
 				c.log.Debug("180 not sent", "err", err)
 			}
+			t.stepNow(Step180, in.CallID)
 		case <-connected:
+			t.stepNow(StepConnected, in.CallID)
 			connected, ringing, ringTimeout = nil, nil, nil
 			if err := c.startMedia(); err != nil {
 				c.log.Error("media bridge failed", "err", err)
@@ -167,6 +173,7 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 				continue
 			}
 			answered = true
+			t.stepNow(Step200, in.CallID)
 		case <-c.sip.MediaChanged():
 			c.renegotiated()
 		case <-tgDone:
@@ -183,10 +190,12 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 			}
 			c.stopMedia()
 		case <-sipDone:
+			t.stepNow(StepSIPEnded, in.CallID)
 			sipDone = nil
 			c.sipEnded = true
 			if !c.tgEnded {
 				tc.HangupWith(discardForSIP(in.Err()))
+				t.stepNow(StepDiscard, in.CallID)
 			}
 			c.stopMedia()
 		case err := <-c.mediaDone:

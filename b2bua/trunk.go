@@ -54,6 +54,9 @@ type TrunkOptions struct {
 	Grace time.Duration
 	// Logger gets the trunk's lines; slog.Default() when nil.
 	Logger *slog.Logger
+	// Observer, when set, is told the steps of each SIP -> Telegram call
+	// (timing.go), for load runs that time the trunk's own delays.
+	Observer Observer
 }
 
 // Trunk ties the SIP server, the Telegram accounts and the media bridges

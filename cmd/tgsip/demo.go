@@ -162,7 +162,7 @@ func demoRun(ctx context.Context, c *config.Config, count int, stdout io.Writer,
 
 	key := n.ClientOptions().PublicKeys[0].RSA
 	c.Telegram.Accounts = demoAccounts(c.Telegram.Accounts, count, n.Addr(), key, dir)
-	if err := demoLogin(ctx, n, c.Telegram.Accounts, c.Demo.LoginCode, log.With("part", "login")); err != nil {
+	if err := demoLogin(ctx, n, c.Telegram.Accounts, log.With("part", "login")); err != nil {
 		return err
 	}
 	entries, err := demoEntries(c.Demo.Users)

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/gotd/td/session"
 	"github.com/gotd/td/telegram"
-	"github.com/gotd/td/tg"
 
 	"github.com/tgsip/tgsip/internal/config"
 	"github.com/tgsip/tgsip/internal/demo"
@@ -67,39 +69,87 @@ func demoAccounts(configured []account.Config, count int, addr netip.AddrPort, k
 
 // demoLogin creates each account's user on the emulator and logs it in
 // with the emulator's login code, writing its session file: no code to
-// type.
-func demoLogin(ctx context.Context, n *emu.Network, accs []account.Config, code string, log *slog.Logger) error {
+// type. The auth key comes from the emulator's fast path (demoSession),
+// and as many logins run at once as there are CPUs, so a load run's 200
+// accounts take seconds.
+func demoLogin(ctx context.Context, n *emu.Network, accs []account.Config, log *slog.Logger) error {
+	// Every auth key first, one at a time, before any client makes a
+	// request: gotd's tgtest (v0.162) records a new key under another
+	// mutex than the one it reads keys under for each request, so a key
+	// exchange racing other clients' requests is a data race in the
+	// emulator (research/emulator.md §3).
 	for _, a := range accs {
 		if _, err := n.AddUser(emu.User{Phone: a.Phone, FirstName: "tgsip", LastName: a.Name}); err != nil {
 			return fmt.Errorf("trunk account %s: %w", a.Name, err)
 		}
-		lctx, cancel := context.WithTimeout(ctx, time.Minute)
-		_, err := account.Login(lctx, a, account.LoginCode, codePrompter{code: code, log: log}, account.LoginOptions{Logger: log, Attempts: 1})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("trunk account %s: log in on the emulator: %w", a.Name, err)
+		if err := demoKey(ctx, n, a); err != nil {
+			return fmt.Errorf("trunk account %s: auth key from the emulator: %w", a.Name, err)
 		}
 	}
-	return nil
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make([]error, len(accs))
+	slots := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for i, a := range accs {
+		wg.Go(func() {
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				errs[i] = fmt.Errorf("trunk account %s: %w", a.Name, ctx.Err())
+				return
+			}
+			defer func() { <-slots }()
+			lctx, lcancel := context.WithTimeout(ctx, time.Minute)
+			err := demoSignIn(lctx, n, a)
+			lcancel()
+			if err != nil {
+				errs[i] = fmt.Errorf("trunk account %s: log in on the emulator: %w", a.Name, err)
+				cancel() // the others would fail the demo anyway
+				return
+			}
+			log.Debug("trunk account logged in on the emulator", "account", a.Name)
+		})
+	}
+	wg.Wait()
+	// The first failure, not the cancellations it caused.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	return errors.Join(errs...)
 }
 
-// codePrompter answers a login with the emulator's code.
-type codePrompter struct {
-	code string
-	log  *slog.Logger
+// demoKey writes account a's session file with an auth key the emulator
+// makes (emu.Network.NewSession: a real key exchange with its server,
+// without the ~0.75 s of CPU a stock client spends checking an unknown
+// server, research/emulator.md §3); the session is not logged in yet.
+func demoKey(ctx context.Context, n *emu.Network, a account.Config) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	data, err := n.NewSession(ctx)
+	if err != nil {
+		return err
+	}
+	return (&session.Loader{Storage: account.NewSessionFile(a.SessionFile)}).Save(ctx, data)
 }
 
-func (p codePrompter) Code(context.Context, *tg.AuthSentCode) (string, error) { return p.code, nil }
-
-func (p codePrompter) Password(context.Context, string) (string, error) {
-	return "", errors.New("the demo accounts have no 2FA password")
+// demoSignIn logs account a in over the key in its session file: a gotd
+// client loads it, logs in with the emulator's code and leaves the file
+// as the account reads it at Run, where calls take the same path as with
+// any session.
+func demoSignIn(ctx context.Context, n *emu.Network, a account.Config) error {
+	store := account.NewSessionFile(a.SessionFile)
+	addr, err := netip.ParseAddrPort(a.DCAddress)
+	if err != nil {
+		return err
+	}
+	opts := emu.ClientOptionsFor(addr, a.PublicKey)
+	opts.SessionStorage = store
+	c := telegram.NewClient(a.APIID, a.APIHash, opts)
+	return c.Run(ctx, func(ctx context.Context) error { return n.Login(ctx, c, a.Phone, "") })
 }
-
-func (p codePrompter) ShowQR(context.Context, string, time.Time) error {
-	return errors.New("the demo logs in by code")
-}
-
-func (p codePrompter) Notice(msg string) { p.log.Warn("demo login", "notice", msg) }
 
 // demoEntries turns the configuration's demo.users into the cast.
 func demoEntries(users []config.DemoUser) ([]demo.Entry, error) {

@@ -30,6 +30,9 @@ type trunkOptions struct {
 	// before the trunk closes (it needs login, its session file is
 	// unusable, …); err is never nil.
 	OnAccountEnd func(name string, err error)
+	// Observer, when set, is told each call's steps (b2bua/timing.go);
+	// the load run times the trunk's delays with it.
+	Observer b2bua.Observer
 }
 
 // trunkParts are the running parts of a trunk built from a configuration:
@@ -74,8 +77,11 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 			Logger:           log.With("part", "telegram"),
 			PeerFloodBackoff: c.Telegram.PeerFloodBackOff,
 			Calls: tgcall.Options{
-				Transport:  tr,
-				OnIncoming: func(call *tgcall.Call) { p.Trunk.Incoming(self, call) },
+				Transport: tr,
+				// A SIP caller waits for the DH key before anything
+				// rings: it is made ahead of the call.
+				PrepareKeys: true,
+				OnIncoming:  func(call *tgcall.Call) { p.Trunk.Incoming(self, call) },
 			},
 		})
 		if err != nil {
@@ -95,6 +101,7 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 		RingTimeout: c.Telegram.RingTimeout,
 		Grace:       c.Drain.Grace,
 		Logger:      log.With("part", "b2bua"),
+		Observer:    opts.Observer,
 	})
 	if err != nil {
 		srv.Close()

@@ -29,6 +29,7 @@ var testUsers = []emu.User{
 	{Phone: "+15550102", FirstName: "Secure", Password: "correct horse"},
 	{Phone: "+15550103", FirstName: "Revoked"},
 	{Phone: "+15550104", FirstName: "Limited"},
+	{Phone: "+15550105", FirstName: "Cacher"},
 	{Phone: "+15550201", FirstName: "Callee", Username: "callee"},
 	{Phone: "+15550202", FirstName: "Hidden", PhonePrivacy: emu.Nobody},
 	{Phone: "+15550203", FirstName: "Stranger"},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gotd/td/telegram"
 	"github.com/gotd/td/tg"
@@ -53,7 +54,25 @@ type peerCache struct {
 	mu        sync.Mutex
 	half      int
 	cur, prev map[int64]Peer
+	// names maps what Resolve was asked ("@username" in lower case,
+	// "+digits") to the user it found, for resolvedTTL; bounded like the
+	// users (expired names are dropped when it reaches half).
+	names map[string]resolvedName
 }
+
+type resolvedName struct {
+	id int64
+	at time.Time
+}
+
+// resolvedTTL is how long a username or number resolved once is taken
+// as still naming the same user. Without it every SIP call would ask
+// Telegram again (contacts.resolveUsername is flood-limited, and its
+// round trip is delay the SIP caller hears before anything rings); with
+// it a username that changes hands is followed within minutes. tdlib
+// likewise keeps resolved usernames for a while (its resolved-username
+// cache) instead of asking per call.
+const resolvedTTL = 10 * time.Minute
 
 // defaultPeerCache is Options.PeerCache's default: ~150 B per user, so
 // ~1.5 MB per account at most.
@@ -63,7 +82,7 @@ func newPeerCache(limit int) *peerCache {
 	if limit <= 0 {
 		limit = defaultPeerCache
 	}
-	return &peerCache{half: max(1, limit/2), cur: map[int64]Peer{}}
+	return &peerCache{half: max(1, limit/2), cur: map[int64]Peer{}, names: map[string]resolvedName{}}
 }
 
 func (c *peerCache) putLocked(p Peer) {
@@ -78,6 +97,50 @@ func (c *peerCache) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return len(c.cur) + len(c.prev)
+}
+
+// getLocked finds a kept user; a user found in the previous generation
+// moves to the current one.
+func (c *peerCache) getLocked(id int64) (Peer, bool) {
+	if p, ok := c.cur[id]; ok {
+		return p, true
+	}
+	p, ok := c.prev[id]
+	if ok {
+		c.putLocked(p)
+	}
+	return p, ok
+}
+
+// byName returns the user name resolved to less than resolvedTTL ago.
+func (c *peerCache) byName(name string, now time.Time) (Peer, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r, ok := c.names[name]
+	if !ok || now.Sub(r.at) >= resolvedTTL {
+		delete(c.names, name)
+		return Peer{}, false
+	}
+	return c.getLocked(r.id)
+}
+
+// remember notes that name resolved to id. When the names reach the
+// users' half limit, the expired ones are dropped, and if none had
+// expired all are (they are only a shortcut: Resolve asks Telegram again).
+func (c *peerCache) remember(name string, id int64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.names) >= c.half {
+		for n, r := range c.names {
+			if now.Sub(r.at) >= resolvedTTL {
+				delete(c.names, n)
+			}
+		}
+		if len(c.names) >= c.half {
+			clear(c.names)
+		}
+	}
+	c.names[name] = resolvedName{id: id, at: now}
 }
 
 func (c *peerCache) addUser(u *tg.User) {
@@ -102,14 +165,7 @@ func (c *peerCache) addUsers(us []tg.UserClass) {
 func (c *peerCache) get(id int64) (Peer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if p, ok := c.cur[id]; ok {
-		return p, true
-	}
-	p, ok := c.prev[id]
-	if ok {
-		c.putLocked(p)
-	}
-	return p, ok
+	return c.getLocked(id)
 }
 
 // harvest wraps the update handler so that users carried by updates (the
@@ -139,6 +195,9 @@ func (c *peerCache) harvest(next telegram.UpdateHandler) telegram.UpdateHandler 
 //   - a numeric user id: the access hash this account has cached for it;
 //     ErrUnknownPeer when it has never seen the user.
 //
+// A username or number resolved to a user is remembered for resolvedTTL
+// (10 minutes): calls to it within that time ask Telegram nothing.
+//
 // A flood limit comes back as *FloodWaitError.
 func (a *Account) Resolve(ctx context.Context, target string) (Peer, error) {
 	target = strings.TrimSpace(target)
@@ -166,9 +225,13 @@ func (a *Account) Resolve(ctx context.Context, target string) (Peer, error) {
 }
 
 func (a *Account) resolvePhone(ctx context.Context, phone string) (Peer, error) {
+	if p, ok := a.peers.byName(phone, time.Now()); ok {
+		return p, nil
+	}
 	res, err := a.api.ContactsResolvePhone(ctx, phone)
 	if err == nil {
 		if p, ok := a.resolved(res); ok {
+			a.peers.remember(phone, p.ID, time.Now())
 			return p, nil
 		}
 		return Peer{}, fmt.Errorf("%s: %w", phone, ErrNotTelegramUser)
@@ -193,6 +256,7 @@ func (a *Account) resolvePhone(ctx context.Context, phone string) (Peer, error) 
 			continue
 		}
 		if p, ok := a.peers.get(ic.UserID); ok {
+			a.peers.remember(phone, p.ID, time.Now())
 			return p, nil
 		}
 	}
@@ -200,6 +264,11 @@ func (a *Account) resolvePhone(ctx context.Context, phone string) (Peer, error) 
 }
 
 func (a *Account) resolveUsername(ctx context.Context, name string) (Peer, error) {
+	// Usernames are case-insensitive on Telegram.
+	key := "@" + strings.ToLower(name)
+	if p, ok := a.peers.byName(key, time.Now()); ok {
+		return p, nil
+	}
 	res, err := a.api.ContactsResolveUsername(ctx, &tg.ContactsResolveUsernameRequest{Username: name})
 	if tgerr.Is(err, "USERNAME_NOT_OCCUPIED", "USERNAME_INVALID") {
 		return Peer{}, fmt.Errorf("@%s: %w", name, ErrUnknownUsername)
@@ -208,6 +277,7 @@ func (a *Account) resolveUsername(ctx context.Context, name string) (Peer, error
 		return Peer{}, fmt.Errorf("resolve @%s: %w", name, err)
 	}
 	if p, ok := a.resolved(res); ok {
+		a.peers.remember(key, p.ID, time.Now())
 		return p, nil
 	}
 	// A channel or bot-less chat has the name: not a user to call.

@@ -86,6 +86,7 @@ type Call struct {
 	dh           wire.DHConfig
 	secret       *big.Int
 	gA           []byte // caller: our g_a; callee: the caller's g_a
+	gB           []byte // callee: our g_b (set from a prepared key, or computed at acceptCall)
 	gAHash       []byte
 	key          *wire.Key
 	sig          *signaling

@@ -31,6 +31,14 @@ type Client struct {
 	ended    map[int64]time.Time // recently ended ids, so replayed updates do not revive them
 	closed   bool
 	wg       sync.WaitGroup
+
+	// prepared is the key pair for the next call (prepared.go);
+	// preparing is set while one is being made.
+	prepared  *preparedKey
+	preparing bool
+	// life ends at Close: background work of the client (prepared keys).
+	life context.Context
+	stop context.CancelFunc
 }
 
 // orphan holds updates that arrived for a call id before the call knew its
@@ -51,7 +59,10 @@ const (
 // before Dial, and route the account's updates to it with Register.
 func NewClient(api *tg.Client, opts Options) *Client {
 	opts.setDefaults()
+	life, stop := context.WithCancel(context.Background())
 	return &Client{
+		life:    life,
+		stop:    stop,
 		api:     api,
 		opts:    opts,
 		log:     opts.Logger,
@@ -97,6 +108,7 @@ func (c *Client) Start(ctx context.Context) error {
 	c.self = self.ID
 	c.timeouts = t
 	c.mu.Unlock()
+	c.prepareKey()
 	c.log.Debug("call engine ready", "self", self.ID,
 		"receive_timeout", t.Receive, "ring_timeout", t.Ring, "connect_timeout", t.Connect)
 	return nil
@@ -330,7 +342,9 @@ func (c *Client) Close() error {
 	for call := range c.active {
 		calls = append(calls, call)
 	}
+	c.prepared = nil
 	c.mu.Unlock()
+	c.stop()
 	for _, call := range calls {
 		call.Hangup()
 	}

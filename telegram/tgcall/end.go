@@ -205,6 +205,7 @@ func (call *Call) teardown() {
 	}
 	call.rpcs.Wait()
 	call.client.release(call)
+	call.client.prepareKey() // for the next call, now that this one is over
 	if call.outgoing {
 		select {
 		case <-call.requested:

@@ -64,6 +64,11 @@ func (call *Call) onAccept() {
 	call.state = stateAccepting
 	call.arm(call.client.timeouts.Receive)
 	call.gAHash = call.request.GAHash
+	if k := call.client.takeKey(); k != nil {
+		call.dh, call.secret, call.gB = k.cfg, k.secret, k.public
+		call.sendAccept(evRPC{name: "dhConfig"})
+		return
+	}
 	call.fetchDH()
 }
 
@@ -75,7 +80,10 @@ func (call *Call) sendAccept(e evRPC) {
 		call.fail(rpcError(e.err))
 		return
 	}
-	c, in, gB, proto := call.client, call.input(), wire.Public(call.dh, call.secret), call.protocolOffer()
+	if call.gB == nil { // a prepared key brings its g_b
+		call.gB = wire.Public(call.dh, call.secret)
+	}
+	c, in, gB, proto := call.client, call.input(), call.gB, call.protocolOffer()
 	call.goRPC("acceptCall", func(ctx context.Context) (any, error) {
 		return c.api.PhoneAcceptCall(ctx, &tg.PhoneAcceptCallRequest{Peer: in, GB: gB, Protocol: proto})
 	})

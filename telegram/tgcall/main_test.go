@@ -52,6 +52,8 @@ type account struct {
 	// recovery with getDifference) in front of the dispatcher, as a
 	// production trunk does.
 	withUpdates bool
+	// prepareKeys sets tgcall.Options.PrepareKeys.
+	prepareKeys bool
 	client      *telegram.Client
 	engine      *tgcall.Client
 	onIncoming  atomic.Pointer[func(*tgcall.Call)]
@@ -226,9 +228,10 @@ func startAccounts(ctx context.Context, wg *sync.WaitGroup, accounts []*account)
 		opts.SessionStorage = &session.StorageMemory{}
 		a.client = telegram.NewClient(telegram.TestAppID, telegram.TestAppHash, opts)
 		a.engine = tgcall.NewClient(a.client.API(), tgcall.Options{
-			Logger:    testLogger().With("account", a.user.FirstName),
-			Transport: a.mediaTransport(),
-			Timeouts:  tgcall.Timeouts{Connect: a.connectTimeout},
+			Logger:      testLogger().With("account", a.user.FirstName),
+			Transport:   a.mediaTransport(),
+			Timeouts:    tgcall.Timeouts{Connect: a.connectTimeout},
+			PrepareKeys: a.prepareKeys,
 			OnIncoming: func(c *tgcall.Call) {
 				if f := a.onIncoming.Load(); f != nil {
 					(*f)(c)

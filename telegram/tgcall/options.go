@@ -34,6 +34,14 @@ type Options struct {
 	MaxCalls int
 	// Timeouts override the values from help.getConfig when non-zero.
 	Timeouts Timeouts
+	// PrepareKeys keeps one Diffie-Hellman key pair ready for the next
+	// call (prepared.go): made after Start and again after each call
+	// ends, in the background. Placing a call then sends
+	// phone.requestCall, and answering one acceptCall, at once instead of
+	// after a messages.getDhConfig round trip and a 2048-bit modular
+	// exponentiation. A gateway wants it: the SIP caller waits for both.
+	// Random must then be safe for concurrent use (crypto/rand is).
+	PrepareKeys bool
 	// OnIncoming is called (on its own goroutine) for every incoming call
 	// that starts ringing; the handler answers with Accept or Decline. With no
 	// handler, incoming calls are declined.

@@ -15,6 +15,11 @@ import (
 func (call *Call) startOutgoing() {
 	call.state = stateRequesting
 	call.arm(call.client.timeouts.Receive + time.Second) // bounds the RPCs themselves, as tdlib does
+	if k := call.client.takeKey(); k != nil {
+		call.dh, call.secret, call.gA = k.cfg, k.secret, k.public
+		call.sendRequest(evRPC{name: "dhConfig"})
+		return
+	}
 	call.fetchDH()
 }
 
@@ -28,7 +33,9 @@ func (call *Call) sendRequest(e evRPC) {
 		call.onRequestResult(e)
 		return
 	}
-	call.gA = wire.Public(call.dh, call.secret)
+	if call.gA == nil { // a prepared key brings its g_a
+		call.gA = wire.Public(call.dh, call.secret)
+	}
 	call.gAHash = wire.GAHash(call.gA)
 	c, user, gAHash, proto := call.client, call.peerInput, call.gAHash, call.protocolOffer()
 	randomID := int(randomInt32(c))

@@ -1,0 +1,781 @@
+//go:build loadrun
+
+package main
+
+// The bounded load run of issue 13, through the trunk as `tgsip demo`
+// builds it (demoAccounts, demoLogin, demo.Start, buildTrunk) with sipp as
+// the PBX. It is behind the loadrun build tag: CI never runs it. Run it
+// with scripts/loadrun; docs/performance.md has its numbers.
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"math"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"text/template"
+	"time"
+
+	"github.com/tgsip/tgsip/b2bua"
+	"github.com/tgsip/tgsip/internal/demo"
+	"github.com/tgsip/tgsip/sip"
+	"github.com/tgsip/tgsip/telegram/emu"
+)
+
+// loadEnv reads the run's knobs from the environment.
+type loadEnv struct {
+	calls   int           // LOADRUN_CALLS: concurrent calls held, and trunk accounts
+	hold    time.Duration // LOADRUN_HOLD: how long they are held
+	rates   []int         // LOADRUN_RATES: the rising setup rates, calls/s
+	seconds int           // LOADRUN_RATE_SECONDS: how long each rate is offered
+	minRate float64       // LOADRUN_MIN_SETUPS: setups/s that must be reached without failure
+}
+
+func readLoadEnv(t *testing.T) loadEnv {
+	t.Helper()
+	e := loadEnv{calls: 200, hold: time.Minute, rates: []int{25, 50, 100, 150, 200}, seconds: 4, minRate: 100}
+	if v := os.Getenv("LOADRUN_CALLS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("LOADRUN_CALLS=%q", v)
+		}
+		e.calls = n
+	}
+	if v := os.Getenv("LOADRUN_HOLD"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("LOADRUN_HOLD=%q", v)
+		}
+		e.hold = d
+	}
+	if v := os.Getenv("LOADRUN_RATES"); v != "" {
+		e.rates = nil
+		for _, f := range strings.Split(v, ",") {
+			n, err := strconv.Atoi(f)
+			if err != nil || n < 1 {
+				t.Fatalf("LOADRUN_RATES=%q", v)
+			}
+			e.rates = append(e.rates, n)
+		}
+	}
+	if v := os.Getenv("LOADRUN_RATE_SECONDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("LOADRUN_RATE_SECONDS=%q", v)
+		}
+		e.seconds = n
+	}
+	if v := os.Getenv("LOADRUN_MIN_SETUPS"); v != "" {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			t.Fatalf("LOADRUN_MIN_SETUPS=%q", v)
+		}
+		e.minRate = f
+	}
+	return e
+}
+
+// stepLog records the trunk's call steps (b2bua.Observer).
+type stepLog struct {
+	mu    sync.Mutex
+	calls map[string]*stepCall // by SIP Call-ID
+}
+
+type stepCall struct {
+	account string
+	at      [b2bua.StepDiscard + 1]time.Time
+}
+
+func newStepLog() *stepLog { return &stepLog{calls: map[string]*stepCall{}} }
+
+func (l *stepLog) CallStep(e b2bua.StepEvent) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := l.calls[e.SIPCallID]
+	if c == nil {
+		c = &stepCall{}
+		l.calls[e.SIPCallID] = c
+	}
+	if e.Account != "" {
+		c.account = e.Account
+	}
+	if int(e.Step) < len(c.at) {
+		c.at[e.Step] = e.At
+	}
+}
+
+// take returns the calls recorded so far and starts afresh.
+func (l *stepLog) take() map[string]*stepCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := l.calls
+	l.calls = map[string]*stepCall{}
+	return out
+}
+
+// openFDs counts the process's open file descriptors (sockets included).
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents) - 1 // ReadDir's own descriptor
+}
+
+// labelled runs start with the pprof label part=name on its goroutine, so
+// every goroutine it starts (and they start) carries it: the CPU profile
+// splits the process into the trunk, the emulator and the demo users, the
+// Telegram side's far end (go tool pprof -tags FILE).
+func labelled(name string, start func() error) error {
+	var err error
+	pprof.Do(context.Background(), pprof.Labels("part", name), func(context.Context) { err = start() })
+	return err
+}
+
+// cpuTime is the process's CPU time so far (user + system).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuSince prints the process's CPU use since cpu0 at wall0: the trunk,
+// the emulator and the demo users together (sipp is another process).
+func cpuSince(what string, cpu0 time.Duration, wall0 time.Time) {
+	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
+	fmt.Printf("%s: process CPU %v over %v (%.2f cores)\n", what, cpu.Round(time.Millisecond), wall.Round(time.Millisecond), cpu.Seconds()/wall.Seconds())
+}
+
+// goroutineStacks counts the process's goroutines by stack.
+func goroutineStacks() map[string]int {
+	var dump bytes.Buffer
+	_ = pprof.Lookup("goroutine").WriteTo(&dump, 1)
+	out := map[string]int{}
+	for _, block := range strings.Split(dump.String(), "\n\n") {
+		head, stack, ok := strings.Cut(block, "\n")
+		if !ok || !strings.Contains(head, " @ ") {
+			continue
+		}
+		n, err := strconv.Atoi(strings.Fields(head)[0])
+		if err != nil {
+			continue
+		}
+		// Drop the frame addresses: the stack's functions and lines.
+		var frames []string
+		for _, l := range strings.Split(stack, "\n") {
+			if f := strings.Fields(l); len(f) >= 3 {
+				frames = append(frames, f[2]+" "+f[len(f)-1])
+			}
+		}
+		out[strings.Join(frames, "\n")] += n
+	}
+	return out
+}
+
+// settle waits until the process has no more goroutines and descriptors
+// than it had idle; it reports how long that took, or fails with the
+// stacks that have more goroutines than at idle.
+func settle(t *testing.T, what string, goroutines, fds int, idle map[string]int, within time.Duration) {
+	t.Helper()
+	began := time.Now()
+	for {
+		runtime.GC()
+		g, f := runtime.NumGoroutine(), openFDs(t)
+		if g <= goroutines && f <= fds {
+			t.Logf("%s: goroutines %d (idle %d), descriptors %d (idle %d), settled after %v", what, g, goroutines, f, fds, time.Since(began).Round(time.Millisecond))
+			fmt.Printf("%s: %d goroutines (idle %d), %d descriptors (idle %d), settled after %v\n", what, g, goroutines, f, fds, time.Since(began).Round(time.Millisecond))
+			return
+		}
+		if time.Since(began) > within {
+			var extra strings.Builder
+			for stack, n := range goroutineStacks() {
+				if n > idle[stack] {
+					fmt.Fprintf(&extra, "%d more:\n%s\n\n", n-idle[stack], stack)
+				}
+			}
+			listing, _ := exec.Command("ls", "-l", fmt.Sprintf("/proc/%d/fd", os.Getpid())).Output()
+			t.Fatalf("%s: leak: goroutines %d (idle %d), descriptors %d (idle %d) after %v\n%s\ndescriptors:\n%s", what, g, goroutines, f, fds, within, extra.String(), listing)
+		}
+		time.Sleep(500 * time.Millisecond) // polling counts: no event exists for "nothing left"
+	}
+}
+
+// loadScenario is sipp's PBX: INVITE with a PCMU offer, ACK, a 1 kHz
+// µ-law tone streamed for the whole call (sipp's rtp_stream), BYE after
+// -d. sipp 3.6 streams every call's RTP from its one -mp socket, so each
+// offer names that port ([media_port]): the trunk takes RTP only from the
+// address the SDP gave, and a call whose offer named another port would
+// get none and end at the bridge's media timeout (60 s).
+const loadScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="tgsip load">
+  <send retrans="500">
+    <![CDATA[
+      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "PBX" <sip:1000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      To: <sip:[service]@[remote_ip]:[remote_port]>
+      Call-ID: [call_id]
+      CSeq: 1 INVITE
+      Contact: <sip:1000@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=pbx 1 1 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+      a=rtpmap:0 PCMU/8000
+      a=ptime:20
+    ]]>
+  </send>
+  <recv response="100" optional="true"/>
+  <recv response="180" optional="true"/>
+  <recv response="200" rtd="true"/>
+  <send>
+    <![CDATA[
+      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "PBX" <sip:1000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 1 ACK
+      Contact: <sip:1000@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <nop>
+    <action>
+      <exec rtp_stream="{{.Audio}},-1,0"/>
+    </action>
+  </nop>
+  <pause/>
+  <send retrans="500">
+    <![CDATA[
+      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
+      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+      From: "PBX" <sip:1000@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]
+      [last_To:]
+      Call-ID: [call_id]
+      CSeq: 2 BYE
+      Contact: <sip:1000@[local_ip]:[local_port];transport=[transport]>
+      Max-Forwards: 70
+      Content-Length: 0
+
+    ]]>
+  </send>
+  <recv response="200" crlf="true"/>
+</scenario>
+`
+
+// writeScenario writes the sipp scenario and its audio (one second of a
+// 1 kHz tone, G.711 µ-law) into dir.
+func writeScenario(t *testing.T, dir string) string {
+	t.Helper()
+	audio := filepath.Join(dir, "tone.ulaw")
+	pcm := make([]byte, 8000)
+	for i := range pcm {
+		pcm[i] = linearToULaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000)))
+	}
+	if err := os.WriteFile(audio, pcm, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	if err := template.Must(template.New("s").Parse(loadScenario)).Execute(&b, struct{ Audio string }{audio}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "load.xml")
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// linearToULaw is G.711 µ-law encoding (ITU-T G.711 §2, with the bias of
+// 0x84 and the segment search of its reference code).
+func linearToULaw(s int16) byte {
+	const bias, clip = 0x84, 32635
+	x := int(s)
+	sign := 0
+	if x < 0 {
+		x, sign = -x, 0x80
+	}
+	if x > clip {
+		x = clip
+	}
+	x += bias
+	exp := 7
+	for mask := 0x4000; x&mask == 0 && exp > 0; mask >>= 1 {
+		exp--
+	}
+	mant := (x >> (exp + 3)) & 0x0f
+	return ^byte(sign | exp<<4 | mant)
+}
+
+// sippMediaPort is the first of sipp's RTP ports (a port pair per call
+// from there): below Linux's ephemeral range (32768-60999), where the
+// in-process Telegram media and everything else on the machine bind, and
+// above the sip package tests' 20000-29200.
+const sippMediaPort = 30000
+
+// sippRun runs one sipp load against target and returns its error (nil
+// when every call completed) with the tail of its error log.
+func sippRun(t *testing.T, dir, scenario, target string, sippPort, mediaPort int, args ...string) error {
+	t.Helper()
+	bin, err := exec.LookPath("sipp")
+	if err != nil {
+		t.Skip("sipp not installed (Debian package sip-tester)")
+	}
+	errFile := filepath.Join(dir, fmt.Sprintf("sipp-%d-err.log", time.Now().UnixNano()))
+	all := append([]string{
+		"-sf", scenario, "-s", "echo", "-i", "127.0.0.1", "-p", strconv.Itoa(sippPort), "-mp", strconv.Itoa(mediaPort),
+		"-trace_err", "-error_file", errFile, "-nostdin", "-timeout_error",
+	}, args...)
+	all = append(all, target)
+	cmd := exec.Command(bin, all...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		errs, _ := os.ReadFile(errFile)
+		if len(errs) > 4000 {
+			errs = errs[len(errs)-4000:]
+		}
+		o := out.Bytes()
+		if len(o) > 2000 {
+			o = o[len(o)-2000:]
+		}
+		return fmt.Errorf("sipp %v: %w\nerrors (tail):\n%s\noutput (tail):\n%s", args, err, errs, o)
+	}
+	return nil
+}
+
+// delays pairs the trunk's steps with the emulator's records of the same
+// calls and returns the four delays a caller hears, per step name.
+type delays map[string][]time.Duration
+
+const (
+	dInviteRequest = "INVITE → phone.requestCall at the emulator"
+	dInviteDial    = "  of which INVITE → Dial (routing, lease, resolve)"
+	dRinging180    = "Telegram ringing pushed → 180 sent"
+	dRingingLoop   = "  of which ringing seen by the call loop → 180 sent"
+	dConnected200  = "Telegram media connected (call loop) → 200 sent"
+	dByeDiscard    = "BYE (call loop) → phone.discardCall at the emulator"
+)
+
+var delayOrder = []string{dInviteRequest, dInviteDial, dRinging180, dRingingLoop, dConnected200, dByeDiscard}
+
+func pairDelays(calls map[string]*stepCall, n *emu.Network, userOf map[string]int64) delays {
+	// The emulator's calls by the trunk account that placed them, in
+	// request order; each account carries one call at a time, so the
+	// k-th INVITE an account took is its k-th Telegram call from then on.
+	byAdmin := map[int64][]emu.CallInfo{}
+	for _, c := range n.Calls() {
+		byAdmin[c.AdminID] = append(byAdmin[c.AdminID], c)
+	}
+	type inv struct {
+		id string
+		c  *stepCall
+	}
+	byAccount := map[string][]inv{}
+	for id, c := range calls {
+		if !c.at[b2bua.StepInvite].IsZero() {
+			byAccount[c.account] = append(byAccount[c.account], inv{id, c})
+		}
+	}
+	d := delays{}
+	add := func(name string, from, to time.Time) {
+		if !from.IsZero() && !to.IsZero() {
+			d[name] = append(d[name], to.Sub(from))
+		}
+	}
+	for acc, invs := range byAccount {
+		slices.SortFunc(invs, func(a, b inv) int { return a.c.at[b2bua.StepInvite].Compare(b.c.at[b2bua.StepInvite]) })
+		tgs := byAdmin[userOf[acc]]
+		k := 0
+		for _, iv := range invs {
+			c := iv.c
+			for k < len(tgs) && tgs[k].Date.Before(c.at[b2bua.StepInvite]) {
+				k++
+			}
+			add(dInviteDial, c.at[b2bua.StepInvite], c.at[b2bua.StepDial])
+			add(dRingingLoop, c.at[b2bua.StepRinging], c.at[b2bua.Step180])
+			add(dConnected200, c.at[b2bua.StepConnected], c.at[b2bua.Step200])
+			if k == len(tgs) {
+				continue
+			}
+			tc := tgs[k]
+			k++
+			add(dInviteRequest, c.at[b2bua.StepInvite], tc.Date)
+			add(dRinging180, tc.ReceiveDate, c.at[b2bua.Step180])
+			if tc.DiscardedBy == tc.AdminID {
+				add(dByeDiscard, c.at[b2bua.StepSIPEnded], tc.EndDate)
+			}
+		}
+	}
+	return d
+}
+
+func percentile(s []time.Duration, p float64) time.Duration {
+	if len(s) == 0 {
+		return 0
+	}
+	s = slices.Clone(s)
+	slices.Sort(s)
+	i := int(math.Ceil(p*float64(len(s)))) - 1
+	return s[max(i, 0)]
+}
+
+// report prints the delays' p50/p99/max and returns the p99 of each of
+// the four top-level steps.
+func (d delays) report(t *testing.T, phase string) map[string]time.Duration {
+	t.Helper()
+	p99 := map[string]time.Duration{}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: the trunk's delays (under load)\n", phase)
+	fmt.Fprintf(&b, "  %-55s %6s %10s %10s %10s\n", "step", "calls", "p50", "p99", "max")
+	for _, name := range delayOrder {
+		s := d[name]
+		fmt.Fprintf(&b, "  %-55s %6d %10v %10v %10v\n", name, len(s),
+			percentile(s, 0.50).Round(time.Microsecond), percentile(s, 0.99).Round(time.Microsecond), percentile(s, 1).Round(time.Microsecond))
+		if !strings.HasPrefix(name, " ") {
+			p99[name] = percentile(s, 0.99)
+		}
+	}
+	fmt.Print(b.String())
+	return p99
+}
+
+// TestLoadRun: 200 concurrent SIP calls to the demo's echo held 60 s with
+// no failed call, all torn down with no goroutine or descriptor left over;
+// then a rising setup rate; the trunk's delays at each step a caller hears
+// for both. Knobs: LOADRUN_CALLS, LOADRUN_HOLD, LOADRUN_RATES,
+// LOADRUN_RATE_SECONDS, LOADRUN_MIN_SETUPS.
+func TestLoadRun(t *testing.T) {
+	env := readLoadEnv(t)
+	if _, err := exec.LookPath("sipp"); err != nil {
+		t.Skip("sipp not installed (Debian package sip-tester)")
+	}
+	dir := t.TempDir()
+	logFile, err := os.Create(filepath.Join(dir, "trunk.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logFile.Close()
+	startG, startFD, startStacks := runtime.NumGoroutine(), openFDs(t), goroutineStacks()
+	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logFile.Name())
+			if len(b) > 8000 {
+				b = b[len(b)-8000:]
+			}
+			t.Logf("trunk log (warnings, tail):\n%s", b)
+		}
+	})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c, code := demoConfig("", os.Stderr)
+	if c == nil {
+		t.Fatalf("demo config: exit %d", code)
+	}
+	n, err := emu.New(emu.Options{LoginCode: c.Demo.LoginCode, Logger: log.With("part", "emulator")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := labelled("emulator", func() error { return n.Start(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+
+	// The trunk's accounts, one per concurrent call, logged in as the
+	// demo logs its accounts in.
+	key := n.ClientOptions().PublicKeys[0].RSA
+	c.Telegram.Accounts = demoAccounts(nil, env.calls, n.Addr(), key, dir)
+	began := time.Now()
+	if err := demoLogin(ctx, n, c.Telegram.Accounts, log.With("part", "login")); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("logged in %d trunk accounts in %v\n", env.calls, time.Since(began).Round(time.Millisecond))
+	userOf := map[string]int64{}
+	for _, a := range c.Telegram.Accounts {
+		u, ok := n.UserByPhone(a.Phone)
+		if !ok {
+			t.Fatalf("account %s not on the emulator", a.Name)
+		}
+		userOf[a.Name] = u.ID
+	}
+	var users *demo.Users
+	err = labelled("demo-users", func() (err error) {
+		users, err = demo.Start(ctx, n, demo.Options{Logger: log.With("part", "demo")})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer users.Close()
+
+	port := freeSIPPort(t)
+	lo := netip.MustParseAddr("127.0.0.1")
+	c.Demo.SIPListen = netip.AddrPortFrom(lo, uint16(port))
+	c.SIP.Listen = []sip.ListenConfig{{Transport: sip.UDP, Addr: c.Demo.SIPListen}}
+	aliases := demo.Aliases(users.Entries())
+	maps.Copy(aliases, c.Routing.SIPToTelegram.Aliases)
+	c.Routing.SIPToTelegram.Aliases = aliases
+	if err := c.Routing.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	steps := newStepLog()
+	parts, err := buildTrunk(c, trunkOptions{Logger: log, Observer: steps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := labelled("trunk", func() error { return parts.Start(ctx) }); err != nil {
+		t.Fatal(err)
+	}
+	closed := false
+	closeTrunk := func() {
+		if !closed {
+			closed = true
+			cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
+			defer ccancel()
+			if err := parts.Close(cctx); err != nil {
+				t.Errorf("trunk close: %v", err)
+			}
+		}
+	}
+	defer closeTrunk()
+	began = time.Now()
+	if online := waitOnline(ctx, parts.Accounts, 3*time.Minute); len(online) != env.calls {
+		t.Fatalf("%d of %d trunk accounts online", len(online), env.calls)
+	}
+	fmt.Printf("trunk accounts online in %v\n", time.Since(began).Round(time.Millisecond))
+	target := c.Demo.SIPListen.String()
+	scenario := writeScenario(t, dir)
+
+	// Idle: everything up, no call. A warm-up call on every account
+	// first, so that what an account's first call starts or fills (its
+	// peer cache, the emulator's sender for its device, shared pools)
+	// counts as idle, and the runs below time the steady state.
+	if err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
+		"-r", "20", "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(env.calls), "-d", "200", "-timeout", "300s"); err != nil {
+		t.Fatalf("warm-up calls: %v", err)
+	}
+	warm := steps.take()
+	used := map[string]bool{}
+	for _, sc := range warm {
+		used[sc.account] = true
+	}
+	if len(warm) != env.calls || len(used) != env.calls {
+		t.Fatalf("%d warm-up calls on %d accounts, want %d on as many", len(warm), len(used), env.calls)
+	}
+	steps.take()
+	// The warm-up call's SIP transactions linger for RFC 3261's timers
+	// (Timer J: 64·T1 for the BYE's server transaction over UDP); the
+	// idle counts are taken after them.
+	t1 := c.SIP.T1
+	if t1 == 0 {
+		t1 = 500 * time.Millisecond // sip.Config's default
+	}
+	time.Sleep(64*t1 + 2*time.Second)
+	// LOADRUN_CPUPROFILE=FILE profiles the process through the hold and
+	// the rate run (go tool pprof FILE); it starts before the idle counts
+	// are taken, so its goroutine and file count as idle.
+	stopProfile := func() {}
+	if path := os.Getenv("LOADRUN_CPUPROFILE"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		var once sync.Once
+		stopProfile = func() {
+			once.Do(func() {
+				pprof.StopCPUProfile()
+				f.Close()
+			})
+		}
+		defer stopProfile()
+	}
+	runtime.GC()
+	idleG, idleFD := runtime.NumGoroutine(), openFDs(t)
+	idleStacks := goroutineStacks()
+	fmt.Printf("idle: %d goroutines, %d descriptors\n", idleG, idleFD)
+
+	// 1. env.calls concurrent calls held env.hold.
+	{
+		cpu0, wall0 := cpuTime(), time.Now()
+		holdMS := strconv.Itoa(int(env.hold.Milliseconds()))
+		rate := strconv.Itoa(min(env.calls, 50))
+		done := make(chan error, 1)
+		sippPort := freeSIPPort(t)
+		go func() {
+			done <- sippRun(t, dir, scenario, target, sippPort, sippMediaPort,
+				"-r", rate, "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(env.calls), "-d", holdMS,
+				"-timeout", fmt.Sprintf("%ds", int(env.hold.Seconds())+180))
+		}()
+		peak, peakSIP := 0, 0
+		tick := time.NewTicker(250 * time.Millisecond)
+		var err error
+	wait:
+		for {
+			select {
+			case err = <-done:
+				break wait
+			case <-tick.C:
+				active := 0
+				for _, tc := range n.Calls() {
+					if !tc.StartDate.IsZero() && tc.EndDate.IsZero() {
+						active++
+					}
+				}
+				peak = max(peak, active)
+				peakSIP = max(peakSIP, parts.SIP.Calls())
+			}
+		}
+		tick.Stop()
+		cpuSince("hold (ramp, hold, teardown)", cpu0, wall0)
+		fmt.Printf("hold: %d calls, peak %d Telegram calls active at once, %d SIP dialogs\n", env.calls, peak, peakSIP)
+		if err != nil {
+			t.Errorf("hold: %v", err)
+		}
+		if peak != env.calls {
+			t.Errorf("peak %d concurrent Telegram calls, want %d", peak, env.calls)
+		}
+		calls := steps.take()
+		answered := 0
+		for _, sc := range calls {
+			if !sc.at[b2bua.Step200].IsZero() {
+				answered++
+			}
+		}
+		if answered != env.calls {
+			t.Errorf("%d calls answered, want %d", answered, env.calls)
+		}
+		// Each call lasted until the PBX's BYE: none ended on the trunk's
+		// side first (the bridge's media timeout, tgcall's packet timeout:
+		// a call whose RTP stopped either way ends so).
+		byPBX := 0
+		for _, sc := range calls {
+			if !sc.at[b2bua.StepDiscard].IsZero() {
+				byPBX++
+			}
+		}
+		fmt.Printf("hold: %d of %d calls ended by the PBX's BYE\n", byPBX, env.calls)
+		if byPBX != env.calls {
+			t.Errorf("%d calls ended by the PBX's BYE, want %d (the others ended on the trunk's side first)", byPBX, env.calls)
+		}
+		p99 := pairDelays(calls, n, userOf).report(t, fmt.Sprintf("%d concurrent calls held %v", env.calls, env.hold))
+		checkP99(t, p99)
+		// Everything the calls started is gone once their transactions end.
+		waitIdle(t, parts.SIP, idleG, idleFD)
+		settle(t, "after the hold", idleG, idleFD, idleStacks, 90*time.Second)
+	}
+
+	// 2. A rising setup rate: short calls (0.2 s) at each rate for
+	// env.seconds; the setups/s the trunk completed (200 sent) and the
+	// first rate with a failed call.
+	{
+		best := 0.0
+		for _, r := range env.rates {
+			m := r * env.seconds
+			cpu0, wall0 := cpuTime(), time.Now()
+			err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
+				"-r", strconv.Itoa(r), "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(m), "-d", "200", "-timeout", "120s")
+			cpuSince(fmt.Sprintf("rate %d/s", r), cpu0, wall0)
+			calls := steps.take()
+			var first, last time.Time
+			answered := 0
+			for _, sc := range calls {
+				inv, ok := sc.at[b2bua.StepInvite], sc.at[b2bua.Step200]
+				if !inv.IsZero() && (first.IsZero() || inv.Before(first)) {
+					first = inv
+				}
+				if !ok.IsZero() {
+					answered++
+					if ok.After(last) {
+						last = ok
+					}
+				}
+			}
+			achieved := 0.0
+			if answered > 1 && last.After(first) {
+				achieved = float64(answered) / last.Sub(first).Seconds()
+			}
+			fmt.Printf("rate %d/s offered: %d calls, %d answered, %.1f setups/s completed\n", r, m, answered, achieved)
+			pairDelays(calls, n, userOf).report(t, fmt.Sprintf("setup rate %d/s offered", r))
+			waitIdle(t, parts.SIP, math.MaxInt, math.MaxInt)
+			if err != nil || answered != m {
+				fmt.Printf("rate %d/s: failed calls (%d of %d answered): %v\n", r, answered, m, err)
+				break
+			}
+			best = max(best, achieved)
+		}
+		fmt.Printf("highest setup rate completed without a failed call: %.1f/s (target %.0f/s)\n", best, env.minRate)
+		if best < env.minRate {
+			t.Errorf("setups/s %.1f < %.0f", best, env.minRate)
+		}
+		settle(t, "after the rate run", idleG, idleFD, idleStacks, 90*time.Second)
+	}
+
+	stopProfile()
+	closeTrunk()
+	users.Close()
+	n.Close()
+	cancel()
+	settle(t, "after shutdown", startG, startFD, startStacks, time.Minute)
+}
+
+// checkP99 holds the issue's bound: p99 ≤ 5 ms at each of the four steps.
+func checkP99(t *testing.T, p99 map[string]time.Duration) {
+	t.Helper()
+	for name, d := range p99 {
+		if d > 5*time.Millisecond {
+			t.Errorf("p99 %v > 5 ms: %s", d.Round(time.Microsecond), name)
+		}
+	}
+}
+
+// waitIdle waits (up to 60 s) until the SIP server holds no dialog and the
+// process is back to at most goroutines and fds; it returns the counts it
+// ended with. RFC 3261's transaction timers (Timer J: 64·T1 for a
+// non-INVITE server transaction over UDP) keep a finished call's
+// transactions a while.
+func waitIdle(t *testing.T, s *sip.Server, goroutines, fds int) (int, int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		runtime.GC()
+		g, f := runtime.NumGoroutine(), openFDs(t)
+		if s.Calls() == 0 && g <= goroutines && f <= fds {
+			return g, f
+		}
+		if time.Now().After(deadline) {
+			return g, f
+		}
+		time.Sleep(500 * time.Millisecond) // polling counts: no event exists for "nothing left"
+	}
+}
