@@ -81,7 +81,7 @@ type Call struct {
 	peerInput    tg.InputUserClass
 	request      *tg.PhoneCallRequested // incoming
 	requestErr   error
-	hangupWant   bool // Hangup came while an RPC had to finish first
+	hangupWant   bool          // Hangup came while an RPC had to finish first
 	received     chan struct{} // incoming: closed when phone.receivedCall returned
 	dh           wire.DHConfig
 	secret       *big.Int
