@@ -470,7 +470,7 @@ func ClassifySIP(ce *sip.CallError) Outcome {
 		return o
 	}
 	switch ce.Cause {
-	case sip.CauseTransport, sip.CauseACKTimeout, sip.CauseSessionExpired:
+	case sip.CauseTransport, sip.CauseACKTimeout, sip.CauseSessionExpired, sip.CauseDialogGone:
 		return OutcomeDisconnected
 	case sip.CauseCancelled:
 		return OutcomeCancelled

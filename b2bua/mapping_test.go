@@ -209,6 +209,7 @@ func TestDiscardForSIP(t *testing.T) {
 		{"transport", &sip.CallError{Cause: sip.CauseTransport}, OutcomeDisconnected, tgcall.DiscardDisconnect},
 		{"ACK timeout", &sip.CallError{Status: 200, Cause: sip.CauseACKTimeout}, OutcomeDisconnected, tgcall.DiscardDisconnect},
 		{"session expired", &sip.CallError{Status: 200, Cause: sip.CauseSessionExpired}, OutcomeDisconnected, tgcall.DiscardDisconnect},
+		{"dialog gone (481 to our re-INVITE)", &sip.CallError{Status: 481, Cause: sip.CauseDialogGone, Remote: true}, OutcomeDisconnected, tgcall.DiscardDisconnect},
 		{"outbound no answer", &sip.CallError{Status: 487, Cause: sip.CauseTimeout}, OutcomeNoAnswer, tgcall.DiscardMissed},
 		{"shutdown", &sip.CallError{Status: 200, Cause: sip.CauseShutdown}, OutcomeHangup, tgcall.DiscardHangup},
 		{"no status", &sip.CallError{Cause: sip.Cause("other")}, OutcomeDisconnected, tgcall.DiscardDisconnect},

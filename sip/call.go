@@ -20,8 +20,12 @@ const (
 	CauseACKTimeout     Cause = "ack timeout"     // 2xx never acknowledged
 	CauseSessionExpired Cause = "session expired" // RFC 4028 refresh missing
 	CauseTransport      Cause = "transport error"
-	CauseShutdown       Cause = "shutdown"
-	CauseTimeout        Cause = "timeout" // no answer in time (outbound)
+	// CauseDialogGone: the peer answered an in-dialog request of ours 481,
+	// so it no longer has the dialog (its BYE crossed our request, or it
+	// restarted); RFC 3261 §12.2.1.2 ends the dialog, with no BYE.
+	CauseDialogGone Cause = "dialog gone"
+	CauseShutdown   Cause = "shutdown"
+	CauseTimeout    Cause = "timeout" // no answer in time (outbound)
 )
 
 // CallError says how a call ended: the SIP status that ended it (487 for a

@@ -58,7 +58,7 @@ type leg struct {
 	ackWait   *ackWaiter // our 2xx to an INVITE awaiting its ACK
 	peerAllow string
 	refreshes int           // session refreshes we sent and had accepted
-	ackOut    chan struct{} // closed once our last ACK is written: a BYE after it waits
+	ackOut    chan struct{} // closed once our last ACK is written: a BYE or re-INVITE/UPDATE after it waits
 }
 
 func newLeg(s *Server, port *RTPPort, eng mediaEngine, tp Transport, contactUser string) leg {
@@ -479,7 +479,13 @@ func (l *leg) sendRefresh(t *sessionTimer, method sip.RequestMethod, body []byte
 				status = res.StatusCode
 			}
 			l.log.Warn("session refresh failed", "method", method, "status", status, "err", err)
-			if res == nil || status == 481 || status == 408 {
+			if status == 481 {
+				// RFC 3261 §12.2.1.2: the peer has no such dialog; a BYE
+				// into it would only be answered 481 again.
+				l.finish(&CallError{Status: 481, Cause: CauseDialogGone, Remote: true, Err: err})
+				return
+			}
+			if res == nil || status == 408 {
 				l.bye(Reason{Protocol: "SIP", Cause: status, Text: "Session refresh failed"}, &CallError{Status: status, Cause: CauseSessionExpired, Err: err})
 				return
 			}
@@ -517,7 +523,14 @@ func (l *leg) change(method sip.RequestMethod, body []byte, hdrs []sip.Header, d
 	if method == sip.INVITE {
 		lateAck = l.d.newRequest(sip.ACK, cseq)
 	}
+	ackOut := l.ackOut
 	l.s.goTracked(func() {
+		if ackOut != nil {
+			// Our ACK first: a re-INVITE or UPDATE that overtakes the ACK
+			// of the previous INVITE's 2xx is refused (500 + Retry-After,
+			// RFC 3261 §14.2) or taken as out of order by the peer.
+			<-ackOut
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 64*l.s.cfg.T1)
 		defer cancel()
 		res, err := l.s.do(ctx, req)
@@ -577,7 +590,10 @@ func (l *leg) reoffer(hold bool, reply chan<- error) {
 			reply <- ErrGlare
 			return
 		}
-		if err != nil && (res == nil || res.StatusCode == 481 || res.StatusCode == 408) {
+		switch {
+		case err != nil && res != nil && res.StatusCode == 481:
+			l.finish(&CallError{Status: 481, Cause: CauseDialogGone, Remote: true, Err: err})
+		case err != nil && (res == nil || res.StatusCode == 408):
 			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Dialog gone"}, &CallError{Status: 408, Cause: CauseTransport, Err: err})
 		}
 		if err == nil {

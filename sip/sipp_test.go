@@ -675,3 +675,30 @@ func TestSippOutboundTCP(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestSippReinviteAnswered481: the PBX answers our re-INVITE 481 (its BYE
+// crossed it, or it restarted): the dialog is gone at the PBX, so the call
+// ends as the remote's doing with status 481 and no BYE is sent into a
+// dialog the PBX does not have (RFC 3261 §12.2.1.2; sipp fails the run on
+// an unexpected BYE). It ended as a local transport error 408 with a BYE.
+func TestSippReinviteAnswered481(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_reinvite_481.xml"})
+	s := pbxServer(t, port, nil)
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000", FromUser: "+15550002"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer")
+	if err := c.Reoffer(true); err == nil {
+		t.Error("a re-INVITE answered 481 returned no error")
+	}
+	ce := endOf(t, c)
+	if ce.Status != 481 || ce.Cause != CauseDialogGone || !ce.Remote {
+		t.Errorf("end = %v, want remote, dialog gone, 481", ce)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}
