@@ -29,6 +29,9 @@ func BenchmarkOpusKnobs(b *testing.B) {
 		{"16kbps", func(k *opusKnobs) { k.bitrate = 16000 }},
 		{"24kbps", func(k *opusKnobs) { k.bitrate = 24000 }},
 		{"cx4", func(k *opusKnobs) { k.complexity = 4 }},
+		{"cx3", func(k *opusKnobs) { k.complexity = 3 }},
+		{"cx2", func(k *opusKnobs) { k.complexity = 2 }},
+		{"cx0", func(k *opusKnobs) { k.complexity = 0 }},
 		{"appaudio", func(k *opusKnobs) { k.app = opusAppAudio }},
 	} {
 		k := base
