@@ -2,7 +2,11 @@
 
 package codec
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/tgsip/tgsip/internal/audiotest"
+)
 
 // BenchmarkOpusKnobs measures what each libopus encoder setting costs
 // the encoder toward Telegram as the bridge runs it for a G.711 call
@@ -16,23 +20,26 @@ func BenchmarkOpusKnobs(b *testing.B) {
 	for _, c := range []struct {
 		name   string
 		change func(*opusKnobs)
+		bursts bool // the load harness's content instead of speech
 	}{
-		{"bridge", func(*opusKnobs) {}},
-		{"loss1", func(k *opusKnobs) { k.loss = 1 }},
-		{"loss10", func(k *opusKnobs) { k.loss = 10 }},
-		{"fecoff", func(k *opusKnobs) { k.fec = false }},
-		{"cbr", func(k *opusKnobs) { k.vbr = false }},
-		{"signalvoice", func(k *opusKnobs) { k.signal = opusSignalVoice }},
-		{"lsb16", func(k *opusKnobs) { k.lsbDepth = 16 }},
-		{"maxbwNB", func(k *opusKnobs) { k.maxBW = opusBandwidthNB }},
-		{"dtx", func(k *opusKnobs) { k.dtx = true }},
-		{"16kbps", func(k *opusKnobs) { k.bitrate = 16000 }},
-		{"24kbps", func(k *opusKnobs) { k.bitrate = 24000 }},
-		{"cx4", func(k *opusKnobs) { k.complexity = 4 }},
-		{"cx3", func(k *opusKnobs) { k.complexity = 3 }},
-		{"cx2", func(k *opusKnobs) { k.complexity = 2 }},
-		{"cx0", func(k *opusKnobs) { k.complexity = 0 }},
-		{"appaudio", func(k *opusKnobs) { k.app = opusAppAudio }},
+		{"bridge", func(*opusKnobs) {}, false},
+		{"loss1", func(k *opusKnobs) { k.loss = 1 }, false},
+		{"loss10", func(k *opusKnobs) { k.loss = 10 }, false},
+		{"fecoff", func(k *opusKnobs) { k.fec = false }, false},
+		{"cbr", func(k *opusKnobs) { k.vbr = false }, false},
+		{"signalvoice", func(k *opusKnobs) { k.signal = opusSignalVoice }, false},
+		{"lsb16", func(k *opusKnobs) { k.lsbDepth = 16 }, false},
+		{"maxbwNB", func(k *opusKnobs) { k.maxBW = opusBandwidthNB }, false},
+		{"dtx", func(k *opusKnobs) { k.dtx = true }, false},
+		{"bridge-bursts", func(*opusKnobs) {}, true},
+		{"dtx-bursts", func(k *opusKnobs) { k.dtx = true }, true},
+		{"16kbps", func(k *opusKnobs) { k.bitrate = 16000 }, false},
+		{"24kbps", func(k *opusKnobs) { k.bitrate = 24000 }, false},
+		{"cx4", func(k *opusKnobs) { k.complexity = 4 }, false},
+		{"cx3", func(k *opusKnobs) { k.complexity = 3 }, false},
+		{"cx2", func(k *opusKnobs) { k.complexity = 2 }, false},
+		{"cx0", func(k *opusKnobs) { k.complexity = 0 }, false},
+		{"appaudio", func(k *opusKnobs) { k.app = opusAppAudio }, false},
 	} {
 		k := base
 		c.change(&k)
@@ -43,6 +50,9 @@ func BenchmarkOpusKnobs(b *testing.B) {
 			}
 			defer enc.close()
 			frames := benchFrames(k.rate, 20)
+			if c.bursts {
+				frames = burstFrames(k.rate)
+			}
 			out := make([]byte, 1500)
 			var bytes, silk int
 			cpu := startCPU(b)
@@ -61,4 +71,15 @@ func BenchmarkOpusKnobs(b *testing.B) {
 			b.ReportMetric(100*float64(silk)/float64(b.N), "%silk")
 		})
 	}
+}
+
+// burstFrames is 1 s of what the load harness sends (internal/perfrelay):
+// a 20 ms 1 kHz burst, then digital silence, in 20 ms frames.
+func burstFrames(rate int) [][]int16 {
+	frames := make([][]int16, 50)
+	for i := range frames {
+		frames[i] = make([]int16, rate/50)
+	}
+	audiotest.Tone(frames[0], 1000, rate, 0)
+	return frames
 }
