@@ -213,7 +213,7 @@ func benchTranscodeCall(b *testing.B, content string, tgMs, loss int) {
 	defer runtime.UnlockOSThread()
 	b.ReportAllocs()
 	b.ResetTimer()
-	start := threadCPU()
+	start := benchThreadCPU()
 	for i := 0; b.Loop(); i++ {
 		p := sipPkts[i%len(sipPkts)]
 		putHeader(buf, false, sipPT, uint16(i), uint32(i*160), 7, false)
@@ -227,7 +227,7 @@ func benchTranscodeCall(b *testing.B, content string, tgMs, loss int) {
 			tgSeq++
 		}
 	}
-	perOp := float64(threadCPU()-start) / float64(b.N)
+	perOp := float64(benchThreadCPU()-start) / float64(b.N)
 	b.ReportMetric(perOp, "cpu-ns/op")
 	perCallSecond := perOp * 50 / 1e6 // ms of CPU per second of call
 	b.ReportMetric(perCallSecond, "cpu-ms/call-s")
