@@ -96,10 +96,10 @@ func TestRealCodecs(t *testing.T) {
 	}
 }
 
-// speechLike is a voiced signal whose pitch (and harmonics' phases)
+// benchSpeech is a voiced signal whose pitch (and harmonics' phases)
 // change every 20 ms, so that the Opus encoder works as on speech rather
 // than on a steady tone.
-func speechLike(n, rate int) []int16 {
+func benchSpeech(n, rate int) []int16 {
 	out := make([]int16, n)
 	pitches := []float64{140, 210, 120, 260, 180, 150, 230, 110}
 	var ph float64
@@ -146,9 +146,9 @@ func BenchmarkTranscodeCall(b *testing.B) {
 	}
 }
 
-// bursts is what the load harness's far ends send: a 20 ms 1 kHz tone
+// benchBursts is what the load harness's far ends send: a 20 ms 1 kHz tone
 // once a second, digital silence between.
-func bursts(n, rate int) []int16 {
+func benchBursts(n, rate int) []int16 {
 	out := make([]int16, n)
 	for off := 0; off < n; off += rate {
 		audiotest.Tone(out[off:min(off+rate/50, n)], 1000, rate, 0)
@@ -157,9 +157,9 @@ func bursts(n, rate int) []int16 {
 }
 
 func benchTranscodeCall(b *testing.B, content string, tgMs, loss int) {
-	signal := speechLike
+	signal := benchSpeech
 	if content == "bursts" {
-		signal = bursts
+		signal = benchBursts
 	}
 	const sipPT, tgPT = 0, 111
 	sipDec, _ := codec.NewDecoder("PCMU", 8000, codec.Options{})
