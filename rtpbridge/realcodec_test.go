@@ -6,6 +6,9 @@
 package rtpbridge
 
 import (
+	"fmt"
+	"math"
+	"runtime"
 	"testing"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
@@ -90,5 +93,148 @@ func TestRealCodecs(t *testing.T) {
 				t.Fatalf("%+v", st)
 			}
 		})
+	}
+}
+
+// benchSpeech is a voiced signal whose pitch (and harmonics' phases)
+// change every 20 ms, so that the Opus encoder works as on speech rather
+// than on a steady tone.
+func benchSpeech(n, rate int) []int16 {
+	out := make([]int16, n)
+	pitches := []float64{140, 210, 120, 260, 180, 150, 230, 110}
+	var ph float64
+	for i := range out {
+		k := i / (rate / 50)
+		ph += 2 * math.Pi * pitches[k%len(pitches)] / float64(rate)
+		v := 0.0
+		for h := 1; h <= 8; h++ {
+			v += math.Sin(float64(h)*ph+float64(k*h)) / float64(h)
+		}
+		out[i] = int16(6000 * v)
+	}
+	return out
+}
+
+// BenchmarkTranscodeCall is one PCMU ⇄ Opus call through the bridge with
+// the real codecs as b2bua.NewCodecs makes them (Opus at 8 kHz,
+// complexity 5), I/O left out (in-memory endpoints): one op is 20 ms of
+// the call, both directions — a 20 ms PCMU packet decoded and encoded to
+// Opus toward Telegram, and 20 ms of Telegram's Opus (a 48 kHz, 32 kbit/s
+// stream, as tgcalls sends it) decoded and encoded to PCMU. It reports
+// the CPU of the bridge's thread per op, per call-second, and the calls
+// whose codecs alone fit in 70 % of 2 cores. Cases:
+//   - speech / bursts: what both far ends send — a voiced signal with a
+//     pitch changing every 20 ms, or what the load harness
+//     (scripts/perf/transcode) sends, a 20 ms 1 kHz burst once a second
+//     and digital silence between;
+//   - tg20ms / tg60ms: Telegram's packet size (the harness sends 20 ms,
+//     tgcalls 60 ms);
+//   - nofec / fec10: the encoder toward Telegram expecting no loss (the
+//     bridge after a clean RTCP report from the Telegram peer, as in the
+//     load runs) or 10 % (the config's default floor: in-band FEC data
+//     coded in every frame).
+func BenchmarkTranscodeCall(b *testing.B) {
+	for _, c := range []struct {
+		content   string
+		tgMs, fec int
+	}{{"speech", 60, -1}, {"speech", 60, 10}, {"speech", 20, -1}, {"bursts", 20, -1}} {
+		name := fmt.Sprintf("%s/tg%dms/nofec", c.content, c.tgMs)
+		if c.fec > 0 {
+			name = fmt.Sprintf("%s/tg%dms/fec%d", c.content, c.tgMs, c.fec)
+		}
+		b.Run(name, func(b *testing.B) { benchTranscodeCall(b, c.content, c.tgMs, c.fec) })
+	}
+}
+
+// benchBursts is what the load harness's far ends send: a 20 ms 1 kHz tone
+// once a second, digital silence between.
+func benchBursts(n, rate int) []int16 {
+	out := make([]int16, n)
+	for off := 0; off < n; off += rate {
+		audiotest.Tone(out[off:min(off+rate/50, n)], 1000, rate, 0)
+	}
+	return out
+}
+
+func benchTranscodeCall(b *testing.B, content string, tgMs, loss int) {
+	signal := benchSpeech
+	if content == "bursts" {
+		signal = benchBursts
+	}
+	const sipPT, tgPT = 0, 111
+	sipDec, _ := codec.NewDecoder("PCMU", 8000, codec.Options{})
+	sipEnc, _ := codec.NewEncoder("PCMU", 8000, codec.Options{})
+	opts := codec.Options{SampleRate: codec.OpusRateFor("PCMU"), Complexity: 5, PacketLossPercent: loss}
+	tgDec, err := codec.NewDecoder("opus", 48000, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tgEnc, err := codec.NewEncoder("opus", 48000, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	sipSink := &sinkEndpoint{all: make(chan struct{}), done: make(chan struct{}), want: -1}
+	tgSink := &sinkEndpoint{all: make(chan struct{}), done: make(chan struct{}), want: -1}
+	br, err := New(Config{
+		SIP:      Leg{Endpoint: sipSink, Format: Format{Codec: "PCMU", ClockRate: 8000, PayloadType: sipPT}, Decoder: sipDec, Encoder: sipEnc},
+		Telegram: Leg{Endpoint: tgSink, Format: Format{Codec: "opus", ClockRate: 48000, PayloadType: tgPT}, Decoder: tgDec, Encoder: tgEnc},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// 2 s of what the far ends send: PCMU from the SIP peer, Opus from a
+	// 48 kHz encoder at 32 kbit/s for the Telegram user.
+	const seconds = 2
+	var sipPkts, tgPkts [][]byte
+	sig8 := signal(seconds*8000, 8000)
+	out := make([]byte, 1500)
+	ue := codec.NewPCMUEncoder()
+	for off := 0; off < len(sig8); off += 160 {
+		n, _ := ue.Encode(sig8[off:off+160], out)
+		sipPkts = append(sipPkts, append([]byte(nil), out[:n]...))
+	}
+	oe, err := codec.NewOpusEncoder(codec.Options{SampleRate: 48000, Bitrate: 32000})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig48, frame := signal(seconds*48000, 48000), 48*tgMs
+	for off := 0; off+frame <= len(sig48); off += frame {
+		n, err := oe.Encode(sig48[off:off+frame], out)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tgPkts = append(tgPkts, append([]byte(nil), out[:n]...))
+	}
+	sipDir, tgDir := br.dirs[LegSIP], br.dirs[LegTelegram]
+	buf := make([]byte, maxPacket)
+	every := tgMs / 20 // ops per Telegram packet
+	var tgSeq uint16
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := benchThreadCPU()
+	for i := 0; b.Loop(); i++ {
+		p := sipPkts[i%len(sipPkts)]
+		putHeader(buf, false, sipPT, uint16(i), uint32(i*160), 7, false)
+		n := rtpHeaderLen + copy(buf[rtpHeaderLen:], p)
+		sipDir.packet(buf[:n], br.now())
+		if i%every == 0 {
+			p := tgPkts[int(tgSeq)%len(tgPkts)]
+			putHeader(buf, false, tgPT, tgSeq, uint32(tgSeq)*uint32(48*tgMs), 9, false)
+			n := rtpHeaderLen + copy(buf[rtpHeaderLen:], p)
+			tgDir.packet(buf[:n], br.now())
+			tgSeq++
+		}
+	}
+	perOp := float64(benchThreadCPU()-start) / float64(b.N)
+	b.ReportMetric(perOp, "cpu-ns/op")
+	perCallSecond := perOp * 50 / 1e6 // ms of CPU per second of call
+	b.ReportMetric(perCallSecond, "cpu-ms/call-s")
+	if perCallSecond > 0 {
+		b.ReportMetric(0.7*2*1000/perCallSecond, "calls/70%of2cores")
+	}
+	if st := br.Stats(); st.SIPToTelegram.Discarded+st.TelegramToSIP.Discarded > 0 {
+		b.Fatalf("discarded packets: %+v", st)
 	}
 }

@@ -183,9 +183,10 @@ func (e *OpusEncoder) SetBitrate(bps int) error {
 // SetPacketLossPercent tells the encoder the loss to expect (from RTCP
 // receiver reports); 0 or less turns the FEC data off, more makes it
 // stronger. Values are clamped to 0..100. The FEC data (SILK LBRR) costs
-// about 40 % more encoder CPU (docs/codecs.md); WebRTC, under tgcalls,
-// likewise drives this hint from the loss the receiver reports. libopus
-// sends no LBRR at narrowband 16 kbit/s whatever the hint.
+// 16–40 % more encoder CPU whatever the percentage (docs/codecs.md);
+// WebRTC, under tgcalls, likewise drives this hint from the loss the
+// receiver reports. libopus sends no LBRR at narrowband 16 kbit/s
+// whatever the hint.
 func (e *OpusEncoder) SetPacketLossPercent(p int) error {
 	p = min(max(p, 0), 100)
 	if err := e.enc.SetPacketLossPerc(p); err != nil {
