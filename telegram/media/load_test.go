@@ -47,6 +47,10 @@ func TestLoadPairs(t *testing.T) {
 	// MEDIA_LOAD_IDLE=1 sends no media: the CPU left is the timers' (RTCP,
 	// ICE keepalives) of the connected pairs.
 	idle := os.Getenv("MEDIA_LOAD_IDLE") == "1"
+	// MEDIA_LOAD_ONEWAY=1: only the callees send, so every packet is
+	// received by a caller (on the shared port with MEDIA_LOAD_SHARED=1):
+	// the receive path of the shared port alone, ReadRTP against PushRTP.
+	oneway := os.Getenv("MEDIA_LOAD_ONEWAY") == "1"
 
 	// Connect in small parallel batches.
 	sessions := make([]*Session, 2*pairs)
@@ -115,6 +119,9 @@ func TestLoadPairs(t *testing.T) {
 		}
 		sendSlot := func(slot int) {
 			for i := slot; i < len(sessions); i += 20 {
+				if oneway && i%2 == 0 {
+					continue
+				}
 				p := pkts[i]
 				seq := uint16(p[2])<<8 | uint16(p[3]) + 1
 				p[2], p[3] = byte(seq>>8), byte(seq)
@@ -174,6 +181,9 @@ func TestLoadPairs(t *testing.T) {
 			t.Fatal("no packets received in the window")
 		}
 		expected := float64(len(sessions)) * 50 * wall.Seconds()
+		if oneway {
+			expected /= 2
+		}
 		perPkt := time.Duration(float64(c1-c0) / float64(pkts))
 		t.Logf("pairs=%d twcc=%v shared=%v push=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
 			pairs, twcc, ta.UDPMux != nil, push, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
