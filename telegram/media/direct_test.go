@@ -131,13 +131,18 @@ func fakeRemote(t *testing.T) ice.Candidate {
 // socket that is not the selected one takes pion's path. Every sequence
 // number must arrive, in order per path (loopback does not reorder).
 func TestSelectedPairHandover(t *testing.T) {
-	t.Run("sockets", func(t *testing.T) { testSelectedPairHandover(t, false) })
+	t.Run("sockets", func(t *testing.T) { testSelectedPairHandover(t, false, false) })
 	// The receiver's host candidate on the shared port: its call queue is
 	// taken and given back like a socket.
-	t.Run("shared-port", func(t *testing.T) { testSelectedPairHandover(t, true) })
+	t.Run("shared-port", func(t *testing.T) { testSelectedPairHandover(t, true, false) })
+	// The same with the receiver pushing (PushRTP): the push loop follows
+	// the route, and on the shared port the port's reader delivers inline
+	// while the pair is on it.
+	t.Run("sockets-push", func(t *testing.T) { testSelectedPairHandover(t, false, true) })
+	t.Run("shared-port-push", func(t *testing.T) { testSelectedPairHandover(t, true, true) })
 }
 
-func testSelectedPairHandover(t *testing.T, shared bool) {
+func testSelectedPairHandover(t *testing.T, shared, push bool) {
 	ref := newTestReflector(t)
 	refl := []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}
 	cb := Config{P2PAllowed: true, Reflectors: refl}
@@ -163,25 +168,37 @@ func testSelectedPairHandover(t *testing.T, shared bool) {
 	var mu sync.Mutex
 	seen := make(map[uint16]int)
 	readerDone := make(chan struct{})
+	var p rtp.Packet
+	count := func(b []byte) {
+		if p.Unmarshal(b) != nil || string(p.Payload) != "handover" {
+			t.Errorf("bad packet")
+			return
+		}
+		mu.Lock()
+		seen[p.SequenceNumber]++
+		mu.Unlock()
+	}
+	if push {
+		defer b.PushRTP(count)()
+	}
 	go func() {
 		defer close(readerDone)
 		buf := make([]byte, 1500)
-		var p rtp.Packet
 		for {
 			n, err := b.ReadRTP(buf)
 			if err != nil {
 				if b.Err() != nil {
 					return
 				}
+				if push {
+					t.Errorf("ReadRTP while pushing: %v", err)
+				}
 				continue
 			}
-			if p.Unmarshal(buf[:n]) != nil || string(p.Payload) != "handover" {
-				t.Errorf("bad packet")
-				continue
+			if push {
+				t.Errorf("ReadRTP returned a packet while pushing")
 			}
-			mu.Lock()
-			seen[p.SequenceNumber]++
-			mu.Unlock()
+			count(buf[:n])
 		}
 	}()
 	// Prime: the receiver must be reading before the first change.

@@ -15,7 +15,10 @@
 // into the caller's buffer and returns, and hands STUN to pion's reader;
 // one packet written is extended (abs-send-time, transport-wide-cc),
 // encrypted into a buffer owned by the Session and sent to the selected
-// remote. Receiver/sender reports and transport-cc feedback of all calls of
+// remote. A passthrough bridge may instead take the packets by PushRTP
+// (push.go): on the shared port its batch reader decrypts and hands each
+// packet to the bridge inline, with no goroutine in between. Receiver/sender
+// reports and transport-cc feedback of all calls of
 // a Transport come from one shared timer (scheduler.go).
 //
 // Telegram reflectors (tgcalls v2/ReflectorPort.cpp) are implemented as local

@@ -4,6 +4,7 @@ package media
 
 import (
 	"os"
+	"runtime/pprof"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,10 +17,11 @@ import (
 // connected pairs over loopback, every session sending 172-byte packets at
 // 50 pps (20 ms) to its peer, slotted over 20 one-millisecond slots; it
 // reports the process CPU time (getrusage) per packet over a fixed window.
-// One packet is one WriteRTP plus one ReadRTP. It runs only when
-// MEDIA_LOAD_PAIRS is set:
+// One packet is one WriteRTP plus one ReadRTP (MEDIA_LOAD_PUSH=1: one
+// delivery by PushRTP, with a ReadRTP parked beside it as the bridge keeps
+// one). It runs only when MEDIA_LOAD_PAIRS is set:
 //
-//	MEDIA_LOAD_PAIRS=200 MEDIA_LOAD_TWCC=1 MEDIA_LOAD_SHARED=0 \
+//	MEDIA_LOAD_PAIRS=200 MEDIA_LOAD_TWCC=1 MEDIA_LOAD_SHARED=0 MEDIA_LOAD_PUSH=0 \
 //	  taskset -c 1 go test -run TestLoadPairs -count=1 -v ./telegram/media/
 func TestLoadPairs(t *testing.T) {
 	pairs, _ := strconv.Atoi(os.Getenv("MEDIA_LOAD_PAIRS"))
@@ -27,6 +29,7 @@ func TestLoadPairs(t *testing.T) {
 		t.Skip("set MEDIA_LOAD_PAIRS to run the load measurement")
 	}
 	twcc := os.Getenv("MEDIA_LOAD_TWCC") != "0"
+	push := os.Getenv("MEDIA_LOAD_PUSH") == "1"
 	window := 10 * time.Second
 	if s, err := time.ParseDuration(os.Getenv("MEDIA_LOAD_WINDOW")); err == nil && s > 0 {
 		window = s
@@ -44,6 +47,10 @@ func TestLoadPairs(t *testing.T) {
 	// MEDIA_LOAD_IDLE=1 sends no media: the CPU left is the timers' (RTCP,
 	// ICE keepalives) of the connected pairs.
 	idle := os.Getenv("MEDIA_LOAD_IDLE") == "1"
+	// MEDIA_LOAD_ONEWAY=1: only the callees send, so every packet is
+	// received by a caller (on the shared port with MEDIA_LOAD_SHARED=1):
+	// the receive path of the shared port alone, ReadRTP against PushRTP.
+	oneway := os.Getenv("MEDIA_LOAD_ONEWAY") == "1"
 
 	// Connect in small parallel batches.
 	sessions := make([]*Session, 2*pairs)
@@ -70,8 +77,21 @@ func TestLoadPairs(t *testing.T) {
 
 	var received, sent atomic.Uint64
 	var readers sync.WaitGroup
+	var stops []func()
 	for _, s := range sessions {
 		readers.Add(1)
+		if push {
+			stops = append(stops, s.PushRTP(func([]byte) { received.Add(1) }))
+			go func() { // parked until the end, as the bridge keeps it
+				defer readers.Done()
+				for {
+					if _, err := s.ReadRTP(make([]byte, 1500)); err != nil && s.Err() != nil {
+						return
+					}
+				}
+			}()
+			continue
+		}
 		go func() {
 			defer readers.Done()
 			buf := make([]byte, 1500)
@@ -99,6 +119,9 @@ func TestLoadPairs(t *testing.T) {
 		}
 		sendSlot := func(slot int) {
 			for i := slot; i < len(sessions); i += 20 {
+				if oneway && i%2 == 0 {
+					continue
+				}
 				p := pkts[i]
 				seq := uint16(p[2])<<8 | uint16(p[3]) + 1
 				p[2], p[3] = byte(seq>>8), byte(seq)
@@ -128,26 +151,42 @@ func TestLoadPairs(t *testing.T) {
 	}()
 
 	time.Sleep(2 * time.Second) // warm-up: a fixed measurement schedule, not a wait for an event
+	// MEDIA_LOAD_CPUPROFILE=file: a CPU profile of the window only
+	// (-test.cpuprofile also covers the set-up: certificates, handshakes).
+	if f := os.Getenv("MEDIA_LOAD_CPUPROFILE"); f != "" {
+		out, err := os.Create(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = out.Close() }()
+		if err := pprof.StartCPUProfile(out); err != nil {
+			t.Fatal(err)
+		}
+	}
 	n0, s0, c0, w0 := received.Load(), sent.Load(), processCPU(), time.Now()
 	time.Sleep(window)
 	n1, s1, c1, w1 := received.Load(), sent.Load(), processCPU(), time.Now()
+	pprof.StopCPUProfile()
 	close(stop)
 	<-senderDone
 
 	pkts := n1 - n0
 	wall := w1.Sub(w0)
 	if idle {
-		t.Logf("pairs=%d twcc=%v shared=%v idle window=%v cpu=%v: %.2f ms CPU per second",
-			pairs, twcc, ta.UDPMux != nil, wall.Round(time.Millisecond), (c1 - c0).Round(time.Millisecond),
+		t.Logf("pairs=%d twcc=%v shared=%v push=%v idle window=%v cpu=%v: %.2f ms CPU per second",
+			pairs, twcc, ta.UDPMux != nil, push, wall.Round(time.Millisecond), (c1 - c0).Round(time.Millisecond),
 			float64(c1-c0)/float64(time.Millisecond)/wall.Seconds())
 	} else {
 		if pkts == 0 {
 			t.Fatal("no packets received in the window")
 		}
 		expected := float64(len(sessions)) * 50 * wall.Seconds()
+		if oneway {
+			expected /= 2
+		}
 		perPkt := time.Duration(float64(c1-c0) / float64(pkts))
-		t.Logf("pairs=%d twcc=%v shared=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
-			pairs, twcc, ta.UDPMux != nil, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
+		t.Logf("pairs=%d twcc=%v shared=%v push=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
+			pairs, twcc, ta.UDPMux != nil, push, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
 			(c1 - c0).Round(time.Millisecond), 100*float64(c1-c0)/float64(wall), perPkt)
 	}
 
@@ -159,6 +198,9 @@ func TestLoadPairs(t *testing.T) {
 		}
 		m.mu.RUnlock()
 		t.Logf("shared port: %d datagrams of no call, %d dropped on full call queues", m.unrouted.Load(), dropped)
+	}
+	for _, stop := range stops {
+		stop()
 	}
 	for _, s := range sessions {
 		_ = s.Close()

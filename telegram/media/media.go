@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"io"
+	"net/netip"
 	"os"
 	"time"
 
@@ -60,7 +61,9 @@ func clampExtID(id int) int {
 // passed to the ICE agent (direct.go), so ReadRTP must be called
 // continuously. b should hold at least 1500 bytes; a packet larger than b
 // is dropped and io.ErrShortBuffer returned. After the session ends it
-// returns the session's error.
+// returns the session's error. While PushRTP delivers the packets, ReadRTP
+// blocks until the push is stopped (then it returns 0, ErrPushStopped) or the
+// session ends.
 func (s *Session) ReadRTP(b []byte) (int, error) {
 	if s.keys.Load() == nil { // an atomic load, not a select, per packet
 		select {
@@ -69,13 +72,36 @@ func (s *Session) ReadRTP(b []byte) (int, error) {
 			return 0, s.endErr()
 		}
 	}
+	for {
+		if ps := s.push.Load(); ps != nil {
+			select {
+			case <-ps.stopCh:
+				<-ps.done // the push loop has let go of the socket
+				return 0, ErrPushStopped
+			case <-s.ctx.Done():
+				return 0, s.endErr()
+			}
+		}
+		n, err, ok := s.readRTPLocked(b)
+		if ok {
+			return n, err
+		}
+	}
+}
+
+// readRTPLocked is ReadRTP's loop under rxMu; ok is false when a push
+// started (ReadRTP then waits for it to stop).
+func (s *Session) readRTPLocked(b []byte) (int, error, bool) {
 	s.rxMu.Lock()
 	defer s.rxMu.Unlock()
 	for {
 		if s.ended.Load() {
-			return 0, s.endErr()
+			return 0, s.endErr(), true
 		}
-		pkt, ok := s.nextPacket()
+		if s.push.Load() != nil {
+			return 0, nil, false
+		}
+		pkt, ok := s.nextPacket(nil)
 		if !ok {
 			continue
 		}
@@ -83,10 +109,10 @@ func (s *Session) ReadRTP(b []byte) (int, error) {
 		case kindRTP:
 			n, err := s.decryptRTP(pkt, b)
 			if err == nil {
-				return n, nil
+				return n, nil, true
 			}
 			if errors.Is(err, io.ErrShortBuffer) {
-				return 0, err
+				return 0, err, true
 			}
 		case kindRTCP:
 			s.handleSRTCP(pkt)
@@ -96,20 +122,14 @@ func (s *Session) ReadRTP(b []byte) (int, error) {
 	}
 }
 
-// nextPacket returns the next datagram for ReadRTP in rxBuf: from the side
-// queue (the pump), else read from the selected socket, else it waits for
-// the pump. ok is false when there is nothing to handle yet (woken, or the
-// datagram went to pion's reader). Called under rxMu.
-func (s *Session) nextPacket() ([]byte, bool) {
-	if s.side.n.Load() > 0 {
-		n, ok := s.side.pop(s.rxBuf)
-		if ok {
-			s.viaPump.Add(1)
-		}
-		return s.rxBuf[:n], ok
-	}
-	if r := s.route.Load(); r != s.cur {
-		s.follow(r)
+// nextPacket returns the next datagram for the reader (ReadRTP, or the push
+// loop ps) in rxBuf: from the side queue (the pump), else read from the
+// selected socket, else it waits for the pump. ok is false when there is
+// nothing to handle yet (woken, or the datagram went to pion's reader).
+// Called under rxMu.
+func (s *Session) nextPacket(ps *pushState) ([]byte, bool) {
+	if pkt, ok, done := s.nextQueued(); done {
+		return pkt, ok
 	}
 	c := s.curConn()
 	if c == nil {
@@ -119,11 +139,35 @@ func (s *Session) nextPacket() ([]byte, bool) {
 		}
 		return nil, false
 	}
+	return s.readSelected(c, ps)
+}
+
+// nextQueued pops the side queue into rxBuf (done and ok when something was
+// there) and makes the reader follow a changed route (done, not ok: look
+// again). Called under rxMu.
+func (s *Session) nextQueued() (pkt []byte, ok, done bool) {
+	if s.side.n.Load() > 0 {
+		n, ok := s.side.pop(s.rxBuf)
+		if ok {
+			s.viaPump.Add(1)
+		}
+		return s.rxBuf[:n], ok, true
+	}
+	if r := s.route.Load(); r != s.cur {
+		s.follow(r)
+	}
+	return nil, false, false
+}
+
+// readSelected reads the selected socket c once into rxBuf. The reader is
+// woken (ok false) when the side queue, the route or the push state (the
+// reader's ps no longer the current one) changes. Called under rxMu.
+func (s *Session) readSelected(c directConn, ps *pushState) ([]byte, bool) {
 	d := c.demuxer()
 	s.reading.Store(d)
-	// Checked after publishing reading: a later push or route change kicks
-	// the read below.
-	if s.side.n.Load() > 0 || s.route.Load() != s.cur {
+	// Checked after publishing reading: a later push, route change or
+	// PushRTP/stop kicks the read below.
+	if s.side.n.Load() > 0 || s.route.Load() != s.cur || s.push.Load() != ps {
 		s.reading.Store(nil)
 		return nil, false
 	}
@@ -138,13 +182,22 @@ func (s *Session) nextPacket() ([]byte, bool) {
 		return nil, false
 	}
 	pkt := s.rxBuf[:n]
-	if (from != s.cur.remote && unmapAP(from) != s.cur.remote) || classify(pkt) == kindOther {
-		// STUN (consent freshness, keepalives, nominations) and anything
-		// from another address take pion's path (RFC 7983 §7: 0–3 is STUN).
-		d.handToPion(pkt, from)
+	if !s.fromSelected(pkt, from, d) {
 		return nil, false
 	}
 	return pkt, true
+}
+
+// fromSelected says whether pkt, read from the selected socket, is media
+// for the reader; STUN (consent freshness, keepalives, nominations) and
+// anything from another address take pion's path (RFC 7983 §7: 0–3 is
+// STUN). Called under rxMu.
+func (s *Session) fromSelected(pkt []byte, from netip.AddrPort, d *demux) bool {
+	if (from != s.cur.remote && unmapAP(from) != s.cur.remote) || classify(pkt) == kindOther {
+		d.handToPion(pkt, from)
+		return false
+	}
+	return true
 }
 
 // curConn is the socket ReadRTP reads, nil for pion's path.

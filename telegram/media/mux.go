@@ -239,6 +239,9 @@ type muxConn struct {
 	n      int
 	kicked bool
 	note   chan struct{} // cap 1: the queue or the kick changed
+	// sink is the Session that takes this call's datagrams inline, on the
+	// shared reader, while it pushes (push.go); set only while q is empty.
+	sink *Session
 
 	dropped atomic.Uint64
 }
@@ -262,8 +265,18 @@ func (c *muxConn) signal() {
 }
 
 // deliver queues one datagram (the shared reader); a full queue drops it.
+// While the call pushes (push.go) and nothing is queued before it, the
+// datagram is handled inline instead: demultiplexed, decrypted and handed
+// to the push's deliver function on this goroutine.
 func (c *muxConn) deliver(b []byte, from netip.AddrPort) {
 	c.qmu.Lock()
+	if s := c.sink; s != nil && c.n == 0 {
+		c.qmu.Unlock()
+		if s.sinkPacket(c, b, from) {
+			return
+		}
+		c.qmu.Lock()
+	}
 	if c.n == muxQueueLen {
 		c.qmu.Unlock()
 		c.dropped.Add(1)
@@ -273,8 +286,36 @@ func (c *muxConn) deliver(b []byte, from netip.AddrPort) {
 	p.buf = append(p.buf[:0], b...)
 	p.from = from
 	c.n++
+	sink := c.sink
 	c.qmu.Unlock()
 	c.signal()
+	if sink != nil {
+		sink.wakeReader() // the push loop drains the queue (attachSink)
+	}
+}
+
+// popOrSink pops the oldest queued datagram into b, or, when nothing is
+// queued, makes s the sink (push.go) and returns ok false.
+func (c *muxConn) popOrSink(b []byte, s *Session) (int, netip.AddrPort, bool) {
+	c.qmu.Lock()
+	defer c.qmu.Unlock()
+	if c.n == 0 {
+		c.sink = s
+		return 0, netip.AddrPort{}, false
+	}
+	p := &c.q[c.head]
+	n := copy(b, p.buf)
+	from := p.from
+	c.head = (c.head + 1) % muxQueueLen
+	c.n--
+	return n, from, true
+}
+
+// setSink sets or (nil) clears the inline sink.
+func (c *muxConn) setSink(s *Session) {
+	c.qmu.Lock()
+	c.sink = s
+	c.qmu.Unlock()
 }
 
 // read returns the next queued datagram; os.ErrDeadlineExceeded when kicked

@@ -222,44 +222,50 @@ func (s *Session) handleSRTCP(pkt []byte) {
 		}
 		return
 	}
-	pkts, err := rtcp.Unmarshal(out)
-	if err != nil {
+	if !validRTCP(out) {
 		s.st.rtcpErrors.Add(1)
 		return
 	}
 	now := time.Now()
-	for _, p := range pkts {
+	for b := out; len(b) > 0; {
+		p, rest, _ := nextRTCP(b)
+		b = rest
 		s.st.rtcpIn.Add(1)
-		switch p := p.(type) {
-		case *rtcp.SenderReport:
+		switch p[1] {
+		case rtcpSR:
 			s.st.srIn.Add(1)
 			s.st.mu.Lock()
-			if r := s.st.stream(p.SSRC); r != nil {
-				r.lastSR, r.lastSRAt = uint32(p.NTPTime>>16), now
+			if r := s.st.stream(rtcpSenderSSRC(p)); r != nil {
+				r.lastSR, r.lastSRAt = uint32(srNTP(p)>>16), now
 			}
 			s.st.mu.Unlock()
-			s.st.remoteReports(p.Reports)
-		case *rtcp.ReceiverReport:
+			s.st.remoteReports(p)
+		case rtcpRR:
 			s.st.rrIn.Add(1)
-			s.st.remoteReports(p.Reports)
-		case *rtcp.TransportLayerCC:
-			s.st.twccIn.Add(1)
-		case *rtcp.TransportLayerNack:
-			s.st.nackIn.Add(1)
+			s.st.remoteReports(p)
+		case rtcpRTPFB:
+			switch p[0] & 0x1f {
+			case rtcpFmtTWCC:
+				s.st.twccIn.Add(1)
+			case rtcpFmtNACK:
+				s.st.nackIn.Add(1)
+			}
 		}
 	}
 }
 
-// remoteReports keeps what the peer says about our stream.
-func (st *rtcpState) remoteReports(rr []rtcp.ReceptionReport) {
+// remoteReports keeps what the peer says about our stream: the report
+// blocks of the SR or RR p (checked by nextRTCP).
+func (st *rtcpState) remoteReports(p []byte) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, r := range rr {
-		if r.SSRC != st.sendSSRC || st.sendSSRC == 0 {
+	for i := range int(p[0] & 0x1f) {
+		r := reportBlockAt(p, i)
+		if r.ssrc != st.sendSSRC || st.sendSSRC == 0 {
 			continue
 		}
-		lost := int32(r.TotalLost<<8) >> 8 // sign-extend 24 bits
-		st.remoteLost, st.remoteFrac, st.remoteJitter = lost, r.FractionLost, r.Jitter
+		lost := int32(r.totalLost<<8) >> 8 // sign-extend 24 bits
+		st.remoteLost, st.remoteFrac, st.remoteJitter = lost, r.fraction, r.jitter
 	}
 }
 

@@ -130,6 +130,13 @@ type Session struct {
 	side    sideQueue
 	viaPump atomic.Uint64 // datagrams ReadRTP got from the pump (tests)
 
+	// Push path (push.go): the current PushRTP (nil: ReadRTP reads),
+	// PushRTP calls serialised, and the shared-port connection that
+	// delivers inline (under rxMu).
+	push   atomic.Pointer[pushState]
+	pushMu sync.Mutex
+	sink   pushSink
+
 	// Receive path, owned by ReadRTP under rxMu.
 	rxMu   sync.Mutex
 	rxBuf  []byte

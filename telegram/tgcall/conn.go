@@ -44,6 +44,21 @@ func newConn(call *Call, sess *media.Session, audio Audio) *Conn {
 // ReadRTP reads the next decrypted RTP packet from the peer into b.
 func (c *Conn) ReadRTP(b []byte) (int, error) { return c.sess.ReadRTP(b) }
 
+// ErrPushStopped is what ReadRTP returns when it was blocked by PushRTP and
+// the push was stopped (media.ErrPushStopped).
+var ErrPushStopped = media.ErrPushStopped
+
+// PushRTP calls deliver with every RTP packet received from the peer (plain
+// RTP, exactly what ReadRTP would have returned) on the call's receiving
+// goroutine, until stop is called or the call's media ends: the
+// run-to-completion path of a passthrough bridge (rtpbridge's Pusher). deliver
+// must not block, must not keep b and must not call stop; it may call WriteRTP
+// of another endpoint. While pushing, ReadRTP blocks until stop is called
+// (then it returns 0, ErrPushStopped) or the media ends (then it returns the
+// end error). stop returns once no deliver call is running and none will
+// start. See media.Session.PushRTP.
+func (c *Conn) PushRTP(deliver func(b []byte)) (stop func()) { return c.sess.PushRTP(deliver) }
+
 // WriteRTP sends one plain RTP packet (built with Audio's SSRC and payload
 // type) to the peer through SRTP.
 func (c *Conn) WriteRTP(b []byte) error { return c.sess.WriteRTP(b) }
