@@ -100,7 +100,7 @@ func newReflectorPort(r Reflector, conn *net.UDPConn) *reflectorPort {
 		conn:      conn,
 		d:         newDemux(conn),
 		ownTag:    randomNonZero32(),
-		wbuf:      make([]byte, 0, receiveMTU+reflectorOverhead),
+		wbuf:      make([]byte, 0, maxDatagram+reflectorOverhead),
 	}
 	p.own = wire.Tag(r.PeerTag)
 	binary.LittleEndian.PutUint32(p.own[12:], p.ownTag)
@@ -222,7 +222,7 @@ func (p *reflectorPort) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, err
 	if remote == 0 {
 		return 0, errNoRemoteTag
 	}
-	if len(b) > receiveMTU {
+	if len(b) > maxDatagram {
 		return 0, errReflectorTrunc
 	}
 	p.wmu.Lock()

@@ -32,8 +32,25 @@ const (
 	// pins that target to 32 kbit/s (min = start = max) while no video is
 	// sent, which gives 340 ms, clamped to the 250 ms maximum.
 	twccInterval   = 250 * time.Millisecond
-	receiveMTU     = 8192 // pion/ice's receive buffer
+	receiveMTU     = 8192 // pion/ice's receive buffer (the shared port's batch reader uses it too)
 	dtlsQueueBytes = 256 << 10
+
+	// maxDatagram is the largest datagram (SRTP, SRTCP, DTLS) the Session
+	// handles itself; a larger one is dropped and counted (Stats.Dropped).
+	// libwebrtc's DTLS transport accepts nothing larger either
+	// (kMaxDtlsPacketLen = 2048, p2p/dtls/dtls_utils.h), and what tgcalls
+	// sends stays well below it: SCTP packets are at most kSctpMtu = 1191
+	// bytes (media/sctp/usrsctp_transport.cc) and an audio call's RTP a few
+	// hundred. The Session's buffers were pion's 8 KiB receive MTU each.
+	maxDatagram = 2048
+	// datagramBuf is a receive buffer: one byte more than maxDatagram, so
+	// that a datagram the kernel truncated to the buffer shows as too large,
+	// and room for a reflector's header around maxDatagram bytes of data.
+	datagramBuf = maxDatagram + reflectorOverhead + 1
+	// maxWriteRTP is the largest plain RTP packet WriteRTP sends: with our
+	// header extension block (12 bytes at most) and the SRTP tag (16 bytes
+	// for AES-GCM, 10 for AES-CM/HMAC-SHA1-80) it stays within maxDatagram.
+	maxWriteRTP = maxDatagram - 12 - 16
 )
 
 // Errors a Session ends with (Err). The engine maps them to a discard reason
@@ -179,11 +196,11 @@ func New(cfg Config) (*Session, error) {
 		connected:    make(chan struct{}),
 		dc:           dataChannel{open: make(chan struct{})},
 		done:         make(chan struct{}),
-		rxBuf:        make([]byte, receiveMTU),
-		rtcpIn:       make([]byte, receiveMTU),
-		txPlain:      make([]byte, receiveMTU),
-		txOut:        make([]byte, receiveMTU+64),
-		rtcpOut:      make([]byte, receiveMTU+64),
+		rxBuf:        make([]byte, datagramBuf),
+		rtcpIn:       make([]byte, maxDatagram),
+		txPlain:      make([]byte, maxDatagram),
+		txOut:        make([]byte, maxDatagram),
+		rtcpOut:      make([]byte, maxDatagram),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.st.init()
@@ -193,7 +210,7 @@ func New(cfg Config) (*Session, error) {
 	if s.cert, s.fingerprint, err = newCertificate(); err != nil {
 		return nil, fmt.Errorf("media: certificate: %w", err)
 	}
-	if s.net, err = newSessionNet(); err != nil {
+	if s.net, err = s.t.sessionNet(); err != nil {
 		return nil, fmt.Errorf("media: network: %w", err)
 	}
 	opts := append(agentOptions(s.t, &s.cfg, log), ice.WithNet(s.net))

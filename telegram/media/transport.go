@@ -8,10 +8,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5/stdnet"
 )
 
 // Transport is the process-wide network policy shared by all calls, built
@@ -45,6 +48,36 @@ type Transport struct {
 	// sched sends the RTCP of every connected session of this Transport
 	// from one timer; a Transport must therefore not be copied.
 	sched rtcpScheduler
+
+	// ifs is the interface list every call's agent gathers host
+	// candidates from (newSessionNet), read once per interfacesMaxAge
+	// instead of once per call.
+	ifsMu sync.Mutex
+	ifs   *stdnet.Net
+	ifsAt time.Time
+}
+
+// interfacesMaxAge is how long the Transport reuses its list of local
+// interfaces and addresses for new calls. stdnet.NewNet reads it with
+// net.Interfaces (a netlink dump, ~7 KiB of heap kept by every agent);
+// an interface that comes up is seen by calls starting after this.
+const interfacesMaxAge = time.Minute
+
+// sessionNet returns a new call's transport.Net over the Transport's
+// current interface list. A list is never changed after it is made (pion
+// refreshes only a *stdnet.Net it is handed directly, and only when
+// gathering continually), so agents share it without locking.
+func (t *Transport) sessionNet() (*sessionNet, error) {
+	t.ifsMu.Lock()
+	defer t.ifsMu.Unlock()
+	if t.ifs == nil || time.Since(t.ifsAt) > interfacesMaxAge {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		t.ifs, t.ifsAt = n, time.Now()
+	}
+	return &sessionNet{Net: t.ifs}, nil
 }
 
 // ICEServer is one STUN or TURN server: URL in RFC 7064/7065 form
