@@ -3,8 +3,13 @@ package media
 import (
 	"errors"
 	"io"
+	"net"
+	"runtime"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/pion/turn/v5"
 )
 
 // TestOversizeDatagramDropped: a datagram larger than maxDatagram on the
@@ -80,4 +85,78 @@ func TestTransportSharesInterfaces(t *testing.T) {
 	if c := newSession(t, Config{Transport: loopbackTransport()}); c.net.Net == a.net.Net {
 		t.Error("two Transports share an interface list")
 	}
+}
+
+// newTestTURN runs a TURN server (pion/turn) on 127.0.0.1 that relays on
+// 127.0.0.1, and returns it as a configured ICE server.
+func newTestTURN(t testing.TB) ICEServer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const user, pass, realm = "user", "pass", "test"
+	key := turn.GenerateAuthKey(user, realm, pass)
+	srv, err := turn.NewServer(turn.ServerConfig{
+		Realm: realm,
+		AuthHandler: func(ra *turn.RequestAttributes) (string, []byte, bool) {
+			return user, key, ra.Username == user
+		},
+		PacketConnConfigs: []turn.PacketConnConfig{{
+			PacketConn: pc,
+			RelayAddressGenerator: &turn.RelayAddressGeneratorStatic{
+				RelayAddress: net.IPv4(127, 0, 0, 1),
+				Address:      "127.0.0.1",
+			},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	return ICEServer{URL: "turn:" + pc.LocalAddr().String() + "?transport=udp", Username: user, Password: pass}
+}
+
+// goroutinesIn counts goroutines whose stack mentions fn.
+func goroutinesIn(fn string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	return strings.Count(string(buf), fn)
+}
+
+// TestTURNRelayOnly: with P2P not allowed and no reflectors the call
+// connects through a TURN allocation the Session made itself (turn.go),
+// read into a datagram-sized buffer, not by pion/turn's Client.Listen and
+// its 64 KiB buffer.
+func TestTURNRelayOnly(t *testing.T) {
+	srv := newTestTURN(t)
+	cfg := Config{ICEServers: []ICEServer{srv}}
+	a, b := connectedPair(t, cfg, cfg)
+	rb := startReader(b)
+	flow(t, a, rb, 0x1234, "turn", 20)
+	for _, s := range []*Session{a, b} {
+		st := s.Stats()
+		if st.LocalCandidateType != "relay" || !st.Relayed {
+			t.Errorf("not relayed through TURN: %+v", st)
+		}
+		s.mu.Lock()
+		n := len(s.turns)
+		s.mu.Unlock()
+		if n != 1 {
+			t.Errorf("%d TURN allocations made by the session, want 1", n)
+		}
+	}
+	if n := goroutinesIn("turn/v5.(*Client).Listen"); n != 0 {
+		t.Errorf("%d pion/turn Listen readers (64 KiB buffer each)", n)
+	}
+	_ = a.Close()
+	_ = b.Close()
+	rb.wait(t)
 }

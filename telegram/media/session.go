@@ -16,6 +16,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5/packetio"
 )
 
@@ -105,6 +106,9 @@ type Session struct {
 	log   *slog.Logger
 	agent *ice.Agent
 	ports []*reflectorPort
+	// UDP TURN servers and their allocations (turn.go); turns under mu.
+	turnURLs []*stun.URI
+	turns    []*turnPort
 
 	cert        tls.Certificate
 	fingerprint string
@@ -213,7 +217,9 @@ func New(cfg Config) (*Session, error) {
 	if s.net, err = s.t.sessionNet(); err != nil {
 		return nil, fmt.Errorf("media: network: %w", err)
 	}
-	opts := append(agentOptions(s.t, &s.cfg, log), ice.WithNet(s.net))
+	opts, turnURLs := agentOptions(s.t, &s.cfg, log)
+	s.turnURLs = turnURLs
+	opts = append(opts, ice.WithNet(s.net))
 	if s.agent, err = ice.NewAgentWithOptions(opts...); err != nil {
 		return nil, fmt.Errorf("media: ICE agent: %w", err)
 	}
@@ -299,6 +305,7 @@ func (s *Session) Start() error {
 		s.wg.Add(1)
 		go s.runReflector(p)
 	}
+	s.startTURN()
 	return nil
 }
 
@@ -430,6 +437,7 @@ func (s *Session) closeResources() {
 	for _, p := range s.ports {
 		_ = p.Close() // idempotent; the agent may have closed it already
 	}
+	s.closeTURN()
 }
 
 func (s *Session) handleICEState(st ice.ConnectionState) {

@@ -140,14 +140,22 @@ func iceURIs(servers []ICEServer, turnOnly bool, log *slog.Logger) []*stun.URI {
 	return out
 }
 
-// agentOptions builds the pion agent options of one call.
-func agentOptions(t *Transport, cfg *Config, log *slog.Logger) []ice.AgentOption {
+// agentOptions builds the pion agent options of one call, and returns the
+// UDP TURN servers apart: the Session allocates on those itself (turn.go).
+func agentOptions(t *Transport, cfg *Config, log *slog.Logger) ([]ice.AgentOption, []*stun.URI) {
 	netTypes := []ice.NetworkType{ice.NetworkTypeUDP4}
 	if t.IPv6 {
 		netTypes = append(netTypes, ice.NetworkTypeUDP6)
 	}
 	servers := append(append([]ICEServer(nil), t.ICEServers...), cfg.ICEServers...)
-	urls := iceURIs(servers, !cfg.P2PAllowed, log)
+	var urls, turnURLs []*stun.URI
+	for _, u := range iceURIs(servers, !cfg.P2PAllowed, log) {
+		if isUDPTURN(u) {
+			turnURLs = append(turnURLs, u)
+		} else {
+			urls = append(urls, u)
+		}
+	}
 
 	// Without P2P only relayed candidates exist (tgcalls
 	// PORTALLOCATOR_DISABLE_UDP|DISABLE_STUN); reflectors are added as
@@ -193,7 +201,7 @@ func agentOptions(t *Transport, cfg *Config, log *slog.Logger) []ice.AgentOption
 	if t.IncludeLoopback {
 		opts = append(opts, ice.WithIncludeLoopback())
 	}
-	return opts
+	return opts, turnURLs
 }
 
 var errNoFreePort = errors.New("media: no free UDP port in the configured range")
