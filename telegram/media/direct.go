@@ -371,6 +371,7 @@ func (s *Session) handleSelectedPair(local, remote ice.Candidate) {
 	s.log.Debug("selected pair", "local", local.String(), "remote", remote.String(), "direct", r.conn != nil)
 	s.route.Store(r)
 	s.wakeReader()
+	s.noteSelectedPair(local)
 }
 
 // sideQueue holds datagrams for ReadRTP that did not come from its own

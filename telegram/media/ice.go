@@ -74,6 +74,8 @@ func (s *Session) runReflector(p *reflectorPort) {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-p.d.closed: // closed: released (relays.go) or pion closed it
+			return
 		case <-t.C:
 			if err := p.sendHello(); err != nil && isClosed(err) {
 				return

@@ -160,3 +160,103 @@ func TestTURNRelayOnly(t *testing.T) {
 	_ = b.Close()
 	rb.wait(t)
 }
+
+// relaysOf reports whether s released its relays, and how many of its
+// reflector ports and TURN allocations are closed.
+func relaysOf(s *Session) (released bool, closedPorts, closedTURN int) {
+	s.mu.Lock()
+	released = s.relaysReleased
+	turns := s.turns
+	s.mu.Unlock()
+	for _, p := range s.ports {
+		if p.d.gone.Load() {
+			closedPorts++
+		}
+	}
+	for _, p := range turns {
+		p.mu.Lock()
+		if p.closed {
+			closedTURN++
+		}
+		p.mu.Unlock()
+	}
+	return released, closedPorts, closedTURN
+}
+
+// TestReleaseUnusedRelays: with Transport.ReleaseUnusedRelays a call on a
+// direct pair closes its reflector ports and TURN allocation (their
+// goroutines end) and media keeps flowing; a call that uses a relay keeps
+// them all; without the option nothing is released (tgcalls keeps its
+// ports, relays.go).
+func TestReleaseUnusedRelays(t *testing.T) {
+	old := relayReleaseDelay
+	relayReleaseDelay = 100 * time.Millisecond
+	t.Cleanup(func() { relayReleaseDelay = old })
+	for _, tc := range []struct {
+		name           string
+		p2p, release   bool
+		wantReleased   bool
+		wantLocalRelay bool
+	}{
+		{"direct", true, true, true, false},
+		{"relayed", false, true, false, true},
+		{"default", true, false, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ref := newTestReflector(t)
+			tr := loopbackTransport()
+			tr.ReleaseUnusedRelays = tc.release
+			cfg := Config{
+				Transport:  tr,
+				P2PAllowed: tc.p2p,
+				Reflectors: []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}},
+				ICEServers: []ICEServer{newTestTURN(t)},
+			}
+			a, b := connectedPair(t, cfg, cfg)
+			rb := startReader(b)
+			flow(t, a, rb, 0x1234, "before", 5)
+			// Wait for the TURN allocations and reflectors to be up, then
+			// well past the release delay.
+			deadline := time.Now().Add(testTimeout)
+			for {
+				ra, pa, ta := relaysOf(a)
+				rbl, pb, tb := relaysOf(b)
+				done := ra && rbl && pa == 1 && pb == 1 && ta == 1 && tb == 1
+				if done || time.Now().After(deadline) {
+					break
+				}
+				if !tc.wantReleased && time.Since(deadline.Add(-testTimeout)) > 20*relayReleaseDelay {
+					break
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for _, s := range []*Session{a, b} {
+				released, ports, turns := relaysOf(s)
+				if released != tc.wantReleased {
+					t.Errorf("released %v, want %v", released, tc.wantReleased)
+				}
+				wantClosed := 0
+				if tc.wantReleased {
+					wantClosed = 1
+				}
+				if ports != wantClosed || turns != wantClosed {
+					t.Errorf("%d reflector ports and %d TURN allocations closed, want %d", ports, turns, wantClosed)
+				}
+				if st := s.Stats(); (st.LocalCandidateType == "relay") != tc.wantLocalRelay {
+					t.Errorf("local candidate %s", st.LocalCandidateType)
+				}
+			}
+			if tc.wantReleased {
+				for _, fn := range []string{"media.(*Session).runReflector", "media.(*Session).readTURN", "turn/v5/internal/client.(*PeriodicTimer)"} {
+					if n := goroutinesIn(fn); n != 0 {
+						t.Errorf("%d goroutines in %s after the release", n, fn)
+					}
+				}
+			}
+			flow(t, a, rb, 0x1234, "after", 20)
+			_ = a.Close()
+			_ = b.Close()
+			rb.wait(t)
+		})
+	}
+}

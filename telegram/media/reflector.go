@@ -271,7 +271,7 @@ func (p *reflectorPort) SetDeadline(t time.Time) error {
 	if !t.IsZero() && !t.After(time.Now()) {
 		p.d.abort()
 	}
-	return p.conn.SetDeadline(t)
+	return p.ignoreClosed(p.conn.SetDeadline(t))
 }
 
 // SetReadDeadline implements net.PacketConn (see SetDeadline).
@@ -279,7 +279,17 @@ func (p *reflectorPort) SetReadDeadline(t time.Time) error {
 	if !t.IsZero() && !t.After(time.Now()) {
 		p.d.abort()
 	}
-	return p.conn.SetReadDeadline(t)
+	return p.ignoreClosed(p.conn.SetReadDeadline(t))
+}
+
+// ignoreClosed hides the error of a deadline set on a port we closed
+// ourselves (a released relay, relays.go): pion aborts its reader that way
+// when the agent closes and would log it.
+func (p *reflectorPort) ignoreClosed(err error) error {
+	if err != nil && isClosed(err) && p.d.gone.Load() {
+		return nil
+	}
+	return err
 }
 
 // SetWriteDeadline implements net.PacketConn.

@@ -109,6 +109,9 @@ type Session struct {
 	// UDP TURN servers and their allocations (turn.go); turns under mu.
 	turnURLs []*stun.URI
 	turns    []*turnPort
+	// Release of unused relays (relays.go), under mu.
+	releaseTimer   *time.Timer
+	relaysReleased bool
 
 	cert        tls.Certificate
 	fingerprint string
@@ -418,6 +421,7 @@ func (s *Session) supervise() {
 // closeResources closes DTLS, the agent (which closes its candidates'
 // sockets, including registered reflector ports) and the reflector sockets.
 func (s *Session) closeResources() {
+	s.stopReleaseTimer()
 	s.mu.Lock()
 	dc := s.dtlsConn
 	s.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
@@ -42,7 +43,7 @@ type turnPort struct {
 
 	mu     sync.Mutex
 	client *turn.Client
-	relay  net.PacketConn // the allocation, once made
+	relay  *relayConn // the allocation, once made
 	closed bool
 
 	cand    atomic.Pointer[ice.CandidateRelay]
@@ -125,7 +126,7 @@ func (s *Session) runTURN(u *stun.URI) {
 		_ = relay.Close() // closed while allocating: release it at once
 		return
 	}
-	p.relay = relay
+	p.relay = &relayConn{PacketConn: relay}
 	p.mu.Unlock()
 
 	local := conn.LocalAddr().(*net.UDPAddr)
@@ -146,7 +147,7 @@ func (s *Session) runTURN(u *stun.URI) {
 	}
 	p.cand.Store(cand)
 	s.log.Debug("TURN allocation", "url", u.String(), "relayed", relayed.String())
-	if err := s.agent.AddVirtualCandidate(cand, relay); err != nil {
+	if err := s.agent.AddVirtualCandidate(cand, p.relay); err != nil {
 		if s.ctx.Err() == nil {
 			s.log.Warn("adding TURN candidate", "url", u.String(), "err", err)
 		}
@@ -186,7 +187,7 @@ func (p *turnPort) close() {
 	relay, client := p.relay, p.client
 	p.mu.Unlock()
 	if relay != nil {
-		_ = relay.Close() // already closed by the agent, or the server lets it expire
+		_ = relay.Close() // idempotent: the agent may have closed it already
 	}
 	if client != nil {
 		client.Close()
@@ -202,4 +203,45 @@ func (s *Session) closeTURN() {
 	for _, p := range turns {
 		p.close()
 	}
+}
+
+// relayConn is the allocation as the agent sees it and as the session
+// closes it: closing is idempotent, and once the agent aborted its reader
+// (a deadline in the past) or the allocation was closed, reads end with
+// net.ErrClosed, which pion's reader takes as the end without logging
+// (pion/turn returns errors of its own).
+type relayConn struct {
+	net.PacketConn
+	once    sync.Once
+	aborted atomic.Bool
+}
+
+// Close releases the allocation: a Refresh with lifetime 0, sent without
+// waiting (the server lets the allocation expire if it is lost).
+func (c *relayConn) Close() error {
+	c.aborted.Store(true)
+	c.once.Do(func() { _ = c.PacketConn.Close() })
+	return nil
+}
+
+func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, from, err := c.PacketConn.ReadFrom(b)
+	if err != nil && c.aborted.Load() {
+		return 0, nil, net.ErrClosed
+	}
+	return n, from, err
+}
+
+func (c *relayConn) SetDeadline(t time.Time) error {
+	if !t.IsZero() && !t.After(time.Now()) {
+		c.aborted.Store(true)
+	}
+	return c.PacketConn.SetDeadline(t)
+}
+
+func (c *relayConn) SetReadDeadline(t time.Time) error {
+	if !t.IsZero() && !t.After(time.Now()) {
+		c.aborted.Store(true)
+	}
+	return c.PacketConn.SetReadDeadline(t)
 }
