@@ -260,3 +260,48 @@ func TestReleaseUnusedRelays(t *testing.T) {
 		})
 	}
 }
+
+// TestReflectorHellosWithoutGoroutine: once its reflector answered, a port
+// keeps its binding alive with hellos from a timer, with no goroutine of
+// its own for the call's life, and the hellos stop when it closes.
+func TestReflectorHellosWithoutGoroutine(t *testing.T) {
+	ref := newTestReflector(t)
+	cfg := Config{Reflectors: []Reflector{{ServerID: 1, Addr: ref.addr, PeerTag: randomTag(t)}}}
+	a, b := connectedPair(t, cfg, cfg)
+	rb := startReader(b)
+	flow(t, a, rb, 0x1234, "relayed", 5)
+	if st := a.Stats(); st.LocalCandidateType != "relay" {
+		t.Fatalf("not through the reflector: %+v", st)
+	}
+	if n := goroutinesIn("media.(*Session).runReflector"); n != 0 {
+		t.Errorf("%d reflector goroutines while connected, want 0", n)
+	}
+	p := a.ports[0]
+	p.helloMu.Lock()
+	armed := p.helloTimer != nil && !p.helloStopped
+	p.helloMu.Unlock()
+	if !armed {
+		t.Fatal("no keepalive timer on a ready reflector port")
+	}
+	before, hellos := p.helloSent.Load(), ref.hellos.Load()
+	p.helloTick() // what the timer runs every 10 s
+	if p.helloSent.Load() != before+1 {
+		t.Error("the keepalive sent no hello")
+	}
+	deadline := time.Now().Add(testTimeout)
+	for ref.hellos.Load() == hellos && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if ref.hellos.Load() == hellos {
+		t.Error("the reflector saw no keepalive hello")
+	}
+	_ = a.Close()
+	p.helloMu.Lock()
+	stopped := p.helloStopped
+	p.helloMu.Unlock()
+	if !stopped {
+		t.Error("hellos not stopped when the port closed")
+	}
+	_ = b.Close()
+	rb.wait(t)
+}

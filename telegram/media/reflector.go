@@ -90,6 +90,10 @@ type reflectorPort struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	helloMu      sync.Mutex
+	helloTimer   *time.Timer // keepalive hellos once ready (startHellos)
+	helloStopped bool        // closed: no more hellos
+
 	helloSent, packetsIn, packetsOut, dropped atomic.Uint64
 }
 
@@ -130,6 +134,36 @@ func (p *reflectorPort) sendHello() error {
 		p.helloSent.Add(1)
 	}
 	return err
+}
+
+// startHellos sends a hello every 10 s from now until the port closes
+// (tgcalls ReflectorPort: helloIntervalReady once the reflector answered).
+func (p *reflectorPort) startHellos() {
+	p.helloMu.Lock()
+	defer p.helloMu.Unlock()
+	if !p.helloStopped {
+		p.helloTimer = time.AfterFunc(helloIntervalReady, p.helloTick)
+	}
+}
+
+func (p *reflectorPort) helloTick() {
+	if err := p.sendHello(); err != nil && isClosed(err) {
+		return
+	}
+	p.helloMu.Lock()
+	defer p.helloMu.Unlock()
+	if !p.helloStopped {
+		p.helloTimer.Reset(helloIntervalReady)
+	}
+}
+
+func (p *reflectorPort) stopHellos() {
+	p.helloMu.Lock()
+	defer p.helloMu.Unlock()
+	p.helloStopped = true
+	if p.helloTimer != nil {
+		p.helloTimer.Stop()
+	}
 }
 
 // awaitReady sends hellos every 500 ms and reads until the reflector answers
@@ -257,6 +291,7 @@ func (p *reflectorPort) WriteTo(b []byte, addr net.Addr) (int, error) {
 // Close closes the socket; safe to call more than once (the agent and the
 // session both do).
 func (p *reflectorPort) Close() error {
+	p.stopHellos()
 	p.d.abort()
 	p.closeOnce.Do(func() { p.closeErr = p.conn.Close() })
 	return p.closeErr
