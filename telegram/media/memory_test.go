@@ -305,3 +305,35 @@ func TestReflectorHellosWithoutGoroutine(t *testing.T) {
 	_ = b.Close()
 	rb.wait(t)
 }
+
+// TestOversizeDatagramDroppedByPump: a datagram larger than maxDatagram
+// that reaches the agent's buffer (here: no ReadRTP owns the socket yet)
+// is dropped and counted by the pump, which keeps running.
+func TestOversizeDatagramDroppedByPump(t *testing.T) {
+	a, b := connectedPair(t, Config{P2PAllowed: true}, Config{P2PAllowed: true})
+	r := a.route.Load()
+	if r == nil || r.conn == nil {
+		t.Fatalf("no direct route: %+v", r)
+	}
+	dropped := b.st.dropped.Load()
+	big := make([]byte, 3*maxDatagram)
+	big[0], big[1] = 0x80, 111 // looks like RTP (RFC 7983)
+	if err := r.conn.writeDirect(big, r.remote); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(testTimeout)
+	for b.st.dropped.Load() == dropped {
+		if time.Now().After(deadline) {
+			t.Fatal("the oversize datagram was not dropped")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := b.side.n.Load(); n != 0 {
+		t.Errorf("%d datagrams queued for ReadRTP", n)
+	}
+	rb := startReader(b)
+	flow(t, a, rb, 0x1234, "after", 5)
+	_ = a.Close()
+	_ = b.Close()
+	rb.wait(t)
+}
