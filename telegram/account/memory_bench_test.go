@@ -36,6 +36,8 @@ import (
 // ACCOUNT_MEM_N sets the number of channels (default 16, i.e. 8 calls);
 // the emulated Telegram lists two reflectors and a TURN relay in every call
 // (ACCOUNT_MEM_REFLECTORS=k, ACCOUNT_MEM_TURN=0 change that);
+// ACCOUNT_MEM_RELEASE=1 sets media.Transport.ReleaseUnusedRelays (and
+// measures 10 s after connecting, once the relays are gone);
 // ACCOUNT_MEM_PROFILE=dir writes heap and goroutine profiles taken while
 // the calls are connected; -benchtime Nx repeats the call cycle N times
 // (connect all, measure, hang up all, measure) and reports how the RSS
@@ -257,8 +259,8 @@ func (f *memFleet) startAccounts(b *testing.B) *fleetRun {
 	r.muxes = append(r.muxes, closer)
 	loopback := func(name string) bool { return name == "lo" }
 	transports := [2]*media.Transport{
-		{IncludeLoopback: true, InterfaceFilter: loopback, UDPMux: mux, Logger: testLogger()},
-		{IncludeLoopback: true, InterfaceFilter: loopback, Logger: testLogger()},
+		{IncludeLoopback: true, InterfaceFilter: loopback, UDPMux: mux, Logger: testLogger(), ReleaseUnusedRelays: memRelease()},
+		{IncludeLoopback: true, InterfaceFilter: loopback, Logger: testLogger(), ReleaseUnusedRelays: memRelease()},
 	}
 	r.incoming = make([]chan *tgcall.Call, len(f.cfgs))
 	for i, cfg := range f.cfgs {
@@ -358,6 +360,10 @@ func (r *fleetRun) resolvePeers(b *testing.B, f *memFleet) []Peer {
 // settle lets the goroutines of finished RPCs and state changes end.
 func settle() { time.Sleep(500 * time.Millisecond) }
 
+// memRelease is ACCOUNT_MEM_RELEASE=1: the calls release the relays they
+// do not use (media.Transport.ReleaseUnusedRelays).
+func memRelease() bool { return os.Getenv("ACCOUNT_MEM_RELEASE") == "1" }
+
 // BenchmarkAccountMemory: what one logged-in, online Account costs with no
 // call (its gotd client with one MTProto connection, the updates manager,
 // the call engine), per account.
@@ -396,6 +402,10 @@ func BenchmarkChannelMemory(b *testing.B) {
 	var firstIdle, lastIdle memSample
 	for it := 0; it < b.N; it++ {
 		calls, readers := connectAll(b, r, peers)
+		if memRelease() {
+			// The relays go 10 s after the direct pair was selected.
+			time.Sleep(10 * time.Second)
+		}
 		settle()
 		connected := sampleMem(b)
 		connected.goroutines -= readers

@@ -20,10 +20,12 @@ const (
 	dataChannelLabel   = "data"
 	dataChannelStream  = 0
 	dataChannelMaxSize = 262144
-	// dataChannelReadSize is the first read buffer: MediaState is ~150
-	// bytes, and a 256 KiB buffer for every call would double its memory;
-	// a larger message grows it once.
-	dataChannelReadSize = 8 << 10
+	// dataChannelReadSize is the read buffer kept for the call: MediaState
+	// is ~150 bytes. A larger message is read into a buffer that doubles
+	// until it fits (pion keeps the message queued on io.ErrShortBuffer
+	// but does not say its size), up to dataChannelMaxSize, and dropped
+	// after that message.
+	dataChannelReadSize = 512
 )
 
 // ErrDataChannelClosed is returned by SendData while the data channel is not open.
@@ -103,13 +105,14 @@ func (s *Session) runDataChannel(conn *dtls.Conn) {
 	s.dc.mu.Unlock()
 	close(s.dc.open)
 	s.log.Debug("data channel open", "label", ch.Config.Label, "stream", ch.StreamIdentifier())
-	buf := make([]byte, dataChannelReadSize)
+	small := make([]byte, dataChannelReadSize)
+	buf := small
 	for {
 		n, isString, err := ch.ReadDataChannel(buf)
 		if errors.Is(err, io.ErrShortBuffer) && len(buf) < dataChannelMaxSize {
-			// pion keeps the message queued: read it again with room
-			// for the largest one tgcalls sends.
-			buf = make([]byte, dataChannelMaxSize)
+			// pion keeps the message queued: read it again with twice
+			// the room.
+			buf = make([]byte, min(2*len(buf), dataChannelMaxSize))
 			continue
 		}
 		if err != nil {
@@ -121,6 +124,7 @@ func (s *Session) runDataChannel(conn *dtls.Conn) {
 		if isString && f != nil {
 			f(string(buf[:n]))
 		}
+		buf = small
 	}
 }
 

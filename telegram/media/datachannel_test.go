@@ -57,10 +57,10 @@ func TestDataChannel(t *testing.T) {
 }
 
 // TestDataChannelLargeMessage: a message larger than the first read buffer
-// still arrives whole (the buffer grows to tgcalls' 256 KiB limit).
+// still arrives whole (the buffer doubles up to tgcalls' 256 KiB limit).
 func TestDataChannelLargeMessage(t *testing.T) {
 	a, b := newSession(t, Config{Transport: loopbackTransport(), Outgoing: true, P2PAllowed: true}), newSession(t, Config{Transport: loopbackTransport(), P2PAllowed: true})
-	got := make(chan string, 2)
+	got := make(chan string, 4)
 	b.OnData(func(m string) { got <- m })
 	link(t, a, b)
 	handshake(t, a, b)
@@ -71,13 +71,20 @@ func TestDataChannelLargeMessage(t *testing.T) {
 	case <-time.After(testTimeout):
 		t.Fatal("data channel did not open")
 	}
-	big := strings.Repeat("x", 100<<10)
-	for _, m := range []string{big, "small"} {
+	// Just over the kept buffer, large, tgcalls' largest, then small again
+	// (the reader went back to its small buffer).
+	msgs := []string{
+		strings.Repeat("a", dataChannelReadSize+1),
+		strings.Repeat("b", 100<<10),
+		strings.Repeat("c", dataChannelMaxSize),
+		"small",
+	}
+	for _, m := range msgs {
 		if err := a.SendData(m); err != nil {
 			t.Fatal(err)
 		}
 	}
-	for _, want := range []string{big, "small"} {
+	for _, want := range msgs {
 		select {
 		case m := <-got:
 			if m != want {

@@ -2,6 +2,7 @@ package media
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -370,6 +371,7 @@ func (s *Session) handleSelectedPair(local, remote ice.Candidate) {
 	s.log.Debug("selected pair", "local", local.String(), "remote", remote.String(), "direct", r.conn != nil)
 	s.route.Store(r)
 	s.wakeReader()
+	s.noteSelectedPair(local)
 }
 
 // sideQueue holds datagrams for ReadRTP that did not come from its own
@@ -419,9 +421,13 @@ func (q *sideQueue) pop(b []byte) (int, bool) {
 // the keys exist: the peer may finish its handshake before we do).
 func (s *Session) pump(conn *ice.Conn) {
 	defer s.wg.Done()
-	buf := make([]byte, receiveMTU)
+	buf := make([]byte, maxDatagram+1) // one more: a larger datagram shows
 	for {
 		n, err := conn.Read(buf)
+		if errors.Is(err, io.ErrShortBuffer) || n > maxDatagram {
+			s.st.dropped.Add(1) // too large for us (maxDatagram); consumed
+			continue
+		}
 		if err != nil {
 			return
 		}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-	"time"
 
 	"github.com/pion/ice/v4"
 
@@ -39,8 +38,8 @@ func (s *Session) handleLocalCandidate(c ice.Candidate) {
 }
 
 // runReflector says hello to one reflector until it answers, registers it
-// as a local relay candidate, then keeps the binding alive every 10 s
-// (tgcalls ReflectorPort::SendReflectorHello).
+// as a local relay candidate, then leaves a timer to keep the binding alive
+// every 10 s (tgcalls ReflectorPort::SendReflectorHello).
 func (s *Session) runReflector(p *reflectorPort) {
 	defer s.wg.Done()
 	buf := make([]byte, 2048)
@@ -68,18 +67,9 @@ func (s *Session) runReflector(p *reflectorPort) {
 		}
 		return
 	}
-	t := time.NewTicker(helloIntervalReady)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.ctx.Done():
-			return
-		case <-t.C:
-			if err := p.sendHello(); err != nil && isClosed(err) {
-				return
-			}
-		}
-	}
+	// From here the hellos run on a runtime timer until the port closes,
+	// not in a goroutine that waits 10 s at a time for the call's life.
+	p.startHellos()
 }
 
 // AddRemoteCandidate adds one candidate from the peer's Candidates message,

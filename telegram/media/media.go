@@ -181,6 +181,12 @@ func (s *Session) readSelected(c directConn, ps *pushState) ([]byte, bool) {
 		}
 		return nil, false
 	}
+	if n > maxDatagram {
+		// Too large for us (see maxDatagram), or truncated by the kernel
+		// to the buffer: drop it explicitly rather than fail to decrypt.
+		s.st.dropped.Add(1)
+		return nil, false
+	}
 	pkt := s.rxBuf[:n]
 	if !s.fromSelected(pkt, from, d) {
 		return nil, false
@@ -277,7 +283,9 @@ func (s *Session) decryptRTP(pkt, b []byte) (int, error) {
 // WriteRTP protects one plain RTP packet and sends it. The header extension
 // block is replaced by the negotiated ones (abs-send-time, transport-wide-cc
 // sequence): Telegram negotiated nothing else. b is not modified. It returns
-// ErrNotConnected before Connected and the session's error after it ended.
+// ErrNotConnected before Connected and the session's error after it ended;
+// a packet of more than maxWriteRTP (2,020) bytes is not sent and
+// io.ErrShortBuffer returned.
 func (s *Session) WriteRTP(b []byte) error {
 	keys := s.keys.Load()
 	if keys == nil {
@@ -290,6 +298,10 @@ func (s *Session) WriteRTP(b []byte) error {
 	}
 	if s.ended.Load() { // cheaper per packet than ctx.Err
 		return s.endErr()
+	}
+	if len(b) > maxWriteRTP {
+		s.st.dropped.Add(1)
+		return io.ErrShortBuffer
 	}
 	s.txMu.Lock()
 	defer s.txMu.Unlock()

@@ -90,6 +90,10 @@ type reflectorPort struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	helloMu      sync.Mutex
+	helloTimer   *time.Timer // keepalive hellos once ready (startHellos)
+	helloStopped bool        // closed: no more hellos
+
 	helloSent, packetsIn, packetsOut, dropped atomic.Uint64
 }
 
@@ -100,7 +104,7 @@ func newReflectorPort(r Reflector, conn *net.UDPConn) *reflectorPort {
 		conn:      conn,
 		d:         newDemux(conn),
 		ownTag:    randomNonZero32(),
-		wbuf:      make([]byte, 0, receiveMTU+reflectorOverhead),
+		wbuf:      make([]byte, 0, maxDatagram+reflectorOverhead),
 	}
 	p.own = wire.Tag(r.PeerTag)
 	binary.LittleEndian.PutUint32(p.own[12:], p.ownTag)
@@ -130,6 +134,36 @@ func (p *reflectorPort) sendHello() error {
 		p.helloSent.Add(1)
 	}
 	return err
+}
+
+// startHellos sends a hello every 10 s from now until the port closes
+// (tgcalls ReflectorPort: helloIntervalReady once the reflector answered).
+func (p *reflectorPort) startHellos() {
+	p.helloMu.Lock()
+	defer p.helloMu.Unlock()
+	if !p.helloStopped {
+		p.helloTimer = time.AfterFunc(helloIntervalReady, p.helloTick)
+	}
+}
+
+func (p *reflectorPort) helloTick() {
+	if err := p.sendHello(); err != nil && isClosed(err) {
+		return
+	}
+	p.helloMu.Lock()
+	defer p.helloMu.Unlock()
+	if !p.helloStopped {
+		p.helloTimer.Reset(helloIntervalReady)
+	}
+}
+
+func (p *reflectorPort) stopHellos() {
+	p.helloMu.Lock()
+	defer p.helloMu.Unlock()
+	p.helloStopped = true
+	if p.helloTimer != nil {
+		p.helloTimer.Stop()
+	}
 }
 
 // awaitReady sends hellos every 500 ms and reads until the reflector answers
@@ -222,7 +256,7 @@ func (p *reflectorPort) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, err
 	if remote == 0 {
 		return 0, errNoRemoteTag
 	}
-	if len(b) > receiveMTU {
+	if len(b) > maxDatagram {
 		return 0, errReflectorTrunc
 	}
 	p.wmu.Lock()
@@ -257,6 +291,7 @@ func (p *reflectorPort) WriteTo(b []byte, addr net.Addr) (int, error) {
 // Close closes the socket; safe to call more than once (the agent and the
 // session both do).
 func (p *reflectorPort) Close() error {
+	p.stopHellos()
 	p.d.abort()
 	p.closeOnce.Do(func() { p.closeErr = p.conn.Close() })
 	return p.closeErr
@@ -271,7 +306,7 @@ func (p *reflectorPort) SetDeadline(t time.Time) error {
 	if !t.IsZero() && !t.After(time.Now()) {
 		p.d.abort()
 	}
-	return p.conn.SetDeadline(t)
+	return p.ignoreClosed(p.conn.SetDeadline(t))
 }
 
 // SetReadDeadline implements net.PacketConn (see SetDeadline).
@@ -279,7 +314,17 @@ func (p *reflectorPort) SetReadDeadline(t time.Time) error {
 	if !t.IsZero() && !t.After(time.Now()) {
 		p.d.abort()
 	}
-	return p.conn.SetReadDeadline(t)
+	return p.ignoreClosed(p.conn.SetReadDeadline(t))
+}
+
+// ignoreClosed hides the error of a deadline set on a port we closed
+// ourselves (a released relay, relays.go): pion aborts its reader that way
+// when the agent closes and would log it.
+func (p *reflectorPort) ignoreClosed(err error) error {
+	if err != nil && isClosed(err) && p.d.gone.Load() {
+		return nil
+	}
+	return err
 }
 
 // SetWriteDeadline implements net.PacketConn.

@@ -16,6 +16,7 @@ import (
 	"github.com/pion/ice/v4"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
+	"github.com/pion/stun/v4"
 	"github.com/pion/transport/v5/packetio"
 )
 
@@ -32,8 +33,25 @@ const (
 	// pins that target to 32 kbit/s (min = start = max) while no video is
 	// sent, which gives 340 ms, clamped to the 250 ms maximum.
 	twccInterval   = 250 * time.Millisecond
-	receiveMTU     = 8192 // pion/ice's receive buffer
+	receiveMTU     = 8192 // pion/ice's receive buffer (the shared port's batch reader uses it too)
 	dtlsQueueBytes = 256 << 10
+
+	// maxDatagram is the largest datagram (SRTP, SRTCP, DTLS) the Session
+	// handles itself; a larger one is dropped and counted (Stats.Dropped).
+	// libwebrtc's DTLS transport accepts nothing larger either
+	// (kMaxDtlsPacketLen = 2048, p2p/dtls/dtls_utils.h), and what tgcalls
+	// sends stays well below it: SCTP packets are at most kSctpMtu = 1191
+	// bytes (media/sctp/usrsctp_transport.cc) and an audio call's RTP a few
+	// hundred. The Session's buffers were pion's 8 KiB receive MTU each.
+	maxDatagram = 2048
+	// datagramBuf is a receive buffer: one byte more than maxDatagram, so
+	// that a datagram the kernel truncated to the buffer shows as too large,
+	// and room for a reflector's header around maxDatagram bytes of data.
+	datagramBuf = maxDatagram + reflectorOverhead + 1
+	// maxWriteRTP is the largest plain RTP packet WriteRTP sends: with our
+	// header extension block (12 bytes at most) and the SRTP tag (16 bytes
+	// for AES-GCM, 10 for AES-CM/HMAC-SHA1-80) it stays within maxDatagram.
+	maxWriteRTP = maxDatagram - 12 - 16
 )
 
 // Errors a Session ends with (Err). The engine maps them to a discard reason
@@ -88,6 +106,12 @@ type Session struct {
 	log   *slog.Logger
 	agent *ice.Agent
 	ports []*reflectorPort
+	// UDP TURN servers and their allocations (turn.go); turns under mu.
+	turnURLs []*stun.URI
+	turns    []*turnPort
+	// Release of unused relays (relays.go), under mu.
+	releaseTimer   *time.Timer
+	relaysReleased bool
 
 	cert        tls.Certificate
 	fingerprint string
@@ -186,11 +210,11 @@ func New(cfg Config) (*Session, error) {
 		connected:    make(chan struct{}),
 		dc:           dataChannel{open: make(chan struct{})},
 		done:         make(chan struct{}),
-		rxBuf:        make([]byte, receiveMTU),
-		rtcpIn:       make([]byte, receiveMTU),
-		txPlain:      make([]byte, receiveMTU),
-		txOut:        make([]byte, receiveMTU+64),
-		rtcpOut:      make([]byte, receiveMTU+64),
+		rxBuf:        make([]byte, datagramBuf),
+		rtcpIn:       make([]byte, maxDatagram),
+		txPlain:      make([]byte, maxDatagram),
+		txOut:        make([]byte, maxDatagram),
+		rtcpOut:      make([]byte, maxDatagram),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.st.init()
@@ -200,10 +224,12 @@ func New(cfg Config) (*Session, error) {
 	if s.cert, s.fingerprint, err = newCertificate(); err != nil {
 		return nil, fmt.Errorf("media: certificate: %w", err)
 	}
-	if s.net, err = newSessionNet(); err != nil {
+	if s.net, err = s.t.sessionNet(); err != nil {
 		return nil, fmt.Errorf("media: network: %w", err)
 	}
-	opts := append(agentOptions(s.t, &s.cfg, log), ice.WithNet(s.net))
+	opts, turnURLs := agentOptions(s.t, &s.cfg, log)
+	s.turnURLs = turnURLs
+	opts = append(opts, ice.WithNet(s.net))
 	if s.agent, err = ice.NewAgentWithOptions(opts...); err != nil {
 		return nil, fmt.Errorf("media: ICE agent: %w", err)
 	}
@@ -289,6 +315,7 @@ func (s *Session) Start() error {
 		s.wg.Add(1)
 		go s.runReflector(p)
 	}
+	s.startTURN()
 	return nil
 }
 
@@ -401,6 +428,7 @@ func (s *Session) supervise() {
 // closeResources closes DTLS, the agent (which closes its candidates'
 // sockets, including registered reflector ports) and the reflector sockets.
 func (s *Session) closeResources() {
+	s.stopReleaseTimer()
 	s.mu.Lock()
 	dc := s.dtlsConn
 	s.mu.Unlock()
@@ -420,6 +448,7 @@ func (s *Session) closeResources() {
 	for _, p := range s.ports {
 		_ = p.Close() // idempotent; the agent may have closed it already
 	}
+	s.closeTURN()
 }
 
 func (s *Session) handleICEState(st ice.ConnectionState) {

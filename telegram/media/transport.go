@@ -8,10 +8,13 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/pion/ice/v4"
 	"github.com/pion/stun/v4"
+	"github.com/pion/transport/v5/stdnet"
 )
 
 // Transport is the process-wide network policy shared by all calls, built
@@ -41,10 +44,47 @@ type Transport struct {
 	ICEServers []ICEServer
 	// Logger is the parent logger; nil discards.
 	Logger *slog.Logger
+	// ReleaseUnusedRelays closes a call's reflector ports and TURN
+	// allocations once a pair that uses none of them has stayed selected
+	// for 10 s: about 110 KiB and 9 goroutines less per call with two
+	// reflectors and a TURN server, but a call whose direct path breaks
+	// can then not move to a relay. tgcalls keeps them for the whole call
+	// (relays.go), and so does the default.
+	ReleaseUnusedRelays bool
 
 	// sched sends the RTCP of every connected session of this Transport
 	// from one timer; a Transport must therefore not be copied.
 	sched rtcpScheduler
+
+	// ifs is the interface list every call's agent gathers host
+	// candidates from (newSessionNet), read once per interfacesMaxAge
+	// instead of once per call.
+	ifsMu sync.Mutex
+	ifs   *stdnet.Net
+	ifsAt time.Time
+}
+
+// interfacesMaxAge is how long the Transport reuses its list of local
+// interfaces and addresses for new calls. stdnet.NewNet reads it with
+// net.Interfaces (a netlink dump, ~7 KiB of heap kept by every agent);
+// an interface that comes up is seen by calls starting after this.
+const interfacesMaxAge = time.Minute
+
+// sessionNet returns a new call's transport.Net over the Transport's
+// current interface list. A list is never changed after it is made (pion
+// refreshes only a *stdnet.Net it is handed directly, and only when
+// gathering continually), so agents share it without locking.
+func (t *Transport) sessionNet() (*sessionNet, error) {
+	t.ifsMu.Lock()
+	defer t.ifsMu.Unlock()
+	if t.ifs == nil || time.Since(t.ifsAt) > interfacesMaxAge {
+		n, err := stdnet.NewNet()
+		if err != nil {
+			return nil, err
+		}
+		t.ifs, t.ifsAt = n, time.Now()
+	}
+	return &sessionNet{Net: t.ifs}, nil
 }
 
 // ICEServer is one STUN or TURN server: URL in RFC 7064/7065 form
@@ -107,14 +147,22 @@ func iceURIs(servers []ICEServer, turnOnly bool, log *slog.Logger) []*stun.URI {
 	return out
 }
 
-// agentOptions builds the pion agent options of one call.
-func agentOptions(t *Transport, cfg *Config, log *slog.Logger) []ice.AgentOption {
+// agentOptions builds the pion agent options of one call, and returns the
+// UDP TURN servers apart: the Session allocates on those itself (turn.go).
+func agentOptions(t *Transport, cfg *Config, log *slog.Logger) ([]ice.AgentOption, []*stun.URI) {
 	netTypes := []ice.NetworkType{ice.NetworkTypeUDP4}
 	if t.IPv6 {
 		netTypes = append(netTypes, ice.NetworkTypeUDP6)
 	}
 	servers := append(append([]ICEServer(nil), t.ICEServers...), cfg.ICEServers...)
-	urls := iceURIs(servers, !cfg.P2PAllowed, log)
+	var urls, turnURLs []*stun.URI
+	for _, u := range iceURIs(servers, !cfg.P2PAllowed, log) {
+		if isUDPTURN(u) {
+			turnURLs = append(turnURLs, u)
+		} else {
+			urls = append(urls, u)
+		}
+	}
 
 	// Without P2P only relayed candidates exist (tgcalls
 	// PORTALLOCATOR_DISABLE_UDP|DISABLE_STUN); reflectors are added as
@@ -160,7 +208,7 @@ func agentOptions(t *Transport, cfg *Config, log *slog.Logger) []ice.AgentOption
 	if t.IncludeLoopback {
 		opts = append(opts, ice.WithIncludeLoopback())
 	}
-	return opts
+	return opts, turnURLs
 }
 
 var errNoFreePort = errors.New("media: no free UDP port in the configured range")
