@@ -106,6 +106,13 @@ func (f *Faults) FailNext(method string, err *tgerr.Error) {
 	f.failNext[method] = append(f.failNext[method], err)
 }
 
+// PendingFails is how many FailNext failures of method are still queued.
+func (f *Faults) PendingFails(method string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.failNext[method])
+}
+
 func (f *Faults) takeFail(method string) *tgerr.Error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

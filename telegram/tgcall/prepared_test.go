@@ -63,6 +63,18 @@ func TestPreparedKeysSkipGetDhConfig(t *testing.T) {
 	toneTrip(t, out, in)
 	out.Hangup()
 	ended(t, in, tgcall.CauseHangup, tgcall.DiscardHangup, true)
+	// Both engines must have released the call (the caller's may still be
+	// sending its discardCall: "account busy") and both refills must have
+	// taken their failure before the next call, or that call's own
+	// getDhConfig would.
+	deadline := time.Now().Add(10 * time.Second)
+	for caller.engine.ActiveCalls() > 0 || callee.engine.ActiveCalls() > 0 ||
+		network.Faults().PendingFails("messages.getDhConfig") > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the call was not released, or the refills after it never asked for the DH config")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 
 	out, in = connect(t, caller, callee)
 	out.Hangup()
