@@ -92,9 +92,11 @@ type Endpoint struct {
 	closed atomic.Bool
 	updMu  sync.Mutex // serialises Update and Close
 
-	rxMu  sync.Mutex // ReadRTP: rxBuf, rxHdr and the rx RTP contexts
-	rxBuf []byte
-	rxHdr rtp.Header
+	rxMu    sync.Mutex // ReadRTP or the push loop: rxBuf, pushBuf, rxHdr and the rx RTP contexts
+	rxBuf   []byte
+	pushBuf []byte // decrypted packets handed to a PushRTP's deliver
+	rxHdr   rtp.Header
+	push    atomic.Pointer[push] // the PushRTP in progress, nil when none
 
 	txMu  sync.Mutex // WriteRTP: txBuf, txHdr and the tx RTP context
 	txBuf []byte
