@@ -42,6 +42,10 @@ type Options struct {
 	// Scheduler drives the reports; nil starts a private one for this
 	// endpoint (one goroutine). Share one between all calls.
 	Scheduler *Scheduler
+	// Poller, if set, reads the RTP socket while the endpoint pushes
+	// (PushRTP), shared with other endpoints; nil: a goroutine of the
+	// endpoint's own reads it. See Poller.
+	Poller *Poller
 	// CNAME is our RTCP canonical name (RFC 3550 §6.5.1), random when "".
 	CNAME string
 	// Logger gets debug lines on key and address changes; slog.Default()
@@ -114,6 +118,7 @@ type Endpoint struct {
 
 	sched      *Scheduler
 	ownSched   bool
+	poller     *Poller
 	nextReport time.Time // owned by the scheduler goroutine after New
 	wg         sync.WaitGroup
 	// rtcpReading: the RTCP socket has its reader (under updMu).
@@ -132,6 +137,7 @@ func New(rtpConn, rtcpConn *net.UDPConn, neg sdp.Negotiated, opt Options) (*Endp
 		rtpConn:   rtpConn,
 		rtcpConn:  rtcpConn,
 		log:       opt.Logger,
+		poller:    opt.Poller,
 		latchOpt:  opt.Latch,
 		interval:  opt.RTCPInterval,
 		cname:     opt.CNAME,
@@ -325,6 +331,7 @@ func (e *Endpoint) Close() error {
 	if e.rtcpConn != nil {
 		_ = e.rtcpConn.SetReadDeadline(past)
 	}
+	e.closePush()
 	e.wg.Wait()
 	return nil
 }
