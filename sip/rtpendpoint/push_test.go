@@ -326,3 +326,62 @@ func TestPollerManyEndpoints(t *testing.T) {
 		s()
 	}
 }
+
+// BenchmarkPushReceive is the receive side of many calls at once: 100
+// endpoints with AES_CM_128_HMAC_SHA1_80, their peers sending one packet
+// each in bursts of 5 (100 calls at 50 packets/s spread over 20 ms), each
+// packet read, unprotected and delivered by PushRTP; an op is one packet.
+// "goroutine" is a reading goroutine per endpoint blocked in its socket
+// (Go's netpoller wakes it per packet), "poller" one Poller for all. The
+// peers' protect and sendto are in both; cpu-ns/op is the process's CPU.
+func BenchmarkPushReceive(b *testing.B) {
+	for _, mode := range []string{"goroutine", "poller"} {
+		b.Run(mode, func(b *testing.B) {
+			var opt Options
+			if mode == "poller" {
+				p, err := NewPoller()
+				if err != nil {
+					b.Skip(err)
+				}
+				b.Cleanup(p.Close)
+				opt.Poller = p
+			}
+			const calls, burst = 100, 5
+			got := make(chan struct{}, calls)
+			prs := make([]*pair, calls)
+			for i := range prs {
+				prs[i] = newPair(b, newKeys(b, sdp.AESCM128HMACSHA180, false), true, opt, nil)
+				stop := prs[i].ep.PushRTP(func([]byte) { got <- struct{}{} })
+				b.Cleanup(stop)
+			}
+			// Protected ahead, outside the timing (replay protection allows
+			// no repeats); sent round robin.
+			per := b.N/calls + 1
+			pkts := make([][][]byte, calls)
+			for i, pr := range prs {
+				pkts[i] = make([][]byte, per)
+				for j := range pkts[i] {
+					pkts[i][j] = pr.peer.protect(pr.peer.packet(make([]byte, 100)))
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := processCPU()
+			for sent := 0; sent < b.N; {
+				n := min(burst, b.N-sent)
+				for i := sent; i < sent+n; i++ {
+					c := i % calls
+					prs[c].peer.sendRaw(prs[c].peer.conn, pkts[c][i/calls])
+				}
+				for range n {
+					<-got
+				}
+				sent += n
+			}
+			b.StopTimer()
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
+			}
+		})
+	}
+}
