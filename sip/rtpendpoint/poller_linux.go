@@ -20,6 +20,10 @@ const (
 	pollEvents = 128
 )
 
+// epollET is EPOLLET as the unsigned events field takes it (syscall's
+// constant is a negative int).
+const epollET = 1 << 31
+
 // mmsghdr is struct mmsghdr (linux/socket.h).
 type mmsghdr struct {
 	hdr syscall.Msghdr
@@ -41,7 +45,6 @@ type Poller struct {
 
 	// Owned by the Poller's goroutine.
 	events [pollEvents]syscall.EpollEvent
-	ready  int
 	batch  [pollEvents]*pollSlot
 	waitFn func(uintptr) bool
 	readFn func(uintptr) bool
@@ -130,9 +133,10 @@ func (p *Poller) add(e *Endpoint, ps *push) error {
 		id = int32(len(p.slots))
 		p.slots = append(p.slots, nil)
 	}
-	// Level-triggered: a socket not emptied by one recvmmsg is reported
-	// again at the next epoll_wait.
-	ev := syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: id}
+	// Edge-triggered: level-triggered sockets go back on the epoll
+	// descriptor's ready list after every epoll_wait that reports them,
+	// which wakes its waiter (Go's netpoller) once more for nothing.
+	ev := syscall.EpollEvent{Events: syscall.EPOLLIN | epollET, Fd: id}
 	if err := syscall.EpollCtl(p.epfd, syscall.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		p.free = append(p.free, id)
 		return fmt.Errorf("rtpendpoint: epoll_ctl: %w", err)
@@ -172,36 +176,43 @@ func (p *Poller) run() {
 		// The descriptor is closed by Close; nothing is registered any more.
 		clear(p.byEP)
 	}()
+	// One read of the epoll descriptor for the Poller's life: wait handles
+	// what is ready and returns false, and Go's netpoller parks the
+	// goroutine until the next edge (or returns at once if one came while
+	// wait ran), so a wake-up costs one epoll_wait and a recvmmsg per ready
+	// socket. It returns when Close closes the descriptor.
+	_ = p.rc.Read(p.waitFn)
+}
+
+// wait takes the ready sockets without blocking and handles them; it
+// returns false to be parked until the epoll descriptor's next edge. The
+// sockets are registered edge-triggered, so a socket reported once stays
+// off the ready list until new data arrives: handle empties it, and a full
+// event array means more may be ready.
+func (p *Poller) wait(fd uintptr) bool {
 	for {
-		if err := p.rc.Read(p.waitFn); err != nil {
-			return
+		n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), pollEvents, 0, 0, 0)
+		if e != 0 || n == 0 {
+			return false
 		}
 		p.mu.Lock()
-		n := 0
-		for i := range p.ready {
+		k := 0
+		for i := range int(n) {
 			if id := p.events[i].Fd; id >= 0 && int(id) < len(p.slots) && p.slots[id] != nil {
-				p.batch[n] = p.slots[id]
-				n++
+				p.batch[k] = p.slots[id]
+				k++
 			}
 		}
 		p.mu.Unlock()
 		now := time.Now()
-		for i := range n {
+		for i := range k {
 			p.handle(p.batch[i], now)
 			p.batch[i] = nil
 		}
+		if n < pollEvents {
+			return false
+		}
 	}
-}
-
-// wait takes the ready sockets without blocking; false parks the
-// goroutine in Go's netpoller until the epoll descriptor is readable.
-func (p *Poller) wait(fd uintptr) bool {
-	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&p.events[0])), pollEvents, 0, 0, 0)
-	if e != 0 || n == 0 {
-		return false
-	}
-	p.ready = int(n)
-	return true
 }
 
 // recv reads up to pollBatch datagrams from one socket; it never waits.
@@ -232,27 +243,35 @@ func (p *Poller) handle(s *pollSlot, now time.Time) {
 	if s.p.stopping.Load() || e.closed.Load() || e.push.Load() != s.p {
 		return
 	}
-	err := s.rc.Read(p.readFn)
-	if err == nil && p.errno != 0 {
-		err = p.errno
-	}
-	if err != nil {
-		if isClosedConn(err) && e.closed.Load() {
-			return // Close ends the push
-		}
-		p.remove(e)
-		s.p.end(fmt.Errorf("rtpendpoint: read RTP: %w", err))
-		return
-	}
 	out := e.pushBuf
-	for i := range p.got {
-		name := unsafe.Slice((*byte)(unsafe.Pointer(&p.names[i])), p.hdrs[i].hdr.Namelen)
-		src := sockaddrAddrPort(name)
-		if !src.IsValid() {
-			continue
+	// Edge-triggered: read until a batch comes back short (recvmmsg with
+	// MSG_DONTWAIT returns what is queued, so the socket is then empty).
+	for full := true; full; {
+		err := s.rc.Read(p.readFn)
+		if err == nil && p.errno != 0 {
+			err = p.errno
 		}
-		if m, _ := e.receive(p.bufs[i][:p.hdrs[i].n], src, out, now); m > 0 {
-			s.p.deliver(out[:m])
+		if err != nil {
+			if isClosedConn(err) && e.closed.Load() {
+				return // Close ends the push
+			}
+			p.remove(e)
+			s.p.end(fmt.Errorf("rtpendpoint: read RTP: %w", err))
+			return
+		}
+		full = p.got == pollBatch
+		for i := range p.got {
+			name := unsafe.Slice((*byte)(unsafe.Pointer(&p.names[i])), p.hdrs[i].hdr.Namelen)
+			src := sockaddrAddrPort(name)
+			if !src.IsValid() {
+				continue
+			}
+			if m, _ := e.receive(p.bufs[i][:p.hdrs[i].n], src, out, now); m > 0 {
+				s.p.deliver(out[:m])
+			}
+			if s.p.stopping.Load() {
+				return
+			}
 		}
 	}
 }

@@ -385,3 +385,34 @@ func BenchmarkPushReceive(b *testing.B) {
 		})
 	}
 }
+
+// TestPollerBurst: packets that queue up in a socket while the Poller is
+// busy (here: in the first deliver) all come out after it, though no new
+// packet arrives to wake it again (the sockets are edge-triggered, and a
+// recvmmsg takes 8 at most).
+func TestPollerBurst(t *testing.T) {
+	poller, err := NewPoller()
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(poller.Close)
+	pr := newPair(t, newKeys(t, sdp.AESCM128HMACSHA180, false), true, Options{Poller: poller}, nil)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var n atomic.Int64
+	stop := pr.ep.PushRTP(func([]byte) {
+		if n.Add(1) == 1 {
+			close(entered)
+			<-release
+		}
+	})
+	defer stop()
+	pr.peer.send([]byte{0})
+	<-entered
+	const burst = 30
+	for i := range burst {
+		pr.peer.send([]byte{byte(i + 1)})
+	}
+	time.Sleep(20 * time.Millisecond) // let them reach the socket
+	close(release)
+	eventually(t, "the burst delivered", func() bool { return n.Load() == burst+1 })
+}
