@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"sync"
@@ -175,11 +176,18 @@ type pusher interface {
 	PushRTP(deliver func(b []byte)) (stop func())
 }
 
+// telegramEnd is what the bridge uses of a TelegramEndpoint.
+type telegramEnd interface {
+	rtpbridge.Endpoint
+	rtpbridge.LossReporter
+	io.Closer
+}
+
 // pushingTelegramEndpoint is a TelegramEndpoint whose Conn pushes: it
 // forwards PushRTP, and maps what the Conn's ReadRTP returns once stop was
 // called (tgcall's own sentinel) to rtpbridge.ErrPushStopped.
 type pushingTelegramEndpoint struct {
-	*TelegramEndpoint
+	telegramEnd
 	push    pusher
 	stopped atomic.Bool
 }
@@ -196,7 +204,7 @@ func (e *pushingTelegramEndpoint) PushRTP(deliver func(b []byte)) (stop func()) 
 
 // ReadRTP blocks while pushing, as rtpbridge.Pusher says.
 func (e *pushingTelegramEndpoint) ReadRTP(b []byte) (int, error) {
-	n, err := e.TelegramEndpoint.ReadRTP(b)
+	n, err := e.telegramEnd.ReadRTP(b)
 	if err != nil && e.stopped.Load() {
 		return 0, rtpbridge.ErrPushStopped
 	}
@@ -207,7 +215,7 @@ func (e *pushingTelegramEndpoint) ReadRTP(b []byte) (int, error) {
 func telegramLeg(conn *tgcall.Conn, end func()) rtpbridge.Endpoint {
 	te := NewTelegramEndpoint(conn, end)
 	if p, ok := any(conn).(pusher); ok {
-		return &pushingTelegramEndpoint{TelegramEndpoint: te, push: p}
+		return &pushingTelegramEndpoint{telegramEnd: te, push: p}
 	}
 	return te
 }
