@@ -9,6 +9,8 @@ package rtpendpoint
 // wake-up for every packet in it. Elsewhere NewPoller returns an error and
 // endpoints push from goroutines of their own.
 //
-// Pass one Poller in Options to every endpoint that may push; Close it
+// Pass a Poller in Options to every endpoint that may push; Close it
 // after them. Its goroutine runs every endpoint's receive path and the
-// deliver functions, so a deliver that blocks holds up every call on it.
+// deliver functions, so a deliver that blocks holds up every call on it,
+// and one Poller uses one CPU at most: give a machine one Poller per CPU
+// (GOMAXPROCS) and spread the endpoints over them.
