@@ -230,6 +230,16 @@ func (b *Bridge) Run(ctx context.Context) error {
 	for _, d := range b.dirs {
 		d.stopC = done
 	}
+	// Passthrough directions out of a Pusher are handled on the source's
+	// own receiving goroutine; their goroutine here only waits in ReadRTP
+	// for the source's end.
+	var stops []func()
+	for _, d := range b.dirs {
+		if p := d.pusher(); p != nil {
+			stops = append(stops, p.PushRTP(d.deliver))
+			d.pushing = true
+		}
+	}
 	var wg sync.WaitGroup
 	for _, d := range b.dirs {
 		wg.Go(func() {
@@ -261,6 +271,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 		case <-watch:
 			watch = b.cfg.Watch()
 		}
+	}
+	for _, stop := range stops {
+		stop()
 	}
 	for _, l := range b.legs {
 		stopReading(l.Endpoint)

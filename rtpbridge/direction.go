@@ -1,6 +1,7 @@
 package rtpbridge
 
 import (
+	"errors"
 	"sync"
 	"time"
 )
@@ -17,7 +18,9 @@ type direction struct {
 	in, out  Format
 	c        *dirCounters
 
-	// Owned by the direction's goroutine.
+	// Owned by the direction's goroutine, or under pmu by the source's
+	// receiving goroutine when it pushes.
+	pmu   sync.Mutex
 	buf   []byte
 	h     header
 	rx    rxStream
@@ -26,6 +29,9 @@ type direction struct {
 	pd    *passDetect     // passthrough: DTMF detection in Telegram's audio
 	pr    *passRender     // passthrough: SIP events rendered toward Telegram
 	stopC <-chan struct{} // closed when Run ends; set before the goroutines start
+	// pushing: the source pushes its packets to deliver (Pusher), and
+	// run only waits for the source's end.
+	pushing bool
 
 	// mu serialises what is sent toward dst: the direction's goroutine and
 	// the supervisor's silence filler both write there.
@@ -54,20 +60,61 @@ func newDirection(b *Bridge, src, dst *legState) (*direction, error) {
 	return d, nil
 }
 
-// run reads the source until it fails or done is closed.
+// run reads the source until it fails or done is closed. While the
+// source pushes, the read only waits for the source's end (a packet it
+// returns all the same is handled as a pushed one).
 func (d *direction) run(done <-chan struct{}) error {
+	buf := d.buf
+	if d.pushing {
+		buf = make([]byte, maxPacket)
+	}
 	for {
-		n, err := d.src.Endpoint.ReadRTP(d.buf)
+		n, err := d.src.Endpoint.ReadRTP(buf)
 		if err != nil {
 			select {
 			case <-done:
 				return nil
 			default:
-				return &EndpointError{Leg: d.src.id, Err: err}
 			}
+			if errors.Is(err, ErrPushStopped) {
+				return nil
+			}
+			return &EndpointError{Leg: d.src.id, Err: err}
 		}
-		d.packet(d.buf[:n], d.b.now())
+		if d.pushing {
+			d.deliver(buf[:n])
+			continue
+		}
+		d.packet(buf[:n], d.b.now())
 	}
+}
+
+// pusher is the source's Pusher when this direction relays by push: a
+// passthrough whose packets need no decoding on the way (DTMF detection
+// decodes every packet, which would hold up the source's receiving
+// goroutine, on the Telegram leg shared by every call).
+func (d *direction) pusher() Pusher {
+	if !d.b.passthrough || d.pd != nil {
+		return nil
+	}
+	p, _ := d.src.Endpoint.(Pusher)
+	return p
+}
+
+// deliver is the Pusher's callback: one packet of the source, handled to
+// the end (rewrite, the destination's WriteRTP) on the source's receiving
+// goroutine. It is copied first, so the source's buffer is neither
+// modified nor kept; pmu keeps it single-file should a source deliver
+// from more than one goroutine or its ReadRTP return a packet meanwhile.
+func (d *direction) deliver(b []byte) {
+	if len(b) > len(d.buf) {
+		d.c.discarded.Add(1)
+		return
+	}
+	d.pmu.Lock()
+	n := copy(d.buf, b)
+	d.packet(d.buf[:n], d.b.now())
+	d.pmu.Unlock()
 }
 
 // packet handles one packet from the source, received at now.

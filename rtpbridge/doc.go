@@ -8,7 +8,13 @@
 // Bridge.Run starts one goroutine per direction. Each reads its source
 // Endpoint and writes the other leg's Endpoint directly, run to completion
 // per packet: no channel, no goroutine hop, no per-packet timer, no
-// allocation. A supervisor (Run's own goroutine, waking at most once a
+// allocation. On a passthrough, a source Endpoint that is a Pusher hands
+// its packets to the bridge on its own receiving goroutine instead
+// (PushRTP): read, decrypt, rewrite, encrypt and write happen there with
+// no goroutine between the legs, and the direction's goroutine only waits
+// in ReadRTP for the source's end. (A direction that decodes every packet
+// for DTMF detection keeps reading: decoding on a receiving goroutine
+// shared by many calls would hold them up.) A supervisor (Run's own goroutine, waking at most once a
 // second in steady state) checks the media timeout and sends silence
 // toward a leg that needs a steady stream while the other is silent.
 //

@@ -1,6 +1,7 @@
 package rtpbridge
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -24,6 +25,28 @@ type Endpoint interface {
 	ReadRTP(b []byte) (int, error)
 	WriteRTP(b []byte) error
 }
+
+// Pusher is an Endpoint that can hand the RTP packets it receives to a
+// function on its own receiving goroutine, instead of queueing them for
+// ReadRTP: the run-to-completion path of passthrough (read, decrypt,
+// rewrite, encrypt, write with no goroutine or channel hop).
+type Pusher interface {
+	// PushRTP calls deliver with every RTP packet the endpoint receives
+	// (plain RTP, exactly what ReadRTP would have returned), on the
+	// endpoint's receiving goroutine, until stop is called or the endpoint
+	// ends. deliver must not block and must not keep b after it returns;
+	// it may call WriteRTP of another endpoint. While pushing, ReadRTP
+	// blocks until stop is called (then it returns 0, ErrPushStopped) or the
+	// endpoint ends (then it returns the end error as usual), so the bridge
+	// can keep one goroutine parked in ReadRTP to learn of the end.
+	// stop returns once no deliver call is running and none will start.
+	// RTCP, STUN, DTLS and other non-RTP traffic keep being handled inside
+	// the endpoint as before.
+	PushRTP(deliver func(b []byte)) (stop func())
+}
+
+// ErrPushStopped is what ReadRTP returns when PushRTP's stop was called.
+var ErrPushStopped = errors.New("rtpbridge: push stopped")
 
 // Decoder turns one RTP payload into 16-bit mono PCM at SampleRate().
 type Decoder interface {

@@ -98,58 +98,60 @@ func TestPassthroughDetectDTMF(t *testing.T) {
 // TestPassthroughRenderDTMF: an RFC 4733 digit from SIP reaches Telegram
 // as tone frames made by the Telegram Encoder, between relayed audio.
 func TestPassthroughRenderDTMF(t *testing.T) {
-	sip, tg := newChanEndpoint(), newChanEndpoint()
-	cfg := passDTMFConfig(sip, tg)
-	cfg.RenderDTMF = true
-	running(t, cfg)
-	seq, ts := uint16(1), uint32(0)
-	audio := func(n int) {
-		for i := 0; i < n; i++ {
-			sip.rx <- pkt(107, seq, ts, 3, false, []byte{0xa0, byte(i)})
-			seq++
-			ts += 960
-		}
-	}
-	audio(5)
-	for dur := uint16(960); dur <= 7680; dur += 960 { // 160 ms
-		b := make([]byte, 4)
-		telephoneEvent{event: 7, volume: 10, duration: dur}.put(b)
-		sip.rx <- pkt(101, seq, ts, 3, dur == 960, b)
-		seq++
-		sip.rx <- pkt(107, seq, ts, 3, false, []byte{0xee}) // audio under the tone: dropped
-		seq++
-	}
-	for i := 0; i < 3; i++ {
-		b := make([]byte, 4)
-		telephoneEvent{event: 7, end: true, volume: 10, duration: 7680}.put(b)
-		sip.rx <- pkt(101, seq, ts, 3, false, b)
-		seq++
-	}
-	ts += 7680
-	audio(5)
-	det := newDTMFDetector(16000)
-	var last header
-	var tonePackets int
-	var heard byte
-	for i := 0; i < 5+8+5; i++ {
-		h, _ := tg.recv(t)
-		if h.pt != 111 {
-			t.Fatalf("payload type %d", h.pt)
-		}
-		if i > 0 && (h.seq != last.seq+1 || h.ts-last.ts < 960 || h.ts-last.ts > 48000) {
-			t.Fatalf("packet %d: seq %d ts %d after %d %d", i, h.seq, h.ts, last.seq, last.ts)
-		}
-		last = h
-		if len(h.payload) == 320 {
-			tonePackets++
-			if d, _ := det.feed(pcmOf8(h.payload)); d != 0 {
-				heard = d
+	bothModes(t, func(t *testing.T, ep func(*chanEndpoint) Endpoint) {
+		sip, tg := newChanEndpoint(), newChanEndpoint()
+		cfg := passDTMFConfig(ep(sip), ep(tg))
+		cfg.RenderDTMF = true
+		running(t, cfg)
+		seq, ts := uint16(1), uint32(0)
+		audio := func(n int) {
+			for i := 0; i < n; i++ {
+				sip.rx <- pkt(107, seq, ts, 3, false, []byte{0xa0, byte(i)})
+				seq++
+				ts += 960
 			}
-		} else if h.payload[0] != 0xa0 {
-			t.Fatalf("audio under the tone passed: %x", h.payload)
 		}
-	}
-	if tonePackets != 8 || heard != '7' {
-		t.Fatalf("%d tone frames, heard %q", tonePackets, heard)
-	}
+		audio(5)
+		for dur := uint16(960); dur <= 7680; dur += 960 { // 160 ms
+			b := make([]byte, 4)
+			telephoneEvent{event: 7, volume: 10, duration: dur}.put(b)
+			sip.rx <- pkt(101, seq, ts, 3, dur == 960, b)
+			seq++
+			sip.rx <- pkt(107, seq, ts, 3, false, []byte{0xee}) // audio under the tone: dropped
+			seq++
+		}
+		for i := 0; i < 3; i++ {
+			b := make([]byte, 4)
+			telephoneEvent{event: 7, end: true, volume: 10, duration: 7680}.put(b)
+			sip.rx <- pkt(101, seq, ts, 3, false, b)
+			seq++
+		}
+		ts += 7680
+		audio(5)
+		det := newDTMFDetector(16000)
+		var last header
+		var tonePackets int
+		var heard byte
+		for i := 0; i < 5+8+5; i++ {
+			h, _ := tg.recv(t)
+			if h.pt != 111 {
+				t.Fatalf("payload type %d", h.pt)
+			}
+			if i > 0 && (h.seq != last.seq+1 || h.ts-last.ts < 960 || h.ts-last.ts > 48000) {
+				t.Fatalf("packet %d: seq %d ts %d after %d %d", i, h.seq, h.ts, last.seq, last.ts)
+			}
+			last = h
+			if len(h.payload) == 320 {
+				tonePackets++
+				if d, _ := det.feed(pcmOf8(h.payload)); d != 0 {
+					heard = d
+				}
+			} else if h.payload[0] != 0xa0 {
+				t.Fatalf("audio under the tone passed: %x", h.payload)
+			}
+		}
+		if tonePackets != 8 || heard != '7' {
+			t.Fatalf("%d tone frames, heard %q", tonePackets, heard)
+		}
+	})
 }

@@ -67,106 +67,112 @@ func TestRelayRewrite(t *testing.T) {
 // identical, SSRC/sequence/timestamp continuous across an SSRC change and
 // wraparound, payload types mapped, Telegram's extensions stripped.
 func TestPassthrough(t *testing.T) {
-	sipF, tgF := opusFormats()
-	sip, tg := newChanEndpoint(), newChanEndpoint()
-	b, stop := running(t, Config{SIP: Leg{Endpoint: sip, Format: sipF}, Telegram: Leg{Endpoint: tg, Format: tgF}})
-	if !b.Passthrough() {
-		t.Fatal("opus on both legs is not a passthrough")
-	}
-	var sent [][]byte
-	seq, ts := uint16(65530), uint32(4294966000)
-	for i := 0; i < 30; i++ {
-		ssrc := SSRC(0xaaaa)
-		if i == 15 {
-			seq, ts = 500, 77 // Telegram's stream restarts with a new SSRC
+	bothModes(t, func(t *testing.T, ep func(*chanEndpoint) Endpoint) {
+		sipF, tgF := opusFormats()
+		sip, tg := newChanEndpoint(), newChanEndpoint()
+		b, stop := running(t, Config{SIP: Leg{Endpoint: ep(sip), Format: sipF}, Telegram: Leg{Endpoint: ep(tg), Format: tgF}})
+		if !b.Passthrough() {
+			t.Fatal("opus on both legs is not a passthrough")
 		}
-		if i >= 15 {
-			ssrc = 0xbbbb
-		}
-		payload := bytes.Repeat([]byte{byte(i)}, 40+i)
-		sent = append(sent, payload)
-		// abs-send-time (id 2) and transport-cc (id 3), as tgcalls sends.
-		tg.rx <- pktExt(112, seq, ts, ssrc, payload, []byte{2, 1, 2, 3}, []byte{3, 0, byte(i)})
-		seq++
-		ts += 960
-	}
-	tg.rx <- pkt(96, 1, 1, 0xaaaa, false, []byte{1}) // unknown payload type
-	var last header
-	for i := range sent {
-		h, raw := sip.recv(t)
-		if h.ext != nil || raw[0]&0x10 != 0 {
-			t.Fatalf("packet %d carries a header extension to SIP", i)
-		}
-		if h.pt != 107 || !bytes.Equal(h.payload, sent[i]) {
-			t.Fatalf("packet %d: pt %d payload %x", i, h.pt, h.payload)
-		}
-		if i > 0 {
-			if h.ssrc != last.ssrc || h.seq != last.seq+1 {
-				t.Fatalf("packet %d: ssrc %x seq %d after %x %d", i, h.ssrc, h.seq, last.ssrc, last.seq)
+		var sent [][]byte
+		seq, ts := uint16(65530), uint32(4294966000)
+		for i := 0; i < 30; i++ {
+			ssrc := SSRC(0xaaaa)
+			if i == 15 {
+				seq, ts = 500, 77 // Telegram's stream restarts with a new SSRC
 			}
-			if d := h.ts - last.ts; d < 960 || (i != 15 && d != 960) || d > 48000 {
-				t.Fatalf("packet %d: timestamp step %d", i, d)
+			if i >= 15 {
+				ssrc = 0xbbbb
 			}
+			payload := bytes.Repeat([]byte{byte(i)}, 40+i)
+			sent = append(sent, payload)
+			// abs-send-time (id 2) and transport-cc (id 3), as tgcalls sends.
+			tg.rx <- pktExt(112, seq, ts, ssrc, payload, []byte{2, 1, 2, 3}, []byte{3, 0, byte(i)})
+			seq++
+			ts += 960
 		}
-		last = h
-	}
-	// SIP to Telegram: payload type 107 -> 111, our Telegram SSRC.
-	sip.rx <- pkt(107, 9, 9, 0xcccc, true, []byte{0xde, 0xad})
-	h, _ := tg.recv(t)
-	if h.pt != 111 || h.ssrc != 0x1111 || !h.marker || !bytes.Equal(h.payload, []byte{0xde, 0xad}) {
-		t.Fatalf("toward telegram: %+v", h)
-	}
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
-	st := b.Stats()
-	if st.TelegramToSIP.Packets != 30 || st.TelegramToSIP.PacketsSent != 30 || st.TelegramToSIP.Discarded != 1 || st.SIPToTelegram.PacketsSent != 1 {
-		t.Fatalf("stats %+v", st)
-	}
+		tg.rx <- pkt(96, 1, 1, 0xaaaa, false, []byte{1}) // unknown payload type
+		var last header
+		for i := range sent {
+			h, raw := sip.recv(t)
+			if h.ext != nil || raw[0]&0x10 != 0 {
+				t.Fatalf("packet %d carries a header extension to SIP", i)
+			}
+			if h.pt != 107 || !bytes.Equal(h.payload, sent[i]) {
+				t.Fatalf("packet %d: pt %d payload %x", i, h.pt, h.payload)
+			}
+			if i > 0 {
+				if h.ssrc != last.ssrc || h.seq != last.seq+1 {
+					t.Fatalf("packet %d: ssrc %x seq %d after %x %d", i, h.ssrc, h.seq, last.ssrc, last.seq)
+				}
+				if d := h.ts - last.ts; d < 960 || (i != 15 && d != 960) || d > 48000 {
+					t.Fatalf("packet %d: timestamp step %d", i, d)
+				}
+			}
+			last = h
+		}
+		// SIP to Telegram: payload type 107 -> 111, our Telegram SSRC.
+		sip.rx <- pkt(107, 9, 9, 0xcccc, true, []byte{0xde, 0xad})
+		h, _ := tg.recv(t)
+		if h.pt != 111 || h.ssrc != 0x1111 || !h.marker || !bytes.Equal(h.payload, []byte{0xde, 0xad}) {
+			t.Fatalf("toward telegram: %+v", h)
+		}
+		if err := stop(); err != nil {
+			t.Fatal(err)
+		}
+		st := b.Stats()
+		if st.TelegramToSIP.Packets != 30 || st.TelegramToSIP.PacketsSent != 30 || st.TelegramToSIP.Discarded != 1 || st.SIPToTelegram.PacketsSent != 1 {
+			t.Fatalf("stats %+v", st)
+		}
+	})
 }
 
 func TestPassthroughExtensionMap(t *testing.T) {
-	sipF, tgF := opusFormats()
-	sipF.Extensions = map[uint8]uint8{1: 4} // ssrc-audio-level: id 1 on Telegram, 4 on SIP
-	sip, tg := newChanEndpoint(), newChanEndpoint()
-	running(t, Config{SIP: Leg{Endpoint: sip, Format: sipF}, Telegram: Leg{Endpoint: tg, Format: tgF}})
-	tg.rx <- pktExt(112, 1, 1, 5, []byte{9, 9}, []byte{2, 1, 2, 3}, []byte{1, 0x8a}, []byte{3, 0, 1})
-	h, _ := sip.recv(t)
-	it, err := newExtIter(h.extProfile, h.ext)
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, val, ok, _ := it.next()
-	if !ok || id != 4 || !bytes.Equal(val, []byte{0x8a}) {
-		t.Fatalf("extension %d %x %v", id, val, ok)
-	}
-	if _, _, ok, _ := it.next(); ok {
-		t.Fatal("more than the mapped extension passed")
-	}
-	if !bytes.Equal(h.payload, []byte{9, 9}) {
-		t.Fatalf("payload %x", h.payload)
-	}
+	bothModes(t, func(t *testing.T, ep func(*chanEndpoint) Endpoint) {
+		sipF, tgF := opusFormats()
+		sipF.Extensions = map[uint8]uint8{1: 4} // ssrc-audio-level: id 1 on Telegram, 4 on SIP
+		sip, tg := newChanEndpoint(), newChanEndpoint()
+		running(t, Config{SIP: Leg{Endpoint: ep(sip), Format: sipF}, Telegram: Leg{Endpoint: ep(tg), Format: tgF}})
+		tg.rx <- pktExt(112, 1, 1, 5, []byte{9, 9}, []byte{2, 1, 2, 3}, []byte{1, 0x8a}, []byte{3, 0, 1})
+		h, _ := sip.recv(t)
+		it, err := newExtIter(h.extProfile, h.ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, val, ok, _ := it.next()
+		if !ok || id != 4 || !bytes.Equal(val, []byte{0x8a}) {
+			t.Fatalf("extension %d %x %v", id, val, ok)
+		}
+		if _, _, ok, _ := it.next(); ok {
+			t.Fatal("more than the mapped extension passed")
+		}
+		if !bytes.Equal(h.payload, []byte{9, 9}) {
+			t.Fatalf("payload %x", h.payload)
+		}
+	})
 }
 
 func TestRunEndsOnEndpointError(t *testing.T) {
-	sipF, tgF := opusFormats()
-	sip, tg := newChanEndpoint(), newChanEndpoint()
-	b, err := New(Config{SIP: Leg{Endpoint: sip, Format: sipF}, Telegram: Leg{Endpoint: tg, Format: tgF}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- b.Run(context.Background()) }()
-	tg.Close() // the Telegram call ended
-	select {
-	case err := <-errc:
-		var ee *EndpointError
-		if !errors.As(err, &ee) || ee.Leg != LegTelegram || !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("Run: %v", err)
+	bothModes(t, func(t *testing.T, ep func(*chanEndpoint) Endpoint) {
+		sipF, tgF := opusFormats()
+		sip, tg := newChanEndpoint(), newChanEndpoint()
+		b, err := New(Config{SIP: Leg{Endpoint: ep(sip), Format: sipF}, Telegram: Leg{Endpoint: ep(tg), Format: tgF}})
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Run did not end")
-	}
+		errc := make(chan error, 1)
+		go func() { errc <- b.Run(context.Background()) }()
+		tg.Close() // the Telegram call ended
+		select {
+		case err := <-errc:
+			var ee *EndpointError
+			if !errors.As(err, &ee) || ee.Leg != LegTelegram || !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("Run: %v", err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("Run did not end")
+		}
+	})
 }
 
 // genEndpoint makes packets on ReadRTP as fast as they are read, n of

@@ -46,6 +46,7 @@ func main() {
 	flag.BoolVar(&o.idle, "idle", false, "send no media: the relay's CPU for connected, silent calls")
 	flag.BoolVar(&o.heapAll, "heapall", false, "the relay's heap profile records every allocation (slows the relay: not for CPU numbers)")
 	flag.IntVar(&o.par, "par", 4, "calls set up in parallel")
+	flag.BoolVar(&o.poller, "poller", true, "the relay's SIP endpoints push through one shared rtpendpoint.Poller (else a reading goroutine each)")
 	flag.Parse()
 	if o.accounts <= 0 || o.accounts > o.calls {
 		o.accounts = o.calls
@@ -77,6 +78,7 @@ type options struct {
 	heapAll    bool
 	idle       bool
 	relayProcs int
+	poller     bool
 }
 
 // maxCalls is how many calls one account carries at once.

@@ -92,6 +92,7 @@ type relay struct {
 	outMu   sync.Mutex
 	engines []*tgcall.Client
 	sched   *rtpendpoint.Scheduler
+	poller  *rtpendpoint.Poller // nil: each endpoint pushes from a goroutine of its own
 	medMu   sync.Mutex
 	media   []*b2bua.Media
 }
@@ -130,6 +131,13 @@ func runRelay(log *slog.Logger) error {
 	}
 	mem0 := measureMem()
 	r := &relay{log: log, out: json.NewEncoder(os.Stdout), sched: rtpendpoint.NewScheduler(0)}
+	if os.Getenv("PERFRELAY_NOPOLLER") == "" {
+		p, err := rtpendpoint.NewPoller()
+		if err != nil {
+			return err
+		}
+		r.poller = p
+	}
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -303,7 +311,7 @@ func (r *relay) call(ctx context.Context, m msg) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ep, err := rtpendpoint.New(conn, nil, neg, rtpendpoint.Options{Scheduler: r.sched, Logger: r.log})
+	ep, err := rtpendpoint.New(conn, nil, neg, rtpendpoint.Options{Scheduler: r.sched, Poller: r.poller, Logger: r.log})
 	if err != nil {
 		conn.Close()
 		return "", err

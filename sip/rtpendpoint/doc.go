@@ -23,6 +23,15 @@
 // ten seconds, and reading it where it arrives keeps the arrival times that
 // the round-trip time is computed from exact.
 //
+// For a passthrough the bridge can take packets by push instead
+// (PushRTP, rtpbridge's Pusher): the endpoint's receive path then runs on
+// a reading goroutine of its own or, with Options.Poller, on one goroutine
+// shared by all pushing endpoints (Linux: an epoll set of their sockets
+// waited on through Go's netpoller, one recvmmsg per ready socket), and
+// calls the bridge's deliver, which rewrites and sends on the other leg in
+// the same call: no goroutine between the legs, and with a Poller no
+// goroutine and no netpoller wake-up per call.
+//
 // # Keys
 //
 // SRTP and SRTCP use pion/srtp/v3 contexts for the six SDES suites sip/sdp

@@ -42,6 +42,10 @@ type Options struct {
 	// Scheduler drives the reports; nil starts a private one for this
 	// endpoint (one goroutine). Share one between all calls.
 	Scheduler *Scheduler
+	// Poller, if set, reads the RTP socket while the endpoint pushes
+	// (PushRTP), shared with other endpoints; nil: a goroutine of the
+	// endpoint's own reads it. See Poller.
+	Poller *Poller
 	// CNAME is our RTCP canonical name (RFC 3550 §6.5.1), random when "".
 	CNAME string
 	// Logger gets debug lines on key and address changes; slog.Default()
@@ -92,9 +96,11 @@ type Endpoint struct {
 	closed atomic.Bool
 	updMu  sync.Mutex // serialises Update and Close
 
-	rxMu  sync.Mutex // ReadRTP: rxBuf, rxHdr and the rx RTP contexts
-	rxBuf []byte
-	rxHdr rtp.Header
+	rxMu    sync.Mutex // ReadRTP or the push loop: rxBuf, pushBuf, rxHdr and the rx RTP contexts
+	rxBuf   []byte
+	pushBuf []byte // decrypted packets handed to a PushRTP's deliver
+	rxHdr   rtp.Header
+	push    atomic.Pointer[push] // the PushRTP in progress, nil when none
 
 	txMu  sync.Mutex // WriteRTP: txBuf, txHdr and the tx RTP context
 	txBuf []byte
@@ -112,6 +118,7 @@ type Endpoint struct {
 
 	sched      *Scheduler
 	ownSched   bool
+	poller     *Poller
 	nextReport time.Time // owned by the scheduler goroutine after New
 	wg         sync.WaitGroup
 	// rtcpReading: the RTCP socket has its reader (under updMu).
@@ -130,6 +137,7 @@ func New(rtpConn, rtcpConn *net.UDPConn, neg sdp.Negotiated, opt Options) (*Endp
 		rtpConn:   rtpConn,
 		rtcpConn:  rtcpConn,
 		log:       opt.Logger,
+		poller:    opt.Poller,
 		latchOpt:  opt.Latch,
 		interval:  opt.RTCPInterval,
 		cname:     opt.CNAME,
@@ -323,6 +331,7 @@ func (e *Endpoint) Close() error {
 	if e.rtcpConn != nil {
 		_ = e.rtcpConn.SetReadDeadline(past)
 	}
+	e.closePush()
 	e.wg.Wait()
 	return nil
 }

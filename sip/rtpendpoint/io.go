@@ -17,8 +17,12 @@ import (
 // handled on the way; packets that fail a check are dropped and counted
 // (Stats) and the read goes on. b should hold 1500 bytes: a packet larger
 // than b is dropped with io.ErrShortBuffer. After Close, or once the owner
-// closed the socket, it returns an error wrapping net.ErrClosed.
+// closed the socket, it returns an error wrapping net.ErrClosed. While
+// PushRTP pushes, ReadRTP only waits (see PushRTP).
 func (e *Endpoint) ReadRTP(b []byte) (int, error) {
+	if p := e.push.Load(); p != nil {
+		return e.waitPush(p)
+	}
 	e.rxMu.Lock()
 	defer e.rxMu.Unlock()
 	for {

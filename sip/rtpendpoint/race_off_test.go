@@ -1,0 +1,5 @@
+//go:build !race
+
+package rtpendpoint
+
+const raceEnabled = false
