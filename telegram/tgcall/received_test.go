@@ -2,6 +2,7 @@ package tgcall_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/tgsip/tgsip/telegram/tgcall"
 )
@@ -22,11 +23,27 @@ func TestCallDeclinedAtOnceRang(t *testing.T) {
 	defer heidi.onIncoming.Store(prev)
 	heidi.incoming(func(c *tgcall.Call) { c.HangupWith(tgcall.DiscardMissed) })
 	for i := range 25 {
+		// heidi's previous call may still be sending its discardCall; a
+		// call that reaches her before she has released it is answered
+		// busy (one call per account), which is not what this test asks.
+		released(t, heidi)
 		out := dial(t, grace, heidi)
 		e := ended(t, out, tgcall.CauseNoAnswer, tgcall.DiscardMissed, true)
 		if e.Cause != tgcall.CauseNoAnswer {
 			t.Fatalf("call %d ended %v: the caller never saw it ring", i, e.Cause)
 		}
 		onTelegram(t, out.ID(), tgcall.DiscardMissed)
+	}
+}
+
+// released waits until a's engine carries no call.
+func released(t *testing.T, a *account) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for a.engine.ActiveCalls() > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s still carries a call after 10 s", a.user.FirstName)
+		}
+		time.Sleep(2 * time.Millisecond)
 	}
 }
