@@ -357,17 +357,49 @@ func sippRun(t *testing.T, dir, scenario, target string, sippPort, mediaPort int
 		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
 	if err != nil {
-		errs, _ := os.ReadFile(errFile)
-		if len(errs) > 4000 {
-			errs = errs[len(errs)-4000:]
-		}
-		o := out.Bytes()
-		if len(o) > 2000 {
-			o = o[len(o)-2000:]
-		}
-		return cpu, fmt.Errorf("sipp %v: %w\nerrors (tail):\n%s\noutput (tail):\n%s", args, err, errs, o)
+		return cpu, fmt.Errorf("sipp %v: %w\n%s", args, err, sippFailures(errFile, out.String()))
 	}
 	return cpu, nil
+}
+
+// sippFailures summarises a failed sipp run: its scenario table (each
+// message's count, retransmissions, timeouts and unexpected messages)
+// and the responses its failed calls got, counted by status line. sipp's
+// error log also lists every "Dead call" (a retransmission after the call
+// ended, not a failure): those are left out.
+func sippFailures(errFile, out string) string {
+	var b strings.Builder
+	var table []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "---------->") || strings.Contains(l, "<----------") || strings.Contains(l, "Pause [") {
+			table = append(table, l)
+		}
+	}
+	if len(table) > 8 { // the last screen only
+		table = table[len(table)-8:]
+	}
+	fmt.Fprintf(&b, "scenario (messages, retransmissions, timeouts, unexpected):\n%s\n", strings.Join(table, "\n"))
+	raw, _ := os.ReadFile(errFile)
+	got := map[string]int{}
+	for _, entry := range strings.Split(string(raw), "\n20") { // each entry starts with its date
+		if strings.Contains(entry, "Dead call") {
+			continue
+		}
+		if i := strings.Index(entry, "SIP/2.0 "); i >= 0 {
+			line, _, _ := strings.Cut(entry[i:], "\n")
+			got[strings.TrimSpace(line)]++
+		} else if line, _, _ := strings.Cut(entry, "\n"); strings.TrimSpace(line) != "" {
+			if len(line) > 200 {
+				line = line[:200]
+			}
+			got[strings.TrimSpace(line)]++
+		}
+	}
+	keys := slices.Sorted(maps.Keys(got))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %d× %s\n", got[k], k)
+	}
+	return b.String()
 }
 
 // delays pairs the trunk's steps with the emulator's records of the same
@@ -481,7 +513,8 @@ func (d delays) report(t *testing.T, phase string) map[string]time.Duration {
 // `tgsip serve` reaches Telegram. -1 for either leaves it unpinned.
 // Knobs: LOADRUN_CALLS, LOADRUN_HOLD, LOADRUN_RATES,
 // LOADRUN_RATE_SECONDS, LOADRUN_MIN_SETUPS, LOADRUN_CPUPROFILE (FILE:
-// FILE.gen and FILE.trunk).
+// FILE.gen and FILE.trunk), LOADRUN_TRUNK_PROCS (the trunk's GOMAXPROCS,
+// default: its CPUs), LOADRUN_GEN_CPU, LOADRUN_TRUNK_CPU.
 func TestLoadRun(t *testing.T) {
 	env := readLoadEnv(t)
 	if _, err := exec.LookPath("sipp"); err != nil {
@@ -568,7 +601,7 @@ func TestLoadRun(t *testing.T) {
 	}
 	began = time.Now()
 	tp := startTrunkProcess(t, dir, spec, trunkCPU)
-	fmt.Printf("trunk process %d (CPU %d) up, accounts online, in %v; %s\n", tp.cmd.Process.Pid, trunkCPU, time.Since(began).Round(time.Millisecond), tp.ready.Msg)
+	fmt.Printf("trunk process %d (CPU %d, GOMAXPROCS %d) up, accounts online, in %v; %s\n", tp.cmd.Process.Pid, trunkCPU, tp.ready.Procs, time.Since(began).Round(time.Millisecond), tp.ready.Msg)
 	fmt.Printf("generator process %d (CPU %d), GOMAXPROCS %d; clock anchor gap %v\n", os.Getpid(), genCPU, runtime.GOMAXPROCS(0), monoAnchor.gap)
 	scenario := writeScenario(t, dir)
 
@@ -825,8 +858,14 @@ func startTrunkProcess(t *testing.T, dir string, spec trunkSpec, cpu int) *trunk
 	}
 	cmd := exec.Command(args[0], args[1:]...)
 	env := []string{"LOADRUN_TRUNK_SPEC=" + specFile}
+	if procs := os.Getenv("LOADRUN_TRUNK_PROCS"); procs != "" {
+		// More Ps than CPUs: the kernel time-slices them, so a
+		// goroutine in a long computation (a DH exponentiation, ~5 ms)
+		// does not hold the others until Go's 10 ms preemption.
+		env = append(env, "GOMAXPROCS="+procs)
+	}
 	for _, e := range os.Environ() {
-		// The trunk's runtime sizes itself to its one CPU.
+		// Unless told, the trunk's runtime sizes itself to its one CPU.
 		if !strings.HasPrefix(e, "GOMAXPROCS=") && !strings.HasPrefix(e, "LOADRUN_TRUNK_SPEC=") {
 			env = append(env, e)
 		}

@@ -57,6 +57,7 @@ type trunkCmd struct {
 // trunkReply answers one trunkCmd (and the first line, Ready).
 type trunkReply struct {
 	Ready      bool
+	Procs      int // GOMAXPROCS
 	Err        string
 	Goroutines int
 	FDs        int
@@ -217,7 +218,7 @@ func TestLoadRunTrunk(t *testing.T) {
 	if online := waitOnline(ctx, parts.Accounts, 3*time.Minute); len(online) != spec.Calls {
 		fail("%d of %d trunk accounts online", len(online), spec.Calls)
 	}
-	reply(trunkReply{Ready: true, Goroutines: startG, FDs: startFD, Msg: fmt.Sprintf("clock anchor gap %v", monoAnchor.gap)})
+	reply(trunkReply{Ready: true, Procs: runtime.GOMAXPROCS(0), Goroutines: startG, FDs: startFD, Msg: fmt.Sprintf("clock anchor gap %v", monoAnchor.gap)})
 
 	stopProfile := func() {}
 	var idleG, idleFD int
