@@ -628,7 +628,14 @@ func TestLoadRun(t *testing.T) {
 	if t1 == 0 {
 		t1 = 500 * time.Millisecond // sip.Config's default
 	}
+	idleTrunk0, idleGen0, idleWall0 := tp.do(t, trunkCmd{Cmd: "stats"}).CPU, cpuTime(), time.Now()
 	time.Sleep(64*t1 + 2*time.Second)
+	// What the processes spend with no call (the accounts' keep-alives,
+	// timers): the per-call CPU below is also given above it.
+	idleWall := time.Since(idleWall0).Seconds()
+	idleTrunk := (tp.do(t, trunkCmd{Cmd: "stats"}).CPU - idleTrunk0).Seconds() / idleWall
+	idleGen := (cpuTime() - idleGen0).Seconds() / idleWall
+	fmt.Printf("idle CPU (no call, %.0f s): trunk process %.3f cores, generator %.3f cores\n", idleWall, idleTrunk, idleGen)
 	stopProfile := func() {}
 	if profile != "" {
 		f, err := os.Create(profile + ".gen")
@@ -764,10 +771,16 @@ func TestLoadRun(t *testing.T) {
 			}
 			fmt.Printf("rate %d/s offered: %d calls, %d answered, %.1f setups/s completed\n", r, m, answered, achieved)
 			if answered > 0 {
-				fmt.Printf("rate %d/s: over %v trunk process CPU %v (%.2f cores, %.2f ms per call), generator %v (%.2f cores, %.2f ms per call, sipp %v of it)\n",
+				perCall := func(cpu time.Duration, idle float64) (float64, float64) {
+					ms := cpu.Seconds() * 1000 / float64(answered)
+					return ms, ms - idle*wall.Seconds()*1000/float64(answered)
+				}
+				tAll, tAbove := perCall(trunkCPU, idleTrunk)
+				gAll, gAbove := perCall(genCPU, idleGen)
+				fmt.Printf("rate %d/s: over %v trunk process CPU %v (%.2f cores, %.2f ms per call, %.2f above idle), generator %v (%.2f cores, %.2f ms per call, %.2f above idle, sipp %v of it)\n",
 					r, wall.Round(time.Millisecond),
-					trunkCPU.Round(time.Millisecond), trunkCPU.Seconds()/wall.Seconds(), float64(trunkCPU.Microseconds())/1000/float64(answered),
-					genCPU.Round(time.Millisecond), genCPU.Seconds()/wall.Seconds(), float64(genCPU.Microseconds())/1000/float64(answered),
+					trunkCPU.Round(time.Millisecond), trunkCPU.Seconds()/wall.Seconds(), tAll, tAbove,
+					genCPU.Round(time.Millisecond), genCPU.Seconds()/wall.Seconds(), gAll, gAbove,
 					sippCPU.Round(time.Millisecond))
 			}
 			pairDelays(calls, n, userOf).report(t, fmt.Sprintf("setup rate %d/s offered", r))
