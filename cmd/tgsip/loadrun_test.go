@@ -20,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -362,6 +363,10 @@ func sippRun(t *testing.T, dir, scenario, target string, sippPort, mediaPort int
 	return cpu, nil
 }
 
+// sippEntry is what starts each entry of sipp's error log: its date,
+// time and Unix time (an entry's last line may end right before it).
+var sippEntry = regexp.MustCompile(`\d{4}-\d\d-\d\d\t\d\d:\d\d:\d\d\.\d+\t\d+\.\d+: `)
+
 // sippFailures summarises a failed sipp run: its scenario table (each
 // message's count, retransmissions, timeouts and unexpected messages)
 // and the responses its failed calls got, counted by status line. sipp's
@@ -381,7 +386,7 @@ func sippFailures(errFile, out string) string {
 	fmt.Fprintf(&b, "scenario (messages, retransmissions, timeouts, unexpected):\n%s\n", strings.Join(table, "\n"))
 	raw, _ := os.ReadFile(errFile)
 	got := map[string]int{}
-	for _, entry := range strings.Split(string(raw), "\n20") { // each entry starts with its date
+	for _, entry := range sippEntry.Split(string(raw), -1) {
 		if strings.Contains(entry, "Dead call") {
 			continue
 		}
