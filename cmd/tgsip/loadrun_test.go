@@ -387,7 +387,7 @@ func sippFailures(errFile, out string) string {
 	raw, _ := os.ReadFile(errFile)
 	got := map[string]int{}
 	for _, entry := range sippEntry.Split(string(raw), -1) {
-		if strings.Contains(entry, "Dead call") {
+		if strings.Contains(entry, "Dead call") || strings.HasPrefix(strings.TrimSpace(entry), "The following events occurred") {
 			continue
 		}
 		if i := strings.Index(entry, "SIP/2.0 "); i >= 0 {
