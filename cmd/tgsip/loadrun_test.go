@@ -1,4 +1,4 @@
-//go:build loadrun
+//go:build loadrun && linux
 
 package main
 
@@ -10,7 +10,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"math"
@@ -18,6 +20,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"runtime/pprof"
 	"slices"
@@ -31,7 +34,6 @@ import (
 
 	"github.com/tgsip/tgsip/b2bua"
 	"github.com/tgsip/tgsip/internal/demo"
-	"github.com/tgsip/tgsip/sip"
 	"github.com/tgsip/tgsip/telegram/emu"
 )
 
@@ -153,13 +155,6 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
-// cpuSince prints the process's CPU use since cpu0 at wall0: the trunk,
-// the emulator and the demo users together (sipp is another process).
-func cpuSince(what string, cpu0 time.Duration, wall0 time.Time) {
-	cpu, wall := cpuTime()-cpu0, time.Since(wall0)
-	fmt.Printf("%s: process CPU %v over %v (%.2f cores)\n", what, cpu.Round(time.Millisecond), wall.Round(time.Millisecond), cpu.Seconds()/wall.Seconds())
 }
 
 // goroutineStacks counts the process's goroutines by stack.
@@ -339,9 +334,10 @@ func linearToULaw(s int16) byte {
 // above the sip package tests' 20000-29200.
 const sippMediaPort = 30000
 
-// sippRun runs one sipp load against target and returns its error (nil
-// when every call completed) with the tail of its error log.
-func sippRun(t *testing.T, dir, scenario, target string, sippPort, mediaPort int, args ...string) error {
+// sippRun runs one sipp load against target and returns sipp's CPU time
+// (it is part of the generator) and its error (nil when every call
+// completed) with the tail of its error log.
+func sippRun(t *testing.T, dir, scenario, target string, sippPort, mediaPort int, args ...string) (time.Duration, error) {
 	t.Helper()
 	bin, err := exec.LookPath("sipp")
 	if err != nil {
@@ -356,18 +352,59 @@ func sippRun(t *testing.T, dir, scenario, target string, sippPort, mediaPort int
 	cmd := exec.Command(bin, all...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Run(); err != nil {
-		errs, _ := os.ReadFile(errFile)
-		if len(errs) > 4000 {
-			errs = errs[len(errs)-4000:]
-		}
-		o := out.Bytes()
-		if len(o) > 2000 {
-			o = o[len(o)-2000:]
-		}
-		return fmt.Errorf("sipp %v: %w\nerrors (tail):\n%s\noutput (tail):\n%s", args, err, errs, o)
+	err = cmd.Run()
+	var cpu time.Duration
+	if cmd.ProcessState != nil {
+		cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 	}
-	return nil
+	if err != nil {
+		return cpu, fmt.Errorf("sipp %v: %w\n%s", args, err, sippFailures(errFile, out.String()))
+	}
+	return cpu, nil
+}
+
+// sippEntry is what starts each entry of sipp's error log: its date,
+// time and Unix time (an entry's last line may end right before it).
+var sippEntry = regexp.MustCompile(`\d{4}-\d\d-\d\d\t\d\d:\d\d:\d\d\.\d+\t\d+\.\d+: `)
+
+// sippFailures summarises a failed sipp run: its scenario table (each
+// message's count, retransmissions, timeouts and unexpected messages)
+// and the responses its failed calls got, counted by status line. sipp's
+// error log also lists every "Dead call" (a retransmission after the call
+// ended, not a failure): those are left out.
+func sippFailures(errFile, out string) string {
+	var b strings.Builder
+	var table []string
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Contains(l, "---------->") || strings.Contains(l, "<----------") || strings.Contains(l, "Pause [") {
+			table = append(table, l)
+		}
+	}
+	if len(table) > 8 { // the last screen only
+		table = table[len(table)-8:]
+	}
+	fmt.Fprintf(&b, "scenario (messages, retransmissions, timeouts, unexpected):\n%s\n", strings.Join(table, "\n"))
+	raw, _ := os.ReadFile(errFile)
+	got := map[string]int{}
+	for _, entry := range sippEntry.Split(string(raw), -1) {
+		if strings.Contains(entry, "Dead call") || strings.HasPrefix(strings.TrimSpace(entry), "The following events occurred") {
+			continue
+		}
+		if i := strings.Index(entry, "SIP/2.0 "); i >= 0 {
+			line, _, _ := strings.Cut(entry[i:], "\n")
+			got[strings.TrimSpace(line)]++
+		} else if line, _, _ := strings.Cut(entry, "\n"); strings.TrimSpace(line) != "" {
+			if len(line) > 200 {
+				line = line[:200]
+			}
+			got[strings.TrimSpace(line)]++
+		}
+	}
+	keys := slices.Sorted(maps.Keys(got))
+	for _, k := range keys {
+		fmt.Fprintf(&b, "  %d× %s\n", got[k], k)
+	}
+	return b.String()
 }
 
 // delays pairs the trunk's steps with the emulator's records of the same
@@ -467,17 +504,33 @@ func (d delays) report(t *testing.T, phase string) map[string]time.Duration {
 }
 
 // TestLoadRun: 200 concurrent SIP calls to the demo's echo held 60 s with
-// no failed call, all torn down with no goroutine or descriptor left over;
-// then a rising setup rate; the trunk's delays at each step a caller hears
-// for both. Knobs: LOADRUN_CALLS, LOADRUN_HOLD, LOADRUN_RATES,
-// LOADRUN_RATE_SECONDS, LOADRUN_MIN_SETUPS.
+// no failed call, all torn down with no goroutine or descriptor of the
+// trunk process left over; then a rising setup rate; the trunk's delays
+// at each step a caller hears for both, and the CPU per setup of the
+// trunk and of the generator apart.
+//
+// Two processes, as docs/performance.md "Load runs" measures the relay:
+// this one is the load generator (the emulator, the demo users — the far
+// end of every call, with their own tgcall engines doing DH, ICE and
+// DTLS — and sipp), pinned to LOADRUN_GEN_CPU (0); the trunk runs in this
+// test binary started again (TestLoadRunTrunk), pinned to
+// LOADRUN_TRUNK_CPU (1), and reaches the emulator over loopback as
+// `tgsip serve` reaches Telegram. -1 for either leaves it unpinned.
+// Knobs: LOADRUN_CALLS, LOADRUN_HOLD, LOADRUN_RATES,
+// LOADRUN_RATE_SECONDS, LOADRUN_MIN_SETUPS, LOADRUN_CPUPROFILE (FILE:
+// FILE.gen and FILE.trunk), LOADRUN_TRUNK_PROCS (the trunk's GOMAXPROCS,
+// default: its CPUs), LOADRUN_GEN_CPU, LOADRUN_TRUNK_CPU.
 func TestLoadRun(t *testing.T) {
 	env := readLoadEnv(t)
 	if _, err := exec.LookPath("sipp"); err != nil {
 		t.Skip("sipp not installed (Debian package sip-tester)")
 	}
+	genCPU, trunkCPU := cpuKnob(t, "LOADRUN_GEN_CPU", 0), cpuKnob(t, "LOADRUN_TRUNK_CPU", 1)
+	if genCPU >= 0 {
+		pinSelf(t, genCPU)
+	}
 	dir := t.TempDir()
-	logFile, err := os.Create(filepath.Join(dir, "trunk.log"))
+	logFile, err := os.Create(filepath.Join(dir, "generator.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -486,11 +539,13 @@ func TestLoadRun(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(logFile, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	t.Cleanup(func() {
 		if t.Failed() {
-			b, _ := os.ReadFile(logFile.Name())
-			if len(b) > 8000 {
-				b = b[len(b)-8000:]
+			for _, name := range []string{"generator.log", "trunk.log", "trunk.out"} {
+				b, _ := os.ReadFile(filepath.Join(dir, name))
+				if len(b) > 6000 {
+					b = b[len(b)-6000:]
+				}
+				t.Logf("%s (tail):\n%s", name, b)
 			}
-			t.Logf("trunk log (warnings, tail):\n%s", b)
 		}
 	})
 
@@ -508,18 +563,23 @@ func TestLoadRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer n.Close()
+	keyFile := filepath.Join(dir, "emulator.pem")
+	if err := os.WriteFile(keyFile, n.PublicKeyPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 
 	// The trunk's accounts, one per concurrent call, logged in as the
-	// demo logs its accounts in.
+	// demo logs its accounts in: their session files are the trunk
+	// process's to run.
 	key := n.ClientOptions().PublicKeys[0].RSA
-	c.Telegram.Accounts = demoAccounts(nil, env.calls, n.Addr(), key, dir)
+	accounts := demoAccounts(nil, env.calls, n.Addr(), key, dir)
 	began := time.Now()
-	if err := demoLogin(ctx, n, c.Telegram.Accounts, log.With("part", "login")); err != nil {
+	if err := demoLogin(ctx, n, accounts, log.With("part", "login")); err != nil {
 		t.Fatal(err)
 	}
 	fmt.Printf("logged in %d trunk accounts in %v\n", env.calls, time.Since(began).Round(time.Millisecond))
 	userOf := map[string]int64{}
-	for _, a := range c.Telegram.Accounts {
+	for _, a := range accounts {
 		u, ok := n.UserByPhone(a.Phone)
 		if !ok {
 			t.Fatalf("account %s not on the emulator", a.Name)
@@ -536,53 +596,29 @@ func TestLoadRun(t *testing.T) {
 	}
 	defer users.Close()
 
-	port := freeSIPPort(t)
-	lo := netip.MustParseAddr("127.0.0.1")
-	c.Demo.SIPListen = netip.AddrPortFrom(lo, uint16(port))
-	c.SIP.Listen = []sip.ListenConfig{{Transport: sip.UDP, Addr: c.Demo.SIPListen}}
 	aliases := demo.Aliases(users.Entries())
 	maps.Copy(aliases, c.Routing.SIPToTelegram.Aliases)
-	c.Routing.SIPToTelegram.Aliases = aliases
-	if err := c.Routing.Validate(); err != nil {
-		t.Fatal(err)
+	target := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(freeSIPPort(t))).String()
+	spec := trunkSpec{Dir: dir, Calls: env.calls, EmuAddr: n.Addr().String(), KeyFile: keyFile, SIPListen: target, Aliases: aliases}
+	profile := os.Getenv("LOADRUN_CPUPROFILE")
+	if profile != "" {
+		spec.CPUProfile = profile + ".trunk"
 	}
-	steps := newStepLog()
-	parts, err := buildTrunk(c, trunkOptions{Logger: log, Observer: steps})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := labelled("trunk", func() error { return parts.Start(ctx) }); err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	closeTrunk := func() {
-		if !closed {
-			closed = true
-			cctx, ccancel := context.WithTimeout(context.Background(), time.Minute)
-			defer ccancel()
-			if err := parts.Close(cctx); err != nil {
-				t.Errorf("trunk close: %v", err)
-			}
-		}
-	}
-	defer closeTrunk()
 	began = time.Now()
-	if online := waitOnline(ctx, parts.Accounts, 3*time.Minute); len(online) != env.calls {
-		t.Fatalf("%d of %d trunk accounts online", len(online), env.calls)
-	}
-	fmt.Printf("trunk accounts online in %v\n", time.Since(began).Round(time.Millisecond))
-	target := c.Demo.SIPListen.String()
+	tp := startTrunkProcess(t, dir, spec, trunkCPU)
+	fmt.Printf("trunk process %d (CPU %d, GOMAXPROCS %d) up, accounts online, in %v; %s\n", tp.cmd.Process.Pid, trunkCPU, tp.ready.Procs, time.Since(began).Round(time.Millisecond), tp.ready.Msg)
+	fmt.Printf("generator process %d (CPU %d), GOMAXPROCS %d; clock anchor gap %v\n", os.Getpid(), genCPU, runtime.GOMAXPROCS(0), monoAnchor.gap)
 	scenario := writeScenario(t, dir)
 
 	// Idle: everything up, no call. A warm-up call on every account
 	// first, so that what an account's first call starts or fills (its
 	// peer cache, the emulator's sender for its device, shared pools)
 	// counts as idle, and the runs below time the steady state.
-	if err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
+	if _, err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
 		"-r", "20", "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(env.calls), "-d", "200", "-timeout", "300s"); err != nil {
 		t.Fatalf("warm-up calls: %v", err)
 	}
-	warm := steps.take()
+	warm := tp.steps(t)
 	used := map[string]bool{}
 	for _, sc := range warm {
 		used[sc.account] = true
@@ -590,7 +626,6 @@ func TestLoadRun(t *testing.T) {
 	if len(warm) != env.calls || len(used) != env.calls {
 		t.Fatalf("%d warm-up calls on %d accounts, want %d on as many", len(warm), len(used), env.calls)
 	}
-	steps.take()
 	// The warm-up call's SIP transactions linger for RFC 3261's timers
 	// (Timer J: 64·T1 for the BYE's server transaction over UDP); the
 	// idle counts are taken after them.
@@ -598,13 +633,17 @@ func TestLoadRun(t *testing.T) {
 	if t1 == 0 {
 		t1 = 500 * time.Millisecond // sip.Config's default
 	}
+	idleTrunk0, idleGen0, idleWall0 := tp.do(t, trunkCmd{Cmd: "stats"}).CPU, cpuTime(), time.Now()
 	time.Sleep(64*t1 + 2*time.Second)
-	// LOADRUN_CPUPROFILE=FILE profiles the process through the hold and
-	// the rate run (go tool pprof FILE); it starts before the idle counts
-	// are taken, so its goroutine and file count as idle.
+	// What the processes spend with no call (the accounts' keep-alives,
+	// timers): the per-call CPU below is also given above it.
+	idleWall := time.Since(idleWall0).Seconds()
+	idleTrunk := (tp.do(t, trunkCmd{Cmd: "stats"}).CPU - idleTrunk0).Seconds() / idleWall
+	idleGen := (cpuTime() - idleGen0).Seconds() / idleWall
+	fmt.Printf("idle CPU (no call, %.0f s): trunk process %.3f cores, generator %.3f cores\n", idleWall, idleTrunk, idleGen)
 	stopProfile := func() {}
-	if path := os.Getenv("LOADRUN_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
+	if profile != "" {
+		f, err := os.Create(profile + ".gen")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -620,30 +659,33 @@ func TestLoadRun(t *testing.T) {
 		}
 		defer stopProfile()
 	}
-	runtime.GC()
-	idleG, idleFD := runtime.NumGoroutine(), openFDs(t)
-	idleStacks := goroutineStacks()
-	fmt.Printf("idle: %d goroutines, %d descriptors\n", idleG, idleFD)
+	idle := tp.do(t, trunkCmd{Cmd: "idle"})
+	fmt.Printf("idle: trunk process %d goroutines, %d descriptors\n", idle.Goroutines, idle.FDs)
 
 	// 1. env.calls concurrent calls held env.hold.
 	{
-		cpu0, wall0 := cpuTime(), time.Now()
+		gen0, trunk0, wall0 := cpuTime(), tp.do(t, trunkCmd{Cmd: "stats"}).CPU, time.Now()
 		holdMS := strconv.Itoa(int(env.hold.Milliseconds()))
 		rate := strconv.Itoa(min(env.calls, 50))
-		done := make(chan error, 1)
+		type result struct {
+			sipp time.Duration
+			err  error
+		}
+		done := make(chan result, 1)
 		sippPort := freeSIPPort(t)
 		go func() {
-			done <- sippRun(t, dir, scenario, target, sippPort, sippMediaPort,
+			cpu, err := sippRun(t, dir, scenario, target, sippPort, sippMediaPort,
 				"-r", rate, "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(env.calls), "-d", holdMS,
 				"-timeout", fmt.Sprintf("%ds", int(env.hold.Seconds())+180))
+			done <- result{cpu, err}
 		}()
 		peak, peakSIP := 0, 0
 		tick := time.NewTicker(250 * time.Millisecond)
-		var err error
+		var res result
 	wait:
 		for {
 			select {
-			case err = <-done:
+			case res = <-done:
 				break wait
 			case <-tick.C:
 				active := 0
@@ -653,19 +695,24 @@ func TestLoadRun(t *testing.T) {
 					}
 				}
 				peak = max(peak, active)
-				peakSIP = max(peakSIP, parts.SIP.Calls())
+				peakSIP = max(peakSIP, tp.do(t, trunkCmd{Cmd: "stats"}).SIPCalls)
 			}
 		}
 		tick.Stop()
-		cpuSince("hold (ramp, hold, teardown)", cpu0, wall0)
+		wall := time.Since(wall0)
+		trunkCPU := tp.do(t, trunkCmd{Cmd: "stats"}).CPU - trunk0
+		genCPU := cpuTime() - gen0 + res.sipp
+		fmt.Printf("hold (ramp, hold, teardown) over %v: trunk process CPU %v (%.2f cores), generator CPU %v (%.2f cores, sipp %v of it)\n",
+			wall.Round(time.Millisecond), trunkCPU.Round(time.Millisecond), trunkCPU.Seconds()/wall.Seconds(),
+			genCPU.Round(time.Millisecond), genCPU.Seconds()/wall.Seconds(), res.sipp.Round(time.Millisecond))
 		fmt.Printf("hold: %d calls, peak %d Telegram calls active at once, %d SIP dialogs\n", env.calls, peak, peakSIP)
-		if err != nil {
-			t.Errorf("hold: %v", err)
+		if res.err != nil {
+			t.Errorf("hold: %v", res.err)
 		}
 		if peak != env.calls {
 			t.Errorf("peak %d concurrent Telegram calls, want %d", peak, env.calls)
 		}
-		calls := steps.take()
+		calls := tp.steps(t)
 		answered := 0
 		for _, sc := range calls {
 			if !sc.at[b2bua.Step200].IsZero() {
@@ -690,9 +737,9 @@ func TestLoadRun(t *testing.T) {
 		}
 		p99 := pairDelays(calls, n, userOf).report(t, fmt.Sprintf("%d concurrent calls held %v", env.calls, env.hold))
 		checkP99(t, p99)
-		// Everything the calls started is gone once their transactions end.
-		waitIdle(t, parts.SIP, idleG, idleFD)
-		settle(t, "after the hold", idleG, idleFD, idleStacks, 90*time.Second)
+		// Everything the calls started in the trunk is gone once their
+		// transactions end.
+		tp.settle(t, "after the hold", 90*time.Second)
 	}
 
 	// 2. A rising setup rate: short calls (0.2 s) at each rate for
@@ -702,11 +749,13 @@ func TestLoadRun(t *testing.T) {
 		best := 0.0
 		for _, r := range env.rates {
 			m := r * env.seconds
-			cpu0, wall0 := cpuTime(), time.Now()
-			err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
+			gen0, trunk0, wall0 := cpuTime(), tp.do(t, trunkCmd{Cmd: "stats"}).CPU, time.Now()
+			sippCPU, err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
 				"-r", strconv.Itoa(r), "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(m), "-d", "200", "-timeout", "120s")
-			cpuSince(fmt.Sprintf("rate %d/s", r), cpu0, wall0)
-			calls := steps.take()
+			wall := time.Since(wall0)
+			trunkCPU := tp.do(t, trunkCmd{Cmd: "stats"}).CPU - trunk0
+			genCPU := cpuTime() - gen0 + sippCPU
+			calls := tp.steps(t)
 			var first, last time.Time
 			answered := 0
 			for _, sc := range calls {
@@ -726,8 +775,21 @@ func TestLoadRun(t *testing.T) {
 				achieved = float64(answered) / last.Sub(first).Seconds()
 			}
 			fmt.Printf("rate %d/s offered: %d calls, %d answered, %.1f setups/s completed\n", r, m, answered, achieved)
+			if answered > 0 {
+				perCall := func(cpu time.Duration, idle float64) (float64, float64) {
+					ms := cpu.Seconds() * 1000 / float64(answered)
+					return ms, ms - idle*wall.Seconds()*1000/float64(answered)
+				}
+				tAll, tAbove := perCall(trunkCPU, idleTrunk)
+				gAll, gAbove := perCall(genCPU, idleGen)
+				fmt.Printf("rate %d/s: over %v trunk process CPU %v (%.2f cores, %.2f ms per call, %.2f above idle), generator %v (%.2f cores, %.2f ms per call, %.2f above idle, sipp %v of it)\n",
+					r, wall.Round(time.Millisecond),
+					trunkCPU.Round(time.Millisecond), trunkCPU.Seconds()/wall.Seconds(), tAll, tAbove,
+					genCPU.Round(time.Millisecond), genCPU.Seconds()/wall.Seconds(), gAll, gAbove,
+					sippCPU.Round(time.Millisecond))
+			}
 			pairDelays(calls, n, userOf).report(t, fmt.Sprintf("setup rate %d/s offered", r))
-			waitIdle(t, parts.SIP, math.MaxInt, math.MaxInt)
+			tp.settle(t, fmt.Sprintf("after rate %d/s", r), 90*time.Second)
 			if err != nil || answered != m {
 				fmt.Printf("rate %d/s: failed calls (%d of %d answered): %v\n", r, answered, m, err)
 				break
@@ -738,15 +800,223 @@ func TestLoadRun(t *testing.T) {
 		if best < env.minRate {
 			t.Errorf("setups/s %.1f < %.0f", best, env.minRate)
 		}
-		settle(t, "after the rate run", idleG, idleFD, idleStacks, 90*time.Second)
 	}
 
 	stopProfile()
-	closeTrunk()
+	tp.close(t)
 	users.Close()
 	n.Close()
 	cancel()
-	settle(t, "after shutdown", startG, startFD, startStacks, time.Minute)
+	settle(t, "generator after shutdown", startG, startFD, startStacks, time.Minute)
+}
+
+// cpuKnob reads a CPU number from the environment (def when unset, -1:
+// not pinned).
+func cpuKnob(t *testing.T, name string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		if _, err := exec.LookPath("taskset"); err != nil || runtime.NumCPU() < 2 {
+			return -1
+		}
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < -1 {
+		t.Fatalf("%s=%q", name, v)
+	}
+	return n
+}
+
+// pinSelf pins every thread of this process to cpu (taskset -a: the
+// runtime's threads started so far; later ones inherit it) and runs Go
+// code on one P, as the relay's runs do (research/perf.md §1). The
+// setting stays for the rest of the test binary (a load run is the only
+// test it runs).
+func pinSelf(t *testing.T, cpu int) {
+	t.Helper()
+	out, err := exec.Command("taskset", "-a", "-p", "-c", strconv.Itoa(cpu), strconv.Itoa(os.Getpid())).CombinedOutput()
+	if err != nil {
+		t.Fatalf("taskset: %v: %s", err, out)
+	}
+	runtime.GOMAXPROCS(1)
+}
+
+// trunkProcess is the trunk's process and its command channel.
+type trunkProcess struct {
+	cmd     *exec.Cmd
+	in      *json.Encoder
+	stdin   io.Closer
+	replies chan trunkReply
+	ready   trunkReply
+	done    chan error
+	out     *os.File // its stdout and stderr
+}
+
+// startTrunkProcess starts this test binary as TestLoadRunTrunk, pinned
+// to cpu (-1: not pinned), and waits until its trunk is up with every
+// account online.
+func startTrunkProcess(t *testing.T, dir string, spec trunkSpec, cpu int) *trunkProcess {
+	t.Helper()
+	raw, err := json.Marshal(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	specFile := filepath.Join(dir, "trunk-spec.json")
+	if err := os.WriteFile(specFile, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := []string{self, "-test.run=^TestLoadRunTrunk$", "-test.count=1", "-test.timeout=60m"}
+	if cpu >= 0 {
+		args = append([]string{"taskset", "-c", strconv.Itoa(cpu)}, args...)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
+	env := []string{"LOADRUN_TRUNK_SPEC=" + specFile}
+	if procs := os.Getenv("LOADRUN_TRUNK_PROCS"); procs != "" {
+		// More Ps than CPUs: the kernel time-slices them, so a
+		// goroutine in a long computation (a DH exponentiation, ~5 ms)
+		// does not hold the others until Go's 10 ms preemption.
+		env = append(env, "GOMAXPROCS="+procs)
+	}
+	for _, e := range os.Environ() {
+		// Unless told, the trunk's runtime sizes itself to its one CPU.
+		if !strings.HasPrefix(e, "GOMAXPROCS=") && !strings.HasPrefix(e, "LOADRUN_TRUNK_SPEC=") {
+			env = append(env, e)
+		}
+	}
+	cmd.Env = env
+	outFile, err := os.Create(filepath.Join(dir, "trunk.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = outFile, outFile
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.ExtraFiles = []*os.File{w} // descriptor 3
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	tp := &trunkProcess{cmd: cmd, in: json.NewEncoder(stdin), stdin: stdin, replies: make(chan trunkReply), done: make(chan error, 1), out: outFile}
+	go func() {
+		defer r.Close()
+		defer close(tp.replies)
+		dec := json.NewDecoder(r)
+		for {
+			var rep trunkReply
+			if err := dec.Decode(&rep); err != nil {
+				return
+			}
+			tp.replies <- rep
+		}
+	}()
+	go func() { tp.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		// A run that failed early: end the trunk process (its stdin
+		// closed, it drains), by its pid if it does not.
+		stdin.Close()
+		select {
+		case <-tp.done:
+		case <-time.After(90 * time.Second):
+			_ = cmd.Process.Kill()
+			<-tp.done
+		}
+		for range tp.replies { // the reader's end
+		}
+		outFile.Close()
+	})
+	tp.ready = tp.wait(t, 5*time.Minute)
+	if !tp.ready.Ready {
+		t.Fatalf("trunk process: %s", tp.ready.Err)
+	}
+	return tp
+}
+
+func (tp *trunkProcess) wait(t *testing.T, within time.Duration) trunkReply {
+	t.Helper()
+	select {
+	case rep, ok := <-tp.replies:
+		if !ok {
+			t.Fatal("trunk process ended (trunk.out has its output)")
+		}
+		return rep
+	case <-time.After(within):
+		t.Fatalf("trunk process: no reply within %v", within)
+	}
+	return trunkReply{}
+}
+
+// do sends a command and returns the reply; a reply with an error fails
+// the test.
+func (tp *trunkProcess) do(t *testing.T, c trunkCmd) trunkReply {
+	t.Helper()
+	if err := tp.in.Encode(c); err != nil {
+		t.Fatalf("trunk process: %v", err)
+	}
+	rep := tp.wait(t, c.Within+time.Minute)
+	if rep.Err != "" {
+		t.Fatalf("trunk process, %s: %s", c.Cmd, rep.Err)
+	}
+	return rep
+}
+
+// steps returns the trunk's call steps recorded since the last time, with
+// its times as this process's.
+func (tp *trunkProcess) steps(t *testing.T) map[string]*stepCall {
+	t.Helper()
+	out := map[string]*stepCall{}
+	for _, mc := range tp.do(t, trunkCmd{Cmd: "steps"}).Steps {
+		sc := &stepCall{account: mc.Account}
+		for i, n := range mc.At {
+			sc.at[i] = fromMono(n)
+		}
+		out[mc.ID] = sc
+	}
+	return out
+}
+
+// settle waits until the trunk process holds no SIP dialog and is back
+// to its idle goroutines and descriptors.
+func (tp *trunkProcess) settle(t *testing.T, what string, within time.Duration) {
+	t.Helper()
+	if err := tp.in.Encode(trunkCmd{Cmd: "settle", What: what, Within: within}); err != nil {
+		t.Fatalf("trunk process: %v", err)
+	}
+	rep := tp.wait(t, within+time.Minute)
+	if rep.Err != "" {
+		t.Fatal(rep.Err)
+	}
+	fmt.Println(rep.Msg)
+}
+
+// close drains the trunk and waits for its process to end, back to the
+// goroutines and descriptors it started with.
+func (tp *trunkProcess) close(t *testing.T) {
+	t.Helper()
+	rep := tp.do(t, trunkCmd{Cmd: "close"})
+	fmt.Println(rep.Msg)
+	select {
+	case err := <-tp.done:
+		tp.done <- err // for the cleanup
+		if err != nil {
+			t.Errorf("trunk process: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("trunk process did not end after close")
+	}
+	for range tp.replies { // the reader's end
+	}
+	tp.out.Close()
 }
 
 // checkP99 holds the issue's bound: p99 ≤ 5 ms at each of the four steps.
@@ -756,26 +1026,5 @@ func checkP99(t *testing.T, p99 map[string]time.Duration) {
 		if d > 5*time.Millisecond {
 			t.Errorf("p99 %v > 5 ms: %s", d.Round(time.Microsecond), name)
 		}
-	}
-}
-
-// waitIdle waits (up to 60 s) until the SIP server holds no dialog and the
-// process is back to at most goroutines and fds; it returns the counts it
-// ended with. RFC 3261's transaction timers (Timer J: 64·T1 for a
-// non-INVITE server transaction over UDP) keep a finished call's
-// transactions a while.
-func waitIdle(t *testing.T, s *sip.Server, goroutines, fds int) (int, int) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		runtime.GC()
-		g, f := runtime.NumGoroutine(), openFDs(t)
-		if s.Calls() == 0 && g <= goroutines && f <= fds {
-			return g, f
-		}
-		if time.Now().After(deadline) {
-			return g, f
-		}
-		time.Sleep(500 * time.Millisecond) // polling counts: no event exists for "nothing left"
 	}
 }

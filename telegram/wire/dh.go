@@ -161,9 +161,11 @@ func NewExponent(rnd io.Reader, serverRandom []byte) (*big.Int, error) {
 // Public returns g^a mod p in minimal big-endian form, without left padding.
 // That is the form tdlib (DhHandshake.cpp get_g_a / get_g_b: BigNum
 // to_binary()) and tdesktop (CreateModExp) put on the wire and hash into
-// g_a_hash, so the emoji fingerprint agrees with them.
+// g_a_hash, so the emoji fingerprint agrees with them. The power is taken
+// from a table of powers of g made once per group (fixedbase.go): the same
+// number as math/big's Exp, in about a fifth of its time.
 func Public(cfg DHConfig, a *big.Int) []byte {
-	return new(big.Int).Exp(big.NewInt(int64(cfg.G)), a, cfg.P).Bytes()
+	return powG(cfg.G, cfg.P, a).Bytes()
 }
 
 // SharedKey checks the peer's public value with CheckPublic and returns the
