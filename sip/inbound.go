@@ -167,7 +167,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 503, "Service Unavailable", nil) // the server closed meanwhile
 		return
 	}
-	s.dialogs.add(c.key, c)
+	if s.addCall(c.key, c) {
+		// Close began meanwhile: the call ends with 503 (shutdownNow).
+		c.serveInvite()
+		return
+	}
 	c.log.Info("inbound call", "trunk", c.Trunk, "to", c.RequestUser, "from", c.CallerID, "src", src, "transport", c.Transport)
 	// Watch for CANCEL before the b2bua can send 180: a CANCEL answering
 	// it must find our callback, or its Reason is lost.

@@ -150,7 +150,9 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	if c.ended() {
 		return nil, errServerClosed
 	}
-	s.dialogs.add(c.key, c)
+	if s.addCall(c.key, c) {
+		return nil, errors.New("sip: server closing") // the call ends before its INVITE goes out
+	}
 	c.post(c.sendInvite)
 	return c, nil
 }
@@ -265,6 +267,16 @@ func (c *OutboundCall) onResponse(gen int, tx sip.ClientTransaction, res *sip.Re
 // once a provisional response allows it (RFC 3261 §9.1).
 func (c *OutboundCall) cancelCall(r Reason) {
 	if c.over || c.up || c.cancelReason != nil {
+		return
+	}
+	if c.txGen == 0 {
+		// No INVITE went out yet (Dial's context was cancelled at once,
+		// or Close began during Dial): nothing to cancel at the PBX.
+		status, cause := 487, CauseCancelled
+		if r == shutdownReason {
+			status, cause = 503, CauseShutdown
+		}
+		c.finish(&CallError{Status: status, Cause: cause, Reason: r})
 		return
 	}
 	c.cancelReason = &r

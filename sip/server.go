@@ -74,6 +74,10 @@ type Server struct {
 	halt        <-chan struct{}
 	haltCtx     context.Context
 	stopWaiting context.CancelFunc
+
+	// beforeRegister, when set (tests only), runs just before a new call
+	// enters the registry.
+	beforeRegister func()
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
