@@ -15,8 +15,9 @@ import (
 )
 
 // ErrGlare is returned by Reoffer when the peer answered 491 Request
-// Pending, or our own session change is still in progress: both sides
-// changed the session at once (RFC 3261 §14.1). The caller may retry
+// Pending, or a session change is still in progress (ours, or the peer's
+// re-INVITE awaiting the ACK of our 2xx): both sides changed the session
+// at once (RFC 3261 §14.1). The caller may retry
 // after a random 2.1-4 s (we own the Call-ID) or 0-2 s.
 var ErrGlare = errors.New("sip: re-INVITE glare (491)")
 
@@ -566,7 +567,10 @@ func (l *leg) reoffer(hold bool, reply chan<- error) {
 		reply <- ErrNotConfirmed
 		return
 	}
-	if l.modifying {
+	if l.modifying || l.ackWait != nil {
+		// Our own change is pending, or the peer's re-INVITE has our 2xx
+		// and no ACK yet: its INVITE transaction is still in progress and
+		// RFC 3261 §14.1 allows no INVITE of ours meanwhile.
 		reply <- ErrGlare
 		return
 	}

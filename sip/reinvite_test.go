@@ -2,6 +2,7 @@ package sip
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
@@ -164,5 +165,71 @@ func TestHangupRacesPeerBye(t *testing.T) {
 		}
 	}
 	t.Logf("ended remotely/locally: %v", ends)
+	waitNoCalls(t, s)
+}
+
+// TestReofferWhilePeerReinviteAwaitsAck: the peer's re-INVITE has our 200
+// and no ACK yet, so its INVITE transaction is still in progress; RFC 3261
+// §14.1 forbids a new INVITE of ours in the dialog until it completes.
+// Reoffer reports glare at once instead of sending one.
+func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "reoffer-during-peer-reinvite")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	c := waitFor(t, got, "call")
+	mk := func(m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
+		r := sip.NewRequest(m, res.Contact().Address)
+		r.AppendHeader(sip.HeaderClone(inv.From()))
+		r.AppendHeader(sip.HeaderClone(res.To()))
+		r.AppendHeader(sip.HeaderClone(inv.CallID()))
+		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+		if m == sip.INVITE {
+			r.AppendHeader(sip.HeaderClone(inv.Contact()))
+		}
+		if len(body) > 0 {
+			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			r.SetBody(body)
+		}
+		return r
+	}
+	if err := u.cli.WriteRequest(mk(sip.ACK, 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Confirmed(), "ACK")
+	if r, err := u.cli.Do(ctx, mk(sip.INVITE, 2, []byte(benchOffer))); err != nil || r.StatusCode != 200 {
+		t.Fatalf("re-INVITE: %v %v", r, err)
+	}
+	reoffer := make(chan error, 1)
+	go func() { reoffer <- c.Reoffer(true) }()
+	select {
+	case err := <-reoffer:
+		if !errors.Is(err, ErrGlare) {
+			t.Errorf("Reoffer during the peer's re-INVITE: %v, want ErrGlare", err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Error("Reoffer sent a re-INVITE while the peer's awaited its ACK")
+		<-reoffer
+	}
+	if err := u.cli.WriteRequest(mk(sip.ACK, 2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.cli.Do(ctx, mk(sip.BYE, 3, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseNormal || !ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
 	waitNoCalls(t, s)
 }
