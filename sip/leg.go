@@ -58,8 +58,11 @@ type leg struct {
 	modifying bool       // a re-INVITE or UPDATE is in progress either way
 	ackWait   *ackWaiter // our 2xx to an INVITE awaiting its ACK
 	peerAllow string
-	refreshes int           // session refreshes we sent and had accepted
-	ackOut    chan struct{} // closed once our last ACK is written: a BYE after it waits
+	refreshes int // session refreshes we sent and had accepted
+	// refreshDue: our session refresh fell due while a change was in
+	// progress; it goes out when the change is over (changeOver).
+	refreshDue bool
+	ackOut     chan struct{} // closed once our last ACK is written: a BYE after it waits
 }
 
 func newLeg(s *Server, port *RTPPort, eng mediaEngine, tp Transport, contactUser string) leg {
@@ -333,6 +336,15 @@ func (l *leg) takeAck(ack *sip.Request) {
 	if w.onAck != nil {
 		w.onAck(ack)
 	}
+	l.changeOver()
+}
+
+// changeOver runs a session refresh that fell due while a session change
+// was in progress, now that it is over (loop).
+func (l *leg) changeOver() {
+	if l.refreshDue && !l.over && !l.modifying && l.ackWait == nil {
+		l.refreshSession()
+	}
 }
 
 // handleInfo delivers SIP INFO DTMF; an empty INFO is a keep-alive.
@@ -442,10 +454,17 @@ func (l *leg) refreshSession() {
 	if l.over {
 		return
 	}
-	if l.modifying {
-		l.armTimer() // a change is in progress; it refreshes the session too
+	if l.modifying || l.ackWait != nil {
+		// A change is in progress (ours, or the peer's re-INVITE awaiting
+		// our 2xx's ACK, during which no INVITE of ours may start, RFC 3261
+		// §14.1). Refresh as soon as it is over (changeOver), unless it
+		// refreshed the session itself: re-arming for another half interval
+		// instead would let the peer's session expire when the change
+		// fails (RFC 4028 §10).
+		l.refreshDue = true
 		return
 	}
+	l.refreshDue = false
 	l.modifying = true
 	t := l.timer
 	method := sip.UPDATE
@@ -577,15 +596,17 @@ func (l *leg) reoffer(hold bool, reply chan<- error) {
 	l.modifying = true
 	l.change(sip.INVITE, l.eng.offer(hold), nil, func(res *sip.Response, err error) {
 		l.modifying = false
+		if err == nil {
+			l.refreshDue = false
+			l.armTimer() // a re-INVITE is a session refresh too
+		}
+		defer l.changeOver()
 		if res != nil && res.StatusCode == 491 {
 			reply <- ErrGlare
 			return
 		}
 		if err != nil && (res == nil || res.StatusCode == 481 || res.StatusCode == 408) {
 			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Dialog gone"}, &CallError{Status: 408, Cause: CauseTransport, Err: err})
-		}
-		if err == nil {
-			l.armTimer() // a re-INVITE is a session refresh too
 		}
 		reply <- err
 	})

@@ -25,6 +25,9 @@ type uac struct {
 	// that arrived while it was unset.
 	ackSent       atomic.Bool
 	byesBeforeAck atomic.Int32
+	// onInvite, when set, serves in-dialog INVITEs sent to the UAC (405
+	// otherwise).
+	onInvite atomic.Pointer[func(*sip.Request, sip.ServerTransaction)]
 }
 
 func newUAC(t testing.TB) *uac { return newUACOn(t, net.IPv4(127, 0, 0, 1)) }
@@ -51,6 +54,13 @@ func newUACOn(t testing.TB, ip net.IP) *uac {
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		u.byes <- req
+	})
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if h := u.onInvite.Load(); h != nil {
+			(*h)(req, tx)
+			return
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil))
 	})
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.ServeUDP(conn) }()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -231,5 +232,79 @@ func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
 	if ce := endOf(t, c); ce.Cause != CauseNormal || !ce.Remote {
 		t.Errorf("end = %v", ce)
 	}
+	waitNoCalls(t, s)
+}
+
+// TestRefreshDueDuringReoffer: our session refresh falls due while our own
+// re-INVITE (Reoffer) is pending, and the peer refuses that one with 491.
+// The refresh must go out once the re-INVITE is over, not half an
+// interval later: by then the peer's session has expired (RFC 4028 §10:
+// it gives up at interval − min(32 s, interval/3) after the last refresh).
+func TestRefreshDueDuringReoffer(t *testing.T) {
+	s := newTestServer(t, func(c *Config) { c.SessionTimers.MinSE = 2 * time.Second })
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const interval = 9 * time.Second // we refresh after 4.5 s; the peer gives up after 6 s
+	inv := u.invite(s, "refresh-during-reoffer")
+	inv.AppendHeader(sip.NewHeader("Session-Expires", "9;refresher=uas"))
+	inv.AppendHeader(sip.NewHeader("Supported", "timer"))
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	if h := res.GetHeader("Session-Expires"); h == nil || h.Value() != "9;refresher=uas" {
+		t.Fatalf("Session-Expires of the 200: %v", h)
+	}
+	c := waitFor(t, got, "call")
+	var t0 time.Time
+	refreshed := make(chan time.Duration, 1)
+	var n atomic.Int32
+	h := func(req *sip.Request, tx sip.ServerTransaction) {
+		if n.Add(1) == 1 {
+			// Our Reoffer: still pending when the refresh falls due.
+			time.Sleep(time.Until(t0.Add(5 * time.Second)))
+			tx.Respond(sip.NewResponseFromRequest(req, 491, "Request Pending", nil))
+			return
+		}
+		refreshed <- time.Since(t0)
+		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	}
+	mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
+		r := sip.NewRequest(m, res.Contact().Address)
+		r.AppendHeader(sip.HeaderClone(inv.From()))
+		r.AppendHeader(sip.HeaderClone(res.To()))
+		r.AppendHeader(sip.HeaderClone(inv.CallID()))
+		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+		return r
+	}
+	t0 = time.Now()
+	u.onInvite.Store(&h) // after t0: the handler reads it
+	if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Confirmed(), "ACK")
+	time.Sleep(time.Until(t0.Add(3500 * time.Millisecond)))
+	if err := c.Reoffer(true); !errors.Is(err, ErrGlare) {
+		t.Errorf("Reoffer: %v, want ErrGlare", err)
+	}
+	select {
+	case d := <-refreshed:
+		if expiry := interval - interval/3; d >= expiry {
+			t.Errorf("refresh %v after the last one; the peer gives up at %v", d, expiry)
+		}
+	case <-time.After(interval):
+		t.Error("no refresh")
+	}
+	if _, err := u.cli.Do(ctx, mk(sip.BYE, 2)); err != nil {
+		t.Fatal(err)
+	}
+	endOf(t, c)
 	waitNoCalls(t, s)
 }
