@@ -55,6 +55,7 @@ type OutboundCall struct {
 	cancelTimer  *time.Timer
 	authTries    int
 	timerTries   int
+	rseqs        map[RemoteTag]uint32 // the last RSeq taken per early dialog (RFC 3262 §4)
 }
 
 // Progress delivers provisional responses (buffered; late readers may
@@ -356,6 +357,23 @@ func (c *OutboundCall) onProvisional(res *sip.Response) {
 	ev := ProgressEvent{Status: res.StatusCode}
 	c.provisional = true // any provisional, 100 included, allows CANCEL (§9.1)
 	reliable := res.StatusCode > 100 && hasOption(res, "Require", "100rel")
+	var rseq uint32
+	if reliable {
+		h := res.GetHeaders("RSeq")
+		var err error
+		if len(h) == 0 {
+			err = errors.New("no RSeq")
+		} else {
+			rseq, err = parseRSeq(h[0].Value())
+		}
+		if err != nil {
+			// Cannot be PRACKed: taken as an unreliable one, as before.
+			c.log.Info("reliable provisional response without a valid RSeq", "status", res.StatusCode, "err", err)
+			reliable = false
+		} else if !c.newRSeq(RemoteTag(toTag(res)), rseq) {
+			return
+		}
+	}
 	if len(res.Body()) > 0 {
 		if err := c.earlyAnswer(res.Body(), reliable); err == nil {
 			ev.EarlyMedia = true
@@ -364,7 +382,7 @@ func (c *OutboundCall) onProvisional(res *sip.Response) {
 		}
 	}
 	if reliable {
-		c.sendPRACK(res)
+		c.sendPRACK(res, rseq)
 	}
 	select {
 	case c.progress <- ev:
@@ -390,17 +408,26 @@ func (c *OutboundCall) earlyAnswer(body []byte, reliable bool) error {
 	return err
 }
 
+// newRSeq checks the RSeq of a reliable provisional response against the
+// last one of its early dialog (RFC 3262 §4): the first, or one higher,
+// is new; a copy of one already taken (the PBX retransmits until our PRACK
+// arrives; the PRACK's own transaction makes it reliable) and one that
+// skips a number are discarded, neither PRACKed nor processed.
+func (c *OutboundCall) newRSeq(tag RemoteTag, rseq uint32) bool {
+	if last, ok := c.rseqs[tag]; ok && rseq != last+1 {
+		c.log.Debug("reliable provisional response discarded", "rseq", rseq, "last", last)
+		return false
+	}
+	if c.rseqs == nil {
+		c.rseqs = map[RemoteTag]uint32{}
+	}
+	c.rseqs[tag] = rseq
+	return true
+}
+
 // sendPRACK acknowledges a reliable provisional (RFC 3262 §7.2) within
 // the early dialog it created, off the loop.
-func (c *OutboundCall) sendPRACK(res *sip.Response) {
-	h := res.GetHeaders("RSeq")
-	if len(h) == 0 {
-		return
-	}
-	rseq, err := parseRSeq(h[0].Value())
-	if err != nil {
-		return
-	}
+func (c *OutboundCall) sendPRACK(res *sip.Response, rseq uint32) {
 	c.d.confirm(res)
 	req := c.d.newRequest(sip.PRACK, c.d.nextCSeq())
 	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, c.invite.CSeq().SeqNo)))
