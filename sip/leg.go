@@ -63,6 +63,10 @@ type leg struct {
 	// progress; it goes out when the change is over (changeOver).
 	refreshDue bool
 	ackOut     chan struct{} // closed once our last ACK is written: a BYE after it waits
+	// lastAck is the ACK of the 2xx to our last INVITE (the initial one or
+	// a re-INVITE), as built: every copy of that 2xx gets it again.
+	lastAck *sip.Request
+	reAcks  atomic.Int32 // ACKs resent for copies of a 2xx (a counter for tests)
 }
 
 func newLeg(s *Server, port *RTPPort, eng mediaEngine, tp Transport, contactUser string) leg {
@@ -405,9 +409,12 @@ func (l *leg) bye(reason Reason, e *CallError) {
 	})
 }
 
-// sendAck writes an ACK for a 2xx off the loop; a BYE sent after it waits
-// for it (ackOut), so the peer never sees our BYE first.
-func (l *leg) sendAck(ack *sip.Request) {
+// sendAck writes an ACK for a 2xx off the loop (a copy: ack is kept for
+// copies of the 2xx); a BYE sent after it waits for it (ackOut), so the
+// peer never sees our BYE first.
+func (l *leg) sendAck(tmpl *sip.Request) {
+	l.lastAck = tmpl
+	ack := tmpl.Clone()
 	out := make(chan struct{})
 	l.ackOut = out
 	if !l.s.goTracked(func() {
@@ -418,6 +425,40 @@ func (l *leg) sendAck(ack *sip.Request) {
 	}) {
 		close(out)
 	}
+}
+
+// handleRetransmitted2xx posts a 2xx that came after our INVITE's
+// transaction ended to the loop.
+func (l *leg) handleRetransmitted2xx(res *sip.Response) {
+	l.post(func() {
+		if !l.reAck(res) {
+			l.log.Debug("2xx copy matches no ACK of ours", "cseq", res.CSeq().SeqNo)
+		}
+	})
+}
+
+// reAck answers a copy of the 2xx to our last INVITE (initial or
+// re-INVITE: the peer did not get our ACK) with that ACK again
+// (RFC 3261 §13.2.2.4; without it the peer ends the call when its 2xx
+// times out, §13.3.1.4). It reports whether res was such a copy (loop).
+func (l *leg) reAck(res *sip.Response) bool {
+	a := l.lastAck
+	if a == nil || res.CSeq().SeqNo != a.CSeq().SeqNo || RemoteTag(toTag(res)) != l.d.remoteTag {
+		return false
+	}
+	l.resendAck(a)
+	return true
+}
+
+// resendAck writes a copy of the ACK template a off the loop.
+func (l *leg) resendAck(a *sip.Request) {
+	ack := a.Clone()
+	l.s.goTracked(func() {
+		if err := l.s.writeStateless(ack); err != nil {
+			l.log.Debug("re-ACK failed", "err", err)
+		}
+		l.reAcks.Add(1)
+	})
 }
 
 // applyTimer takes the timer a refresh request negotiated, adds it to our

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -41,7 +40,6 @@ type OutboundCall struct {
 
 	progress chan ProgressEvent
 	answered chan struct{} // closed by the loop
-	reAcks   atomic.Int32  // ACKs sent for retransmitted 2xx (a counter for tests)
 	stopCtx  func() bool   // unhooks the Dial context
 	cancelTO context.CancelFunc
 
@@ -506,7 +504,7 @@ func (c *OutboundCall) final(res *sip.Response) {
 	}
 	c.d.confirm(res)
 	c.ack = c.d.newRequest(sip.ACK, res.CSeq().SeqNo)
-	c.sendAck(c.ack.Clone())
+	c.sendAck(c.ack)
 	if cancelReason != nil {
 		// The 2xx crossed our CANCEL (RFC 3261 §9.1): the call exists at
 		// the PBX, so ACK it and end it at once.
@@ -546,17 +544,16 @@ func (c *OutboundCall) handleRetransmitted2xx(res *sip.Response) {
 	c.post(func() { c.retransmitted2xx(res) })
 }
 
-// retransmitted2xx ACKs every copy of the 2xx (RFC 3261 §13.2.2.4); a 2xx
-// from another fork gets ACK and BYE.
+// retransmitted2xx ACKs every copy of the 2xx to our INVITE or last
+// re-INVITE (RFC 3261 §13.2.2.4); a 2xx from another fork gets ACK and BYE.
 func (c *OutboundCall) retransmitted2xx(res *sip.Response) {
-	if c.ack != nil && RemoteTag(toTag(res)) == c.d.remoteTag {
-		ack := c.ack.Clone()
-		c.s.goTracked(func() {
-			if err := c.s.writeStateless(ack); err != nil {
-				c.log.Debug("re-ACK failed", "err", err)
-			}
-			c.reAcks.Add(1)
-		})
+	if c.reAck(res) {
+		return
+	}
+	if RemoteTag(toTag(res)) == c.d.remoteTag {
+		if c.ack != nil && res.CSeq().SeqNo == c.ack.CSeq().SeqNo {
+			c.resendAck(c.ack) // the initial 2xx again, after a re-INVITE of ours
+		}
 		return
 	}
 	c.log.Info("2xx from another fork, ending it")

@@ -308,3 +308,75 @@ func TestRefreshDueDuringReoffer(t *testing.T) {
 	endOf(t, c)
 	waitNoCalls(t, s)
 }
+
+// TestRetransmitted2xxToOurReinvite: the peer resends its 200 to our
+// re-INVITE (our ACK was lost); each copy gets the ACK of that re-INVITE
+// (RFC 3261 §13.2.2.4), not the initial INVITE's nor none, or the peer
+// ends the call when its 2xx times out (§13.3.1.4).
+func TestRetransmitted2xxToOurReinvite(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "retransmitted-2xx-reinvite")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	c := waitFor(t, got, "call")
+	mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
+		r := sip.NewRequest(m, res.Contact().Address)
+		r.AppendHeader(sip.HeaderClone(inv.From()))
+		r.AppendHeader(sip.HeaderClone(res.To()))
+		r.AppendHeader(sip.HeaderClone(inv.CallID()))
+		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+		return r
+	}
+	if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Confirmed(), "ACK")
+	ok200 := make(chan *sip.Response, 1)
+	h := func(req *sip.Request, tx sip.ServerTransaction) {
+		r := sip.NewResponseFromRequest(req, 200, "OK", []byte(benchOffer))
+		r.AppendHeader(&sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: "race", Host: "127.0.0.1", Port: u.addr.Port}})
+		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		tx.Respond(r)
+		ok200 <- r
+	}
+	u.onInvite.Store(&h)
+	if err := c.Reoffer(true); err != nil {
+		t.Fatal(err)
+	}
+	r200 := waitFor(t, ok200, "our re-INVITE")
+	first := waitFor(t, u.acks, "ACK of the re-INVITE's 200")
+	want := r200.CSeq().SeqNo
+	if first.CSeq().SeqNo != want {
+		t.Fatalf("ACK CSeq %d, want %d", first.CSeq().SeqNo, want)
+	}
+	// The ACK was lost, as far as the peer knows: it resends the 200.
+	for i := 0; i < 2; i++ {
+		if err := u.srv.WriteResponse(r200.Clone()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ack := <-u.acks:
+			if ack.CSeq().SeqNo != want {
+				t.Errorf("copy %d: ACK CSeq %d, want %d", i, ack.CSeq().SeqNo, want)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatalf("copy %d of the 200 to our re-INVITE not ACKed", i)
+		}
+	}
+	if _, err := u.cli.Do(ctx, mk(sip.BYE, 2)); err != nil {
+		t.Fatal(err)
+	}
+	endOf(t, c)
+	waitNoCalls(t, s)
+}
