@@ -419,6 +419,9 @@ func (l *leg) sendAck(tmpl *sip.Request) {
 	l.ackOut = out
 	if !l.s.goTracked(func() {
 		defer close(out)
+		if l.s.beforeAck != nil {
+			l.s.beforeAck()
+		}
 		if err := l.s.writeStateless(ack); err != nil {
 			l.log.Warn("ACK not sent", "err", err)
 		}
@@ -578,7 +581,14 @@ func (l *leg) change(method sip.RequestMethod, body []byte, hdrs []sip.Header, d
 	if method == sip.INVITE {
 		lateAck = l.d.newRequest(sip.ACK, cseq)
 	}
+	ackOut := l.ackOut
 	l.s.goTracked(func() {
+		if ackOut != nil {
+			// Our last ACK first: a re-INVITE or UPDATE that overtook it
+			// would reach a peer whose INVITE transaction is not done
+			// (RFC 3261 §14.1: 500 or 491).
+			<-ackOut
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), 64*l.s.cfg.T1)
 		defer cancel()
 		res, err := l.s.do(ctx, req)

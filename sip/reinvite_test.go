@@ -380,3 +380,35 @@ func TestRetransmitted2xxToOurReinvite(t *testing.T) {
 	endOf(t, c)
 	waitNoCalls(t, s)
 }
+
+// TestReofferRightAfterAnswer: a Reoffer as soon as the PBX's 200 has come
+// waits for our ACK to be on the wire. The ACK is written off the loop;
+// a re-INVITE that overtook it would reach a PBX whose INVITE transaction
+// is not done and be refused (RFC 3261 §14.1/§14.2: 500).
+func TestReofferRightAfterAnswer(t *testing.T) {
+	pbx := newTestServer(t, nil)
+	pbxCalls := calls(pbx, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	start(t, pbx)
+	ap, _ := pbx.Addr(UDP)
+	s := pbxServer(t, int(ap.Port()), nil)
+	s.beforeAck = func() { time.Sleep(200 * time.Millisecond) } // a slow ACK write
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, c.Answered(), "answer")
+	if err := c.Reoffer(true); err != nil {
+		t.Errorf("Reoffer right after the answer: %v", err)
+	}
+	pc := waitFor(t, pbxCalls, "the PBX's call")
+	c.Hangup(Reason{})
+	endOf(t, c)
+	endOf(t, pc)
+	waitNoCalls(t, s)
+	waitNoCalls(t, pbx)
+}

@@ -76,8 +76,10 @@ type Server struct {
 	stopWaiting context.CancelFunc
 
 	// beforeRegister, when set (tests only), runs just before a new call
-	// enters the registry.
+	// enters the registry; beforeAck just before an ACK of a call's is
+	// written.
 	beforeRegister func()
+	beforeAck      func()
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
