@@ -41,6 +41,9 @@ type leg struct {
 	serve      func(req *sip.Request, tx sip.ServerTransaction)
 	onShutdown func()
 	onEnd      func(*CallError)
+	// hold, when set, keeps an in-dialog request back until releaseHeld
+	// (outbound: a BYE or re-INVITE that overtook the 2xx it follows).
+	hold func(*sip.Request) bool
 
 	// What the b2bua reads, from any goroutine. Only the loop sends on or
 	// closes them.
@@ -63,6 +66,7 @@ type leg struct {
 	// progress; it goes out when the change is over (changeOver).
 	refreshDue bool
 	ackOut     chan struct{} // closed once our last ACK is written: a BYE after it waits
+	held       []heldRequest // in-dialog requests kept back by hold
 	// lastAck is the ACK of the 2xx to our last INVITE (the initial one or
 	// a re-INVITE), as built: every copy of that 2xx gets it again.
 	lastAck *sip.Request
@@ -153,6 +157,7 @@ func (l *leg) finish(e *CallError) bool {
 	if l.onEnd != nil {
 		l.onEnd(e)
 	}
+	l.releaseHeld() // 481: the call is over
 	l.s.dialogs.remove(l.key)
 	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
 	l.eng.close()
@@ -163,17 +168,64 @@ func (l *leg) finish(e *CallError) bool {
 	return true
 }
 
+// heldRequest is an in-dialog request the loop serves later (hold).
+type heldRequest struct {
+	req    *sip.Request
+	tx     sip.ServerTransaction
+	served chan struct{}
+}
+
 // handleInDialog hands an in-dialog request to the loop and waits until
 // the loop has answered it; a call whose loop has ended answers 481.
 func (l *leg) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	if !l.call(func() {
+	served := make(chan struct{})
+	if !l.post(func() {
 		if l.over {
 			l.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			close(served)
+			return
+		}
+		if l.hold != nil && len(l.held) < maxHeld && l.hold(req) {
+			l.held = append(l.held, heldRequest{req: req, tx: tx, served: served})
+			if len(l.held) == 1 {
+				// Whatever it waits for is a few goroutine switches away;
+				// if it does not come (a callee that broke the rules),
+				// serve the request anyway.
+				time.AfterFunc(holdFor*l.s.cfg.T1, func() { l.post(l.releaseHeld) })
+			}
 			return
 		}
 		l.serve(req, tx)
+		close(served)
 	}) {
 		l.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	select {
+	case <-served:
+	case <-l.exited: // finish answered what was held (releaseHeld)
+	}
+}
+
+// An in-dialog request is held (hold) at most holdFor·T1, and at most
+// maxHeld at a time; more are served at once.
+const (
+	holdFor = 4
+	maxHeld = 8
+)
+
+// releaseHeld serves the requests hold kept back, in order (loop); after
+// the call's end they get 481.
+func (l *leg) releaseHeld() {
+	held := l.held
+	l.held = nil
+	for _, h := range held {
+		if l.over {
+			l.s.reply(h.tx, h.req, 481, "Call/Transaction Does Not Exist", nil)
+		} else {
+			l.serve(h.req, h.tx)
+		}
+		close(h.served)
 	}
 }
 

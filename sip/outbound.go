@@ -114,7 +114,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 		progress: make(chan ProgressEvent, 8),
 		answered: make(chan struct{}),
 	}
-	c.serve, c.onShutdown, c.onEnd = c.serveInDialog, c.shutdownNow, c.onFinish
+	c.serve, c.onShutdown, c.onEnd, c.hold = c.serveInDialog, c.shutdownNow, c.onFinish, c.holdUntilAnswer
 	c.log = callLogger(s.log, c.ID, callID, "out")
 	c.eng.setLogger(c.log)
 	c.d = newUACDialog(callID, tag, sip.Uri{Scheme: "sip", User: fromUser, Host: fromHost}, target, tp)
@@ -196,6 +196,9 @@ func (c *OutboundCall) sendInvite() {
 		for {
 			select {
 			case res := <-tx.Responses():
+				if c.s.beforeResponsePost != nil {
+					c.s.beforeResponsePost(res)
+				}
 				if !c.post(func() { c.onResponse(gen, tx, res) }) {
 					tx.Terminate()
 					return
@@ -260,6 +263,18 @@ func (c *OutboundCall) onResponse(gen int, tx sip.ClientTransaction, res *sip.Re
 	tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
 	c.stopCancelTimer()
 	c.final(res)
+	c.releaseHeld()
+}
+
+// holdUntilAnswer keeps back a BYE or INVITE from the PBX that arrives
+// before the final response to our INVITE has been taken (loop). The
+// callee sends neither before its 2xx (RFC 3261 §15: no BYE on an early
+// dialog; §14.1: no re-INVITE before the INVITE is done), so such a
+// request overtook that 2xx on its way to the loop (the 2xx comes through
+// the INVITE's transaction, the request through a handler of its own).
+// Served at once it would get 481 and the call would stay up with us.
+func (c *OutboundCall) holdUntilAnswer(req *sip.Request) bool {
+	return !c.up && (req.Method == sip.BYE || req.Method == sip.INVITE)
 }
 
 // cancelCall asks for the INVITE to be cancelled (loop): the CANCEL goes

@@ -78,8 +78,9 @@ type Server struct {
 	// beforeRegister, when set (tests only), runs just before a new call
 	// enters the registry; beforeAck just before an ACK of a call's is
 	// written.
-	beforeRegister func()
-	beforeAck      func()
+	beforeRegister     func()
+	beforeAck          func()
+	beforeResponsePost func(*sip.Response) // before a response to our INVITE is posted to its call
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
