@@ -204,7 +204,7 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		confirmed:   make(chan struct{}),
 	}
 	c.timer = timer
-	c.serve, c.onShutdown, c.onEnd = c.serveInDialog, c.shutdownNow, c.onFinish
+	c.serve, c.onShutdown, c.onEnd, c.hold = c.serveInDialog, c.shutdownNow, c.onFinish, c.holdForAck
 	if h := req.GetHeader("Allow"); h != nil {
 		c.peerAllow = h.Value()
 	}

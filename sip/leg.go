@@ -231,7 +231,19 @@ func (l *leg) releaseHeld() {
 
 // handleAck takes an ACK that arrived as its own transaction.
 func (l *leg) handleAck(req *sip.Request) {
+	if l.s.beforeAckPost != nil {
+		l.s.beforeAckPost()
+	}
 	l.post(func() { l.takeAck(req) })
+}
+
+// holdForAck keeps back a re-INVITE that arrives while our 2xx to the
+// previous INVITE awaits its ACK (loop): the peer may well have sent the
+// ACK first, and it is on its way to the loop by another goroutine (a
+// handler of its own, or the INVITE's transaction). takeAck releases it;
+// if the ACK does not come within holdFor·T1 it gets 500 (handleModify).
+func (l *leg) holdForAck(req *sip.Request) bool {
+	return req.Method == sip.INVITE && l.ackWait != nil
 }
 
 // shutdown ends the call when the server closes.
@@ -392,6 +404,7 @@ func (l *leg) takeAck(ack *sip.Request) {
 	if w.onAck != nil {
 		w.onAck(ack)
 	}
+	l.releaseHeld()
 	l.changeOver()
 }
 

@@ -274,7 +274,7 @@ func (c *OutboundCall) onResponse(gen int, tx sip.ClientTransaction, res *sip.Re
 // the INVITE's transaction, the request through a handler of its own).
 // Served at once it would get 481 and the call would stay up with us.
 func (c *OutboundCall) holdUntilAnswer(req *sip.Request) bool {
-	return !c.up && (req.Method == sip.BYE || req.Method == sip.INVITE)
+	return !c.up && (req.Method == sip.BYE || req.Method == sip.INVITE) || c.holdForAck(req)
 }
 
 // cancelCall asks for the INVITE to be cancelled (loop): the CANCEL goes

@@ -412,3 +412,59 @@ func TestReofferRightAfterAnswer(t *testing.T) {
 	waitNoCalls(t, s)
 	waitNoCalls(t, pbx)
 }
+
+// TestReinviteRightAfterAck: the caller ACKs our 200 and sends a
+// re-INVITE at once. The ACK and the re-INVITE reach the call's loop by
+// different goroutines, so the re-INVITE may come first; it waits for the
+// ACK instead of being refused with 500 as if the ACK had not been sent.
+func TestReinviteRightAfterAck(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	})
+	s.beforeAckPost = func() { time.Sleep(200 * time.Millisecond) } // < holdFor·T1 (400 ms in tests)
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "reinvite-right-after-ack")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	c := waitFor(t, got, "call")
+	mk := func(m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
+		r := sip.NewRequest(m, res.Contact().Address)
+		r.AppendHeader(sip.HeaderClone(inv.From()))
+		r.AppendHeader(sip.HeaderClone(res.To()))
+		r.AppendHeader(sip.HeaderClone(inv.CallID()))
+		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+		if m == sip.INVITE {
+			r.AppendHeader(sip.HeaderClone(inv.Contact()))
+		}
+		if len(body) > 0 {
+			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+			r.SetBody(body)
+		}
+		return r
+	}
+	if err := u.cli.WriteRequest(mk(sip.ACK, 1, nil)); err != nil {
+		t.Fatal(err)
+	}
+	r, err := u.cli.Do(ctx, mk(sip.INVITE, 2, []byte(benchOffer)))
+	if err != nil || r.StatusCode != 200 {
+		t.Fatalf("re-INVITE right after the ACK: %v %v", r, err)
+	}
+	if err := u.cli.WriteRequest(mk(sip.ACK, 2, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.cli.Do(ctx, mk(sip.BYE, 3, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseNormal || !ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}

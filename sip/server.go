@@ -81,6 +81,7 @@ type Server struct {
 	beforeRegister     func()
 	beforeAck          func()
 	beforeResponsePost func(*sip.Response) // before a response to our INVITE is posted to its call
+	beforeAckPost      func()              // before an ACK (its own transaction) is posted to its call
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
