@@ -64,8 +64,12 @@ type InboundCall struct {
 	byeLater  *Reason // Hangup between our 2xx and its ACK
 }
 
-// Header returns the first value of a header of the INVITE.
+// Header returns the first value of a header of the INVITE (not the read
+// time the server adds, overload.go).
 func (c *InboundCall) Header(name string) string {
+	if strings.EqualFold(name, rxHeader) {
+		return ""
+	}
 	if h := c.inv.GetHeader(name); h != nil {
 		return h.Value()
 	}
@@ -80,8 +84,15 @@ func (c *InboundCall) LocalSDP() []byte { return c.localSDP }
 
 // onInvite handles every INVITE: a new call, or a re-INVITE in a dialog.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	rx, _ := takeRxStamp(req)
 	if toTag(req) != "" {
 		s.inDialog(req, tx)
+		return
+	}
+	if s.beforeInvite != nil {
+		s.beforeInvite()
+	}
+	if s.shedLate(req, tx, rx) {
 		return
 	}
 	select {

@@ -36,8 +36,12 @@ type Server struct {
 	dialogs *registry
 	stats   TrustStats
 	wire    WireStats
-	// overloaded counts INVITEs refused with 503 by MaxCalls.
+	// overloaded counts INVITEs refused with 503 by MaxCalls; shed those
+	// refused because they waited too long to be handled (overload.go),
+	// lastShed is when the last one was (Unix ns).
 	overloaded atomic.Uint64
+	shed       atomic.Uint64
+	lastShed   atomic.Int64
 
 	onCall    func(*InboundCall)
 	newEngine func(port *RTPPort, policy sdp.SRTPPolicy, latch bool) mediaEngine
@@ -82,6 +86,7 @@ type Server struct {
 	beforeAck          func()
 	beforeResponsePost func(*sip.Response) // before a response to our INVITE is posted to its call
 	beforeAckPost      func()              // before an ACK (its own transaction) is posted to its call
+	beforeInvite       func()              // when a new INVITE's handler starts
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
