@@ -175,8 +175,8 @@ type Config struct {
 	MaxCalls int `yaml:"max_calls"`
 	// OverloadDelay: a new INVITE over UDP that waited longer than this
 	// between its read from the socket and its handler is refused with
-	// 503 and Retry-After (sip/overload.go); default T1/2, so that it is
-	// answered before the caller's first retransmission. Negative: never.
+	// 503 and Retry-After (sip/overload.go); default 2·T1 (1 s). Negative:
+	// never.
 	OverloadDelay time.Duration `yaml:"overload_delay"`
 	// T1 is the SIP round-trip estimate; default 500 ms (tests shorten it).
 	T1 time.Duration `yaml:"t1"`
@@ -209,7 +209,7 @@ func (c Config) withDefaults() Config {
 		c.T1 = defaultT1
 	}
 	if c.OverloadDelay == 0 {
-		c.OverloadDelay = c.T1 / 2
+		c.OverloadDelay = 2 * c.T1
 	}
 	if c.AuthLimit.NonceTTL <= 0 {
 		c.AuthLimit.NonceTTL = defaultNonceTTL

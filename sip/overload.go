@@ -16,9 +16,12 @@ import (
 // retransmits it, the retransmissions add load, and past that point the
 // calls fail by the thousand as their transactions time out
 // (docs/benchmarks.md, "Calls per second"). So an INVITE that waited more
-// than OverloadDelay (default T1/2) between its read from the socket and
-// its handler gets 503 with Retry-After at once (RFC 3261 §21.5.4), the
-// cheapest answer there is: no port, no SDP, no call. The callers whose
+// than OverloadDelay (default 2·T1, 1 s) between its read from the socket
+// and its handler gets 503 with Retry-After at once (RFC 3261 §21.5.4),
+// the cheapest answer there is: no port, no SDP, no call. The default is
+// not lower because a server that is late by less still completes its
+// calls (the caller's retransmissions are absorbed by the transaction):
+// at T1/2 a machine loaded by others refused calls it would have served. The callers whose
 // INVITEs were served in time go on; a load balancer in front moves the
 // shed calls to another instance, and OPTIONS answers 503 for a second
 // after each shed INVITE (availability.go).

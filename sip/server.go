@@ -178,8 +178,9 @@ func (s *Server) OnCall(f func(*InboundCall)) { s.onCall = f }
 // Stats returns the trust counters.
 func (s *Server) Stats() *TrustStats { return &s.stats }
 
-// Overloaded is how many INVITEs MaxCalls refused with 503.
-func (s *Server) Overloaded() uint64 { return s.overloaded.Load() }
+// Overloaded is how many INVITEs were refused with 503 for load: by
+// MaxCalls, or because they waited longer than OverloadDelay (Shed).
+func (s *Server) Overloaded() uint64 { return s.overloaded.Load() + s.shed.Load() }
 
 // Calls is the number of live dialogs (inbound and outbound).
 func (s *Server) Calls() int { return s.dialogs.len() }
