@@ -20,7 +20,7 @@ func TestPBXByeRightAfterItsAnswer(t *testing.T) {
 	// The 200 is slow on its way to the loop; the BYE overtakes it.
 	s.beforeResponsePost = func(res *sip.Response) {
 		if res.IsSuccess() {
-			time.Sleep(200 * time.Millisecond) // < holdFor·T1 (400 ms in tests)
+			time.Sleep(100 * time.Millisecond) // < holdFor·T1 (400 ms in tests)
 		}
 	}
 	start(t, s)

@@ -17,11 +17,11 @@ import (
 // handled in time is served, and the b2bua does not see the read-time
 // header.
 func TestOverloadShedsLateInvite(t *testing.T) {
-	s := newTestServer(t, func(c *Config) { c.OverloadDelay = 100 * time.Millisecond })
+	s := newTestServer(t, func(c *Config) { c.OverloadDelay = 500 * time.Millisecond })
 	var late atomic.Bool
 	s.beforeInvite = func() {
 		if late.Load() {
-			time.Sleep(200 * time.Millisecond) // the CPU was busy with others
+			time.Sleep(700 * time.Millisecond) // the CPU was busy with others
 		}
 	}
 	got := calls(s, func(c *InboundCall) {

@@ -424,7 +424,7 @@ func TestReinviteRightAfterAck(t *testing.T) {
 			t.Error(err)
 		}
 	})
-	s.beforeAckPost = func() { time.Sleep(200 * time.Millisecond) } // < holdFor·T1 (400 ms in tests)
+	s.beforeAckPost = func() { time.Sleep(100 * time.Millisecond) } // < holdFor·T1 (400 ms in tests)
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
