@@ -28,6 +28,9 @@ func (s *Server) unavailable() string {
 	if s.cfg.MaxCalls > 0 && s.dialogs.len() >= s.cfg.MaxCalls {
 		return "call limit reached"
 	}
+	if s.shedRecently() {
+		return "overloaded"
+	}
 	return ""
 }
 

@@ -173,6 +173,11 @@ type Config struct {
 	// balancer fails over on. 0 means no cap (the b2bua still answers 503
 	// when no Telegram account is free).
 	MaxCalls int `yaml:"max_calls"`
+	// OverloadDelay: a new INVITE over UDP that waited longer than this
+	// between its read from the socket and its handler is refused with
+	// 503 and Retry-After (sip/overload.go); default 2·T1 (1 s). Negative:
+	// never.
+	OverloadDelay time.Duration `yaml:"overload_delay"`
 	// T1 is the SIP round-trip estimate; default 500 ms (tests shorten it).
 	T1 time.Duration `yaml:"t1"`
 }
@@ -202,6 +207,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.T1 <= 0 {
 		c.T1 = defaultT1
+	}
+	if c.OverloadDelay == 0 {
+		c.OverloadDelay = 2 * c.T1
 	}
 	if c.AuthLimit.NonceTTL <= 0 {
 		c.AuthLimit.NonceTTL = defaultNonceTTL

@@ -97,7 +97,8 @@ func (s *Server) onStrayCancel(req *sip.Request, tx sip.ServerTransaction) {
 }
 
 // onStrayResponse sees responses no client transaction claims: 2xx
-// retransmissions to our INVITEs after the transaction ended. RFC 3261
+// retransmissions to our INVITEs and re-INVITEs after the transaction
+// ended. RFC 3261
 // §13.2.2.4 makes the UAC core ACK each of them (sipgo#120).
 func (s *Server) onStrayResponse(res *sip.Response) {
 	cseq := res.CSeq()
@@ -109,8 +110,8 @@ func (s *Server) onStrayResponse(res *sip.Response) {
 		return
 	}
 	k := dialogKey{callID: cid.Value(), localTag: LocalTag(fromTag(res))}
-	if oc, ok := s.dialogs.get(k).(*OutboundCall); ok {
-		oc.handleRetransmitted2xx(res)
+	if o, ok := s.dialogs.get(k).(interface{ handleRetransmitted2xx(*sip.Response) }); ok {
+		o.handleRetransmitted2xx(res)
 		return
 	}
 	if v, ok := s.endedAcks.Load(k); ok {

@@ -64,8 +64,12 @@ type InboundCall struct {
 	byeLater  *Reason // Hangup between our 2xx and its ACK
 }
 
-// Header returns the first value of a header of the INVITE.
+// Header returns the first value of a header of the INVITE (not the read
+// time the server adds, overload.go).
 func (c *InboundCall) Header(name string) string {
+	if strings.EqualFold(name, rxHeader) {
+		return ""
+	}
 	if h := c.inv.GetHeader(name); h != nil {
 		return h.Value()
 	}
@@ -80,8 +84,15 @@ func (c *InboundCall) LocalSDP() []byte { return c.localSDP }
 
 // onInvite handles every INVITE: a new call, or a re-INVITE in a dialog.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
+	rx, _ := takeRxStamp(req)
 	if toTag(req) != "" {
 		s.inDialog(req, tx)
+		return
+	}
+	if s.beforeInvite != nil {
+		s.beforeInvite()
+	}
+	if s.shedLate(req, tx, rx) {
 		return
 	}
 	select {
@@ -167,7 +178,11 @@ func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
 		s.reply(tx, req, 503, "Service Unavailable", nil) // the server closed meanwhile
 		return
 	}
-	s.dialogs.add(c.key, c)
+	if s.addCall(c.key, c) {
+		// Close began meanwhile: the call ends with 503 (shutdownNow).
+		c.serveInvite()
+		return
+	}
 	c.log.Info("inbound call", "trunk", c.Trunk, "to", c.RequestUser, "from", c.CallerID, "src", src, "transport", c.Transport)
 	// Watch for CANCEL before the b2bua can send 180: a CANCEL answering
 	// it must find our callback, or its Reason is lost.
@@ -200,7 +215,7 @@ func (s *Server) newInboundCall(req *sip.Request, tx sip.ServerTransaction, trun
 		confirmed:   make(chan struct{}),
 	}
 	c.timer = timer
-	c.serve, c.onShutdown, c.onEnd = c.serveInDialog, c.shutdownNow, c.onFinish
+	c.serve, c.onShutdown, c.onEnd, c.hold = c.serveInDialog, c.shutdownNow, c.onFinish, c.holdForAck
 	if h := req.GetHeader("Allow"); h != nil {
 		c.peerAllow = h.Value()
 	}

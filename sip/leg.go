@@ -15,8 +15,9 @@ import (
 )
 
 // ErrGlare is returned by Reoffer when the peer answered 491 Request
-// Pending, or our own session change is still in progress: both sides
-// changed the session at once (RFC 3261 §14.1). The caller may retry
+// Pending, or a session change is still in progress (ours, or the peer's
+// re-INVITE awaiting the ACK of our 2xx): both sides changed the session
+// at once (RFC 3261 §14.1). The caller may retry
 // after a random 2.1-4 s (we own the Call-ID) or 0-2 s.
 var ErrGlare = errors.New("sip: re-INVITE glare (491)")
 
@@ -40,6 +41,9 @@ type leg struct {
 	serve      func(req *sip.Request, tx sip.ServerTransaction)
 	onShutdown func()
 	onEnd      func(*CallError)
+	// hold, when set, keeps an in-dialog request back until releaseHeld
+	// (outbound: a BYE or re-INVITE that overtook the 2xx it follows).
+	hold func(*sip.Request) bool
 
 	// What the b2bua reads, from any goroutine. Only the loop sends on or
 	// closes them.
@@ -57,8 +61,16 @@ type leg struct {
 	modifying bool       // a re-INVITE or UPDATE is in progress either way
 	ackWait   *ackWaiter // our 2xx to an INVITE awaiting its ACK
 	peerAllow string
-	refreshes int           // session refreshes we sent and had accepted
-	ackOut    chan struct{} // closed once our last ACK is written: a BYE or re-INVITE/UPDATE after it waits
+	refreshes int // session refreshes we sent and had accepted
+	// refreshDue: our session refresh fell due while a change was in
+	// progress; it goes out when the change is over (changeOver).
+	refreshDue bool
+	ackOut     chan struct{} // closed once our last ACK is written: a BYE, re-INVITE or UPDATE after it waits
+	held       []heldRequest // in-dialog requests kept back by hold
+	// lastAck is the ACK of the 2xx to our last INVITE (the initial one or
+	// a re-INVITE), as built: every copy of that 2xx gets it again.
+	lastAck *sip.Request
+	reAcks  atomic.Int32 // ACKs resent for copies of a 2xx (a counter for tests)
 }
 
 func newLeg(s *Server, port *RTPPort, eng mediaEngine, tp Transport, contactUser string) leg {
@@ -145,6 +157,7 @@ func (l *leg) finish(e *CallError) bool {
 	if l.onEnd != nil {
 		l.onEnd(e)
 	}
+	l.releaseHeld() // 481: the call is over
 	l.s.dialogs.remove(l.key)
 	// The endpoint first: its RTCP BYE needs the socket (RFC 3550 §6.3.7).
 	l.eng.close()
@@ -155,23 +168,82 @@ func (l *leg) finish(e *CallError) bool {
 	return true
 }
 
+// heldRequest is an in-dialog request the loop serves later (hold).
+type heldRequest struct {
+	req    *sip.Request
+	tx     sip.ServerTransaction
+	served chan struct{}
+}
+
 // handleInDialog hands an in-dialog request to the loop and waits until
 // the loop has answered it; a call whose loop has ended answers 481.
 func (l *leg) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
-	if !l.call(func() {
+	served := make(chan struct{})
+	if !l.post(func() {
 		if l.over {
 			l.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+			close(served)
+			return
+		}
+		if l.hold != nil && len(l.held) < maxHeld && l.hold(req) {
+			l.held = append(l.held, heldRequest{req: req, tx: tx, served: served})
+			if len(l.held) == 1 {
+				// Whatever it waits for is a few goroutine switches away;
+				// if it does not come (a callee that broke the rules),
+				// serve the request anyway.
+				time.AfterFunc(holdFor*l.s.cfg.T1, func() { l.post(l.releaseHeld) })
+			}
 			return
 		}
 		l.serve(req, tx)
+		close(served)
 	}) {
 		l.s.reply(tx, req, 481, "Call/Transaction Does Not Exist", nil)
+		return
+	}
+	select {
+	case <-served:
+	case <-l.exited: // finish answered what was held (releaseHeld)
+	}
+}
+
+// An in-dialog request is held (hold) at most holdFor·T1, and at most
+// maxHeld at a time; more are served at once.
+const (
+	holdFor = 4
+	maxHeld = 8
+)
+
+// releaseHeld serves the requests hold kept back, in order (loop); after
+// the call's end they get 481.
+func (l *leg) releaseHeld() {
+	held := l.held
+	l.held = nil
+	for _, h := range held {
+		if l.over {
+			l.s.reply(h.tx, h.req, 481, "Call/Transaction Does Not Exist", nil)
+		} else {
+			l.serve(h.req, h.tx)
+		}
+		close(h.served)
 	}
 }
 
 // handleAck takes an ACK that arrived as its own transaction.
 func (l *leg) handleAck(req *sip.Request) {
+	if l.s.beforeAckPost != nil {
+		l.s.beforeAckPost()
+	}
 	l.post(func() { l.takeAck(req) })
+}
+
+// holdForAck keeps back a re-INVITE that arrives while our 2xx to the
+// previous INVITE awaits its ACK (loop): the peer may well have sent the
+// ACK first, and it is on its way to the loop by another goroutine (a
+// handler of its own, or the INVITE's transaction). takeAck releases it;
+// if the ACK does not come within holdFor·T1 it gets 500 (handleModify).
+func (l *leg) holdForAck(req *sip.Request) bool {
+	return req.Method == sip.INVITE && l.ackWait != nil
 }
 
 // shutdown ends the call when the server closes.
@@ -332,6 +404,16 @@ func (l *leg) takeAck(ack *sip.Request) {
 	if w.onAck != nil {
 		w.onAck(ack)
 	}
+	l.releaseHeld()
+	l.changeOver()
+}
+
+// changeOver runs a session refresh that fell due while a session change
+// was in progress, now that it is over (loop).
+func (l *leg) changeOver() {
+	if l.refreshDue && !l.over && !l.modifying && l.ackWait == nil {
+		l.refreshSession()
+	}
 }
 
 // handleInfo delivers SIP INFO DTMF; an empty INFO is a keep-alive.
@@ -392,19 +474,59 @@ func (l *leg) bye(reason Reason, e *CallError) {
 	})
 }
 
-// sendAck writes an ACK for a 2xx off the loop; a BYE sent after it waits
-// for it (ackOut), so the peer never sees our BYE first.
-func (l *leg) sendAck(ack *sip.Request) {
+// sendAck writes an ACK for a 2xx off the loop (a copy: ack is kept for
+// copies of the 2xx); a BYE sent after it waits for it (ackOut), so the
+// peer never sees our BYE first.
+func (l *leg) sendAck(tmpl *sip.Request) {
+	l.lastAck = tmpl
+	ack := tmpl.Clone()
 	out := make(chan struct{})
 	l.ackOut = out
 	if !l.s.goTracked(func() {
 		defer close(out)
+		if l.s.beforeAck != nil {
+			l.s.beforeAck()
+		}
 		if err := l.s.writeStateless(ack); err != nil {
 			l.log.Warn("ACK not sent", "err", err)
 		}
 	}) {
 		close(out)
 	}
+}
+
+// handleRetransmitted2xx posts a 2xx that came after our INVITE's
+// transaction ended to the loop.
+func (l *leg) handleRetransmitted2xx(res *sip.Response) {
+	l.post(func() {
+		if !l.reAck(res) {
+			l.log.Debug("2xx copy matches no ACK of ours", "cseq", res.CSeq().SeqNo)
+		}
+	})
+}
+
+// reAck answers a copy of the 2xx to our last INVITE (initial or
+// re-INVITE: the peer did not get our ACK) with that ACK again
+// (RFC 3261 §13.2.2.4; without it the peer ends the call when its 2xx
+// times out, §13.3.1.4). It reports whether res was such a copy (loop).
+func (l *leg) reAck(res *sip.Response) bool {
+	a := l.lastAck
+	if a == nil || res.CSeq().SeqNo != a.CSeq().SeqNo || RemoteTag(toTag(res)) != l.d.remoteTag {
+		return false
+	}
+	l.resendAck(a)
+	return true
+}
+
+// resendAck writes a copy of the ACK template a off the loop.
+func (l *leg) resendAck(a *sip.Request) {
+	ack := a.Clone()
+	l.s.goTracked(func() {
+		if err := l.s.writeStateless(ack); err != nil {
+			l.log.Debug("re-ACK failed", "err", err)
+		}
+		l.reAcks.Add(1)
+	})
 }
 
 // applyTimer takes the timer a refresh request negotiated, adds it to our
@@ -441,10 +563,17 @@ func (l *leg) refreshSession() {
 	if l.over {
 		return
 	}
-	if l.modifying {
-		l.armTimer() // a change is in progress; it refreshes the session too
+	if l.modifying || l.ackWait != nil {
+		// A change is in progress (ours, or the peer's re-INVITE awaiting
+		// our 2xx's ACK, during which no INVITE of ours may start, RFC 3261
+		// §14.1). Refresh as soon as it is over (changeOver), unless it
+		// refreshed the session itself: re-arming for another half interval
+		// instead would let the peer's session expire when the change
+		// fails (RFC 4028 §10).
+		l.refreshDue = true
 		return
 	}
+	l.refreshDue = false
 	l.modifying = true
 	t := l.timer
 	method := sip.UPDATE
@@ -526,9 +655,9 @@ func (l *leg) change(method sip.RequestMethod, body []byte, hdrs []sip.Header, d
 	ackOut := l.ackOut
 	l.s.goTracked(func() {
 		if ackOut != nil {
-			// Our ACK first: a re-INVITE or UPDATE that overtakes the ACK
-			// of the previous INVITE's 2xx is refused (500 + Retry-After,
-			// RFC 3261 §14.2) or taken as out of order by the peer.
+			// Our last ACK first: a re-INVITE or UPDATE that overtook it
+			// would reach a peer whose INVITE transaction is not done
+			// (RFC 3261 §14.1: 500 or 491).
 			<-ackOut
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 64*l.s.cfg.T1)
@@ -579,13 +708,21 @@ func (l *leg) reoffer(hold bool, reply chan<- error) {
 		reply <- ErrNotConfirmed
 		return
 	}
-	if l.modifying {
+	if l.modifying || l.ackWait != nil {
+		// Our own change is pending, or the peer's re-INVITE has our 2xx
+		// and no ACK yet: its INVITE transaction is still in progress and
+		// RFC 3261 §14.1 allows no INVITE of ours meanwhile.
 		reply <- ErrGlare
 		return
 	}
 	l.modifying = true
 	l.change(sip.INVITE, l.eng.offer(hold), nil, func(res *sip.Response, err error) {
 		l.modifying = false
+		if err == nil {
+			l.refreshDue = false
+			l.armTimer() // a re-INVITE is a session refresh too
+		}
+		defer l.changeOver()
 		if res != nil && res.StatusCode == 491 {
 			reply <- ErrGlare
 			return
@@ -595,9 +732,6 @@ func (l *leg) reoffer(hold bool, reply chan<- error) {
 			l.finish(&CallError{Status: 481, Cause: CauseDialogGone, Remote: true, Err: err})
 		case err != nil && (res == nil || res.StatusCode == 408):
 			l.bye(Reason{Protocol: "SIP", Cause: 408, Text: "Dialog gone"}, &CallError{Status: 408, Cause: CauseTransport, Err: err})
-		}
-		if err == nil {
-			l.armTimer() // a re-INVITE is a session refresh too
 		}
 		reply <- err
 	})

@@ -84,6 +84,10 @@ func newLoggedServer(t testing.TB, mutate func(*Config)) (*Server, *testLog) {
 		RTPPorts: nextRTPRange(),
 		Trunks:   []TrunkConfig{{Name: "local", Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}},
 		T1:       100 * time.Millisecond,
+		// A loaded test machine (-race, other tests) can be this late
+		// without the server being overloaded; TestOverloadShedsLateInvite
+		// turns it on.
+		OverloadDelay: -1,
 	}
 	if mutate != nil {
 		mutate(&cfg)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -41,7 +40,6 @@ type OutboundCall struct {
 
 	progress chan ProgressEvent
 	answered chan struct{} // closed by the loop
-	reAcks   atomic.Int32  // ACKs sent for retransmitted 2xx (a counter for tests)
 	stopCtx  func() bool   // unhooks the Dial context
 	cancelTO context.CancelFunc
 
@@ -55,6 +53,7 @@ type OutboundCall struct {
 	cancelTimer  *time.Timer
 	authTries    int
 	timerTries   int
+	rseqs        map[RemoteTag]uint32 // the last RSeq taken per early dialog (RFC 3262 §4)
 }
 
 // Progress delivers provisional responses (buffered; late readers may
@@ -115,7 +114,7 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 		progress: make(chan ProgressEvent, 8),
 		answered: make(chan struct{}),
 	}
-	c.serve, c.onShutdown, c.onEnd = c.serveInDialog, c.shutdownNow, c.onFinish
+	c.serve, c.onShutdown, c.onEnd, c.hold = c.serveInDialog, c.shutdownNow, c.onFinish, c.holdUntilAnswer
 	c.log = callLogger(s.log, c.ID, callID, "out")
 	c.eng.setLogger(c.log)
 	c.d = newUACDialog(callID, tag, sip.Uri{Scheme: "sip", User: fromUser, Host: fromHost}, target, tp)
@@ -150,7 +149,9 @@ func (s *Server) Dial(ctx context.Context, dr DialRequest) (*OutboundCall, error
 	if c.ended() {
 		return nil, errServerClosed
 	}
-	s.dialogs.add(c.key, c)
+	if s.addCall(c.key, c) {
+		return nil, errors.New("sip: server closing") // the call ends before its INVITE goes out
+	}
 	c.post(c.sendInvite)
 	return c, nil
 }
@@ -195,6 +196,9 @@ func (c *OutboundCall) sendInvite() {
 		for {
 			select {
 			case res := <-tx.Responses():
+				if c.s.beforeResponsePost != nil {
+					c.s.beforeResponsePost(res)
+				}
 				if !c.post(func() { c.onResponse(gen, tx, res) }) {
 					tx.Terminate()
 					return
@@ -259,12 +263,34 @@ func (c *OutboundCall) onResponse(gen int, tx sip.ClientTransaction, res *sip.Re
 	tx.Terminate() // 2xx retransmissions now reach onStrayResponse and get ACKed
 	c.stopCancelTimer()
 	c.final(res)
+	c.releaseHeld()
+}
+
+// holdUntilAnswer keeps back a BYE or INVITE from the PBX that arrives
+// before the final response to our INVITE has been taken (loop). The
+// callee sends neither before its 2xx (RFC 3261 §15: no BYE on an early
+// dialog; §14.1: no re-INVITE before the INVITE is done), so such a
+// request overtook that 2xx on its way to the loop (the 2xx comes through
+// the INVITE's transaction, the request through a handler of its own).
+// Served at once it would get 481 and the call would stay up with us.
+func (c *OutboundCall) holdUntilAnswer(req *sip.Request) bool {
+	return !c.up && (req.Method == sip.BYE || req.Method == sip.INVITE) || c.holdForAck(req)
 }
 
 // cancelCall asks for the INVITE to be cancelled (loop): the CANCEL goes
 // once a provisional response allows it (RFC 3261 §9.1).
 func (c *OutboundCall) cancelCall(r Reason) {
 	if c.over || c.up || c.cancelReason != nil {
+		return
+	}
+	if c.txGen == 0 {
+		// No INVITE went out yet (Dial's context was cancelled at once,
+		// or Close began during Dial): nothing to cancel at the PBX.
+		status, cause := 487, CauseCancelled
+		if r == shutdownReason {
+			status, cause = 503, CauseShutdown
+		}
+		c.finish(&CallError{Status: status, Cause: cause, Reason: r})
 		return
 	}
 	c.cancelReason = &r
@@ -344,6 +370,23 @@ func (c *OutboundCall) onProvisional(res *sip.Response) {
 	ev := ProgressEvent{Status: res.StatusCode}
 	c.provisional = true // any provisional, 100 included, allows CANCEL (§9.1)
 	reliable := res.StatusCode > 100 && hasOption(res, "Require", "100rel")
+	var rseq uint32
+	if reliable {
+		h := res.GetHeaders("RSeq")
+		var err error
+		if len(h) == 0 {
+			err = errors.New("no RSeq")
+		} else {
+			rseq, err = parseRSeq(h[0].Value())
+		}
+		if err != nil {
+			// Cannot be PRACKed: taken as an unreliable one, as before.
+			c.log.Info("reliable provisional response without a valid RSeq", "status", res.StatusCode, "err", err)
+			reliable = false
+		} else if !c.newRSeq(RemoteTag(toTag(res)), rseq) {
+			return
+		}
+	}
 	if len(res.Body()) > 0 {
 		if err := c.earlyAnswer(res.Body(), reliable); err == nil {
 			ev.EarlyMedia = true
@@ -352,7 +395,7 @@ func (c *OutboundCall) onProvisional(res *sip.Response) {
 		}
 	}
 	if reliable {
-		c.sendPRACK(res)
+		c.sendPRACK(res, rseq)
 	}
 	select {
 	case c.progress <- ev:
@@ -378,17 +421,26 @@ func (c *OutboundCall) earlyAnswer(body []byte, reliable bool) error {
 	return err
 }
 
+// newRSeq checks the RSeq of a reliable provisional response against the
+// last one of its early dialog (RFC 3262 §4): the first, or one higher,
+// is new; a copy of one already taken (the PBX retransmits until our PRACK
+// arrives; the PRACK's own transaction makes it reliable) and one that
+// skips a number are discarded, neither PRACKed nor processed.
+func (c *OutboundCall) newRSeq(tag RemoteTag, rseq uint32) bool {
+	if last, ok := c.rseqs[tag]; ok && rseq != last+1 {
+		c.log.Debug("reliable provisional response discarded", "rseq", rseq, "last", last)
+		return false
+	}
+	if c.rseqs == nil {
+		c.rseqs = map[RemoteTag]uint32{}
+	}
+	c.rseqs[tag] = rseq
+	return true
+}
+
 // sendPRACK acknowledges a reliable provisional (RFC 3262 §7.2) within
 // the early dialog it created, off the loop.
-func (c *OutboundCall) sendPRACK(res *sip.Response) {
-	h := res.GetHeaders("RSeq")
-	if len(h) == 0 {
-		return
-	}
-	rseq, err := parseRSeq(h[0].Value())
-	if err != nil {
-		return
-	}
+func (c *OutboundCall) sendPRACK(res *sip.Response, rseq uint32) {
 	c.d.confirm(res)
 	req := c.d.newRequest(sip.PRACK, c.d.nextCSeq())
 	req.AppendHeader(sip.NewHeader("RAck", fmt.Sprintf("%d %d INVITE", rseq, c.invite.CSeq().SeqNo)))
@@ -467,7 +519,7 @@ func (c *OutboundCall) final(res *sip.Response) {
 	}
 	c.d.confirm(res)
 	c.ack = c.d.newRequest(sip.ACK, res.CSeq().SeqNo)
-	c.sendAck(c.ack.Clone())
+	c.sendAck(c.ack)
 	if cancelReason != nil {
 		// The 2xx crossed our CANCEL (RFC 3261 §9.1): the call exists at
 		// the PBX, so ACK it and end it at once.
@@ -507,17 +559,16 @@ func (c *OutboundCall) handleRetransmitted2xx(res *sip.Response) {
 	c.post(func() { c.retransmitted2xx(res) })
 }
 
-// retransmitted2xx ACKs every copy of the 2xx (RFC 3261 §13.2.2.4); a 2xx
-// from another fork gets ACK and BYE.
+// retransmitted2xx ACKs every copy of the 2xx to our INVITE or last
+// re-INVITE (RFC 3261 §13.2.2.4); a 2xx from another fork gets ACK and BYE.
 func (c *OutboundCall) retransmitted2xx(res *sip.Response) {
-	if c.ack != nil && RemoteTag(toTag(res)) == c.d.remoteTag {
-		ack := c.ack.Clone()
-		c.s.goTracked(func() {
-			if err := c.s.writeStateless(ack); err != nil {
-				c.log.Debug("re-ACK failed", "err", err)
-			}
-			c.reAcks.Add(1)
-		})
+	if c.reAck(res) {
+		return
+	}
+	if RemoteTag(toTag(res)) == c.d.remoteTag {
+		if c.ack != nil && res.CSeq().SeqNo == c.ack.CSeq().SeqNo {
+			c.resendAck(c.ack) // the initial 2xx again, after a re-INVITE of ours
+		}
 		return
 	}
 	c.log.Info("2xx from another fork, ending it")

@@ -18,13 +18,18 @@ import (
 // uac is an in-process sipgo client on its own UDP socket.
 type uac struct {
 	ua   *sipgo.UserAgent
+	srv  *sipgo.Server
 	cli  *sipgo.Client
 	addr *net.UDPAddr
 	byes chan *sip.Request
+	acks chan *sip.Request // ACKs sent to the UAC (for our re-INVITEs)
 	// ackSent is set by a test before it ACKs; byesBeforeAck counts BYEs
 	// that arrived while it was unset.
 	ackSent       atomic.Bool
 	byesBeforeAck atomic.Int32
+	// onInvite, when set, serves in-dialog INVITEs sent to the UAC (405
+	// otherwise).
+	onInvite atomic.Pointer[func(*sip.Request, sip.ServerTransaction)]
 }
 
 func newUAC(t testing.TB) *uac { return newUACOn(t, net.IPv4(127, 0, 0, 1)) }
@@ -44,13 +49,26 @@ func newUACOn(t testing.TB, ip net.IP) *uac {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &uac{ua: ua, addr: conn.LocalAddr().(*net.UDPAddr), byes: make(chan *sip.Request, 4)}
+	u := &uac{ua: ua, srv: srv, addr: conn.LocalAddr().(*net.UDPAddr), byes: make(chan *sip.Request, 4), acks: make(chan *sip.Request, 8)}
+	srv.OnAck(func(req *sip.Request, _ sip.ServerTransaction) {
+		select {
+		case u.acks <- req:
+		default:
+		}
+	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		if !u.ackSent.Load() {
 			u.byesBeforeAck.Add(1)
 		}
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 		u.byes <- req
+	})
+	srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		if h := u.onInvite.Load(); h != nil {
+			(*h)(req, tx)
+			return
+		}
+		tx.Respond(sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil))
 	})
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.ServeUDP(conn) }()

@@ -36,8 +36,12 @@ type Server struct {
 	dialogs *registry
 	stats   TrustStats
 	wire    WireStats
-	// overloaded counts INVITEs refused with 503 by MaxCalls.
+	// overloaded counts INVITEs refused with 503 by MaxCalls; shed those
+	// refused because they waited too long to be handled (overload.go),
+	// lastShed is when the last one was (Unix ns).
 	overloaded atomic.Uint64
+	shed       atomic.Uint64
+	lastShed   atomic.Int64
 
 	onCall    func(*InboundCall)
 	newEngine func(port *RTPPort, policy sdp.SRTPPolicy, latch bool) mediaEngine
@@ -74,6 +78,15 @@ type Server struct {
 	halt        <-chan struct{}
 	haltCtx     context.Context
 	stopWaiting context.CancelFunc
+
+	// beforeRegister, when set (tests only), runs just before a new call
+	// enters the registry; beforeAck just before an ACK of a call's is
+	// written.
+	beforeRegister     func()
+	beforeAck          func()
+	beforeResponsePost func(*sip.Response) // before a response to our INVITE is posted to its call
+	beforeAckPost      func()              // before an ACK (its own transaction) is posted to its call
+	beforeInvite       func()              // when a new INVITE's handler starts
 }
 
 // NewServer checks cfg and prepares a server; Start binds it.
@@ -165,8 +178,9 @@ func (s *Server) OnCall(f func(*InboundCall)) { s.onCall = f }
 // Stats returns the trust counters.
 func (s *Server) Stats() *TrustStats { return &s.stats }
 
-// Overloaded is how many INVITEs MaxCalls refused with 503.
-func (s *Server) Overloaded() uint64 { return s.overloaded.Load() }
+// Overloaded is how many INVITEs were refused with 503 for load: by
+// MaxCalls, or because they waited longer than OverloadDelay (Shed).
+func (s *Server) Overloaded() uint64 { return s.overloaded.Load() + s.shed.Load() }
 
 // Calls is the number of live dialogs (inbound and outbound).
 func (s *Server) Calls() int { return s.dialogs.len() }

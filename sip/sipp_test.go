@@ -702,3 +702,43 @@ func TestSippReinviteAnswered481(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestSippOutboundReliableRetransmit: a copy of a reliable provisional
+// response already PRACKed (same RSeq) and one that skips an RSeq are
+// neither PRACKed nor processed (RFC 3262 §4); the next one in order is.
+func TestSippOutboundReliableRetransmit(t *testing.T) {
+	port, wait := startSipp(t, sippRun{Scenario: "uas_183_100rel_retransmit.xml"})
+	s := pbxServer(t, port, nil)
+	start(t, s)
+	c, err := s.Dial(context.Background(), DialRequest{To: "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var seen []int
+	timeout := time.After(15 * time.Second)
+wait:
+	for {
+		select {
+		case ev := <-c.Progress():
+			seen = append(seen, ev.Status)
+		case <-c.Answered():
+			break wait
+		case <-c.Done():
+			t.Fatalf("call ended: %v", c.Err())
+		case <-timeout:
+			t.Fatal("no answer")
+		}
+	}
+	for len(c.Progress()) > 0 {
+		seen = append(seen, (<-c.Progress()).Status)
+	}
+	if fmt.Sprint(seen) != "[183 180]" {
+		t.Errorf("progress events %v, want [183 180]: copies and out-of-order ones are not news", seen)
+	}
+	c.Hangup(Reason{})
+	endOf(t, c)
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	waitNoCalls(t, s)
+}

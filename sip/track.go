@@ -18,6 +18,26 @@ func (s *Server) untilHalt(ctx context.Context) (context.Context, context.Cancel
 	return ctx, func() { stop(); cancel() }
 }
 
+// addCall enters a call in the registry. A call registered after Close
+// took its list of calls (the INVITE or Dial passed the closing check just
+// before Close began) is ended here as Close ends the others, or Close
+// would wait for it forever: its loop is a tracked goroutine. Close closes
+// s.closing before it reads the registry, so either it sees the call or
+// the call sees s.closing.
+func (s *Server) addCall(k dialogKey, o dialogOwner) (closing bool) {
+	if s.beforeRegister != nil {
+		s.beforeRegister()
+	}
+	s.dialogs.add(k, o)
+	select {
+	case <-s.closing:
+		o.shutdown()
+		return true
+	default:
+		return false
+	}
+}
+
 // errHalted ends a transaction that Close stopped waiting for.
 var errHalted = errors.New("sip: server closed before the peer answered")
 

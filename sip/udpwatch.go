@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 )
@@ -54,12 +55,15 @@ func newUDPWatch(onBad func(sip.TransportReadProps, []byte)) *udpWatch {
 }
 
 // remember keeps data, read on the socket of p.LocalAddr, until the next
-// datagram of that socket. It reports false when p does not name a UDP
-// socket (the caller then checks the datagram itself).
-func (w *udpWatch) remember(p sip.TransportReadProps, data []byte) bool {
+// datagram of that socket, an INVITE with its read time (stampInvite). It
+// returns the copy for sipgo to parse (valid until the socket's next
+// datagram, which sipgo reads only after parsing this one), or false when
+// p does not name a UDP socket (the caller then checks the datagram
+// itself).
+func (w *udpWatch) remember(p sip.TransportReadProps, data []byte) ([]byte, bool) {
 	la, ok := p.LocalAddr.(*net.UDPAddr)
 	if !ok || la == nil {
-		return false
+		return nil, false
 	}
 	w.mu.Lock()
 	sl := w.slots[la]
@@ -71,10 +75,11 @@ func (w *udpWatch) remember(p sip.TransportReadProps, data []byte) bool {
 		w.slots[la] = sl
 	}
 	sl.props = p
-	sl.data = append(sl.data[:0], data...)
+	sl.data = stampInvite(sl.data[:0], data, time.Now())
 	sl.armed = true
+	out := sl.data
 	w.mu.Unlock()
-	return true
+	return out, true
 }
 
 // failed answers the remembered datagram sipgo could not parse; it

@@ -107,8 +107,10 @@ func (f *streamFilter) filter(p sip.TransportReadProps, data []byte) ([]byte, er
 		if f.onBad == nil || len(bytes.Trim(data, "\r\n\x00")) == 0 {
 			return data, nil
 		}
-		if f.udp != nil && f.udp.remember(p, data) {
-			return data, nil // sipgo parses it next; a failure reaches f.udp
+		if f.udp != nil {
+			if out, ok := f.udp.remember(p, data); ok {
+				return out, nil // sipgo parses it next; a failure reaches f.udp
+			}
 		}
 		if _, err := f.parser.ParseSIP(data); err != nil {
 			f.onBad(p, data)
