@@ -2,6 +2,7 @@ package rtpbridge
 
 import (
 	"errors"
+	"net"
 	"sync"
 	"time"
 )
@@ -205,10 +206,16 @@ func (d *direction) relayPacket(pkt []byte, h *header, pt PayloadType, now time.
 // write sends one packet toward the destination; d.mu is held. A failed
 // write is counted, not fatal: a send error on UDP (ICMP unreachable, a
 // full buffer) is transient, and a leg that ended fails its reads too.
+// A write to a leg whose endpoint has closed (net.ErrClosed: the call is
+// ending and Run learns of it from that leg's read) is not a warning.
 func (d *direction) write(pkt []byte, payload int) {
 	if err := d.dst.Endpoint.WriteRTP(pkt); err != nil {
 		if d.c.writeErrors.Add(1) == 1 && !d.stopping() {
-			d.b.log.Warn("rtpbridge: write failed", "leg", d.dst.id, "err", err)
+			if errors.Is(err, net.ErrClosed) {
+				d.b.log.Debug("rtpbridge: write to a closed leg", "leg", d.dst.id, "err", err)
+			} else {
+				d.b.log.Warn("rtpbridge: write failed", "leg", d.dst.id, "err", err)
+			}
 		}
 		return
 	}
