@@ -41,9 +41,24 @@ func (l pionLogger) Info(msg string) { l.emit(slog.LevelDebug, msg) }
 func (l pionLogger) Infof(format string, args ...any) {
 	l.emitf(slog.LevelDebug, format, args...)
 }
-func (l pionLogger) Warn(msg string) { l.emit(slog.LevelWarn, msg) }
+func (l pionLogger) Warn(msg string) { l.emit(warnLevel(msg), msg) }
 func (l pionLogger) Warnf(format string, args ...any) {
-	l.emitf(slog.LevelWarn, format, args...)
+	l.emitf(warnLevel(format), format, args...)
+}
+
+// noPairsYet is pion/ice's warning when its check timer fires before the
+// peer's candidates have arrived: on a Telegram call they come over
+// signaling after the agent starts (tgcalls sends them as they are
+// gathered), so it shows on most calls under load and is not a fault.
+// ICE failing is reported as the session's end.
+const noPairsYet = "Failed to ping without candidate pairs. Connection is not possible yet."
+
+// warnLevel demotes pion warnings that describe a normal state to Debug.
+func warnLevel(msg string) slog.Level {
+	if msg == noPairsYet {
+		return slog.LevelDebug
+	}
+	return slog.LevelWarn
 }
 func (l pionLogger) Error(msg string) { l.emit(slog.LevelError, msg) }
 func (l pionLogger) Errorf(format string, args ...any) {
