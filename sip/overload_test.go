@@ -68,11 +68,7 @@ func TestOverloadShedsLateInvite(t *testing.T) {
 		t.Fatalf("INVITE in time: %v %v", res, err)
 	}
 	c := waitFor(t, got, "call")
-	ack := sip.NewRequest(sip.ACK, res.Contact().Address)
-	ack.AppendHeader(sip.HeaderClone(inv.From()))
-	ack.AppendHeader(sip.HeaderClone(res.To()))
-	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.ACK})
+	ack := inDialog(inv, res, sip.ACK, 1, nil)
 	if err := u.cli.WriteRequest(ack); err != nil {
 		t.Fatal(err)
 	}

@@ -105,6 +105,25 @@ func (u *uac) invite(s *Server, callID string) *sip.Request {
 	return req
 }
 
+// inDialog builds the UAC's request m within the dialog that inv opened
+// and res, our 2xx to it, confirmed: sent to our Contact, with our To tag;
+// an INVITE carries the UAC's Contact, and a body goes as SDP.
+func inDialog(inv *sip.Request, res *sip.Response, m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
+	r := sip.NewRequest(m, res.Contact().Address)
+	r.AppendHeader(sip.HeaderClone(inv.From()))
+	r.AppendHeader(sip.HeaderClone(res.To()))
+	r.AppendHeader(sip.HeaderClone(inv.CallID()))
+	r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
+	if m == sip.INVITE {
+		r.AppendHeader(sip.HeaderClone(inv.Contact()))
+	}
+	if len(body) > 0 {
+		r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		r.SetBody(body)
+	}
+	return r
+}
+
 // TestInboundCancelAnswerRace races our Answer against the caller's
 // CANCEL. Whichever wins, both sides must agree: 487 and a cancelled call,
 // or 200 (ACKed and BYEd by the caller) and a normally ended call.
@@ -236,11 +255,7 @@ func TestAdvertisedAddresses(t *testing.T) {
 		t.Errorf("SDP does not advertise the media address:\n%s", res.Body())
 	}
 	// The Contact is not routable from here; send the ACK to the socket.
-	ack := sip.NewRequest(sip.ACK, res.Contact().Address)
-	ack.AppendHeader(sip.HeaderClone(inv.From()))
-	ack.AppendHeader(sip.HeaderClone(res.To()))
-	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.ACK})
+	ack := inDialog(inv, res, sip.ACK, 1, nil)
 	ack.SetDestination(ap.String())
 	if err := u.cli.WriteRequest(ack); err != nil {
 		t.Fatal(err)
@@ -249,11 +264,7 @@ func TestAdvertisedAddresses(t *testing.T) {
 	waitFor(t, c.Confirmed(), "ACK")
 	// The caller hangs up: our response to a BYE of ours would go to the
 	// advertised address, which does not exist here.
-	bye := sip.NewRequest(sip.BYE, res.Contact().Address)
-	bye.AppendHeader(sip.HeaderClone(inv.From()))
-	bye.AppendHeader(sip.HeaderClone(res.To()))
-	bye.AppendHeader(sip.HeaderClone(inv.CallID()))
-	bye.AppendHeader(&sip.CSeqHeader{SeqNo: 2, MethodName: sip.BYE})
+	bye := inDialog(inv, res, sip.BYE, 2, nil)
 	bye.SetDestination(ap.String())
 	if res, err := u.cli.Do(ctx, bye); err != nil || res.StatusCode != 200 {
 		t.Fatalf("BYE: %v %v", res, err)
@@ -282,11 +293,7 @@ func TestHangupBeforeAckWaitsForAck(t *testing.T) {
 		t.Fatalf("INVITE: %v %v", res, err)
 	}
 	c := waitFor(t, got, "call")
-	ack := sip.NewRequest(sip.ACK, res.Contact().Address)
-	ack.AppendHeader(sip.HeaderClone(inv.From()))
-	ack.AppendHeader(sip.HeaderClone(res.To()))
-	ack.AppendHeader(sip.HeaderClone(inv.CallID()))
-	ack.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.ACK})
+	ack := inDialog(inv, res, sip.ACK, 1, nil)
 	u.ackSent.Store(true)
 	if err := u.cli.WriteRequest(ack); err != nil {
 		t.Fatal(err)

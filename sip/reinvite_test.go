@@ -32,26 +32,9 @@ func TestReinviteBeforeAck(t *testing.T) {
 		t.Fatalf("INVITE: %v %v", res, err)
 	}
 	c := waitFor(t, got, "call")
-	to := res.To()
-	target := res.Contact().Address
-	inDialog := func(m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
-		r := sip.NewRequest(m, target)
-		r.AppendHeader(sip.HeaderClone(inv.From()))
-		r.AppendHeader(sip.HeaderClone(to))
-		r.AppendHeader(sip.HeaderClone(inv.CallID()))
-		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
-		if m == sip.INVITE {
-			r.AppendHeader(sip.HeaderClone(inv.Contact()))
-		}
-		if len(body) > 0 {
-			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-			r.SetBody(body)
-		}
-		return r
-	}
 	reinvite := func(cseq uint32) *sip.Response {
 		t.Helper()
-		res, err := u.cli.Do(ctx, inDialog(sip.INVITE, cseq, []byte(benchOffer)))
+		res, err := u.cli.Do(ctx, inDialog(inv, res, sip.INVITE, cseq, []byte(benchOffer)))
 		if err != nil {
 			t.Fatalf("re-INVITE %d: %v", cseq, err)
 		}
@@ -59,7 +42,7 @@ func TestReinviteBeforeAck(t *testing.T) {
 	}
 	ack := func(cseq uint32) {
 		t.Helper()
-		if err := u.cli.WriteRequest(inDialog(sip.ACK, cseq, nil)); err != nil {
+		if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, cseq, nil)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +80,7 @@ func TestReinviteBeforeAck(t *testing.T) {
 		return last.StatusCode == 200
 	}, "re-INVITE served after the ACK")
 	ack(last.CSeq().SeqNo)
-	if _, err := u.cli.Do(ctx, inDialog(sip.BYE, 2000, nil)); err != nil {
+	if _, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 2000, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if ce := endOf(t, c); ce.Cause != CauseNormal {
@@ -129,16 +112,8 @@ func TestHangupRacesPeerBye(t *testing.T) {
 			t.Fatalf("INVITE: %v %v", res, err)
 		}
 		c := waitFor(t, got, "call")
-		mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
-			r := sip.NewRequest(m, res.Contact().Address)
-			r.AppendHeader(sip.HeaderClone(inv.From()))
-			r.AppendHeader(sip.HeaderClone(res.To()))
-			r.AppendHeader(sip.HeaderClone(inv.CallID()))
-			r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
-			return r
-		}
 		u.ackSent.Store(true)
-		if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+		if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, c.Confirmed(), "ACK")
@@ -147,7 +122,7 @@ func TestHangupRacesPeerBye(t *testing.T) {
 			defer close(hung)
 			c.Hangup(Reason{Protocol: "Q.850", Cause: 16})
 		}()
-		bres, err := u.cli.Do(ctx, mk(sip.BYE, 2))
+		bres, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 2, nil))
 		if err != nil || (bres.StatusCode != 200 && bres.StatusCode != 481) {
 			t.Fatalf("call %d: our BYE: %v %v", i, bres, err)
 		}
@@ -190,26 +165,11 @@ func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
 		t.Fatalf("INVITE: %v %v", res, err)
 	}
 	c := waitFor(t, got, "call")
-	mk := func(m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
-		r := sip.NewRequest(m, res.Contact().Address)
-		r.AppendHeader(sip.HeaderClone(inv.From()))
-		r.AppendHeader(sip.HeaderClone(res.To()))
-		r.AppendHeader(sip.HeaderClone(inv.CallID()))
-		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
-		if m == sip.INVITE {
-			r.AppendHeader(sip.HeaderClone(inv.Contact()))
-		}
-		if len(body) > 0 {
-			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-			r.SetBody(body)
-		}
-		return r
-	}
-	if err := u.cli.WriteRequest(mk(sip.ACK, 1, nil)); err != nil {
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, c.Confirmed(), "ACK")
-	if r, err := u.cli.Do(ctx, mk(sip.INVITE, 2, []byte(benchOffer))); err != nil || r.StatusCode != 200 {
+	if r, err := u.cli.Do(ctx, inDialog(inv, res, sip.INVITE, 2, []byte(benchOffer))); err != nil || r.StatusCode != 200 {
 		t.Fatalf("re-INVITE: %v %v", r, err)
 	}
 	reoffer := make(chan error, 1)
@@ -223,10 +183,10 @@ func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
 		t.Error("Reoffer sent a re-INVITE while the peer's awaited its ACK")
 		<-reoffer
 	}
-	if err := u.cli.WriteRequest(mk(sip.ACK, 2, nil)); err != nil {
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 2, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u.cli.Do(ctx, mk(sip.BYE, 3, nil)); err != nil {
+	if _, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 3, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if ce := endOf(t, c); ce.Cause != CauseNormal || !ce.Remote {
@@ -276,17 +236,9 @@ func TestRefreshDueDuringReoffer(t *testing.T) {
 		refreshed <- time.Since(t0)
 		tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	}
-	mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
-		r := sip.NewRequest(m, res.Contact().Address)
-		r.AppendHeader(sip.HeaderClone(inv.From()))
-		r.AppendHeader(sip.HeaderClone(res.To()))
-		r.AppendHeader(sip.HeaderClone(inv.CallID()))
-		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
-		return r
-	}
 	t0 = time.Now()
 	u.onInvite.Store(&h) // after t0: the handler reads it
-	if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, c.Confirmed(), "ACK")
@@ -302,7 +254,7 @@ func TestRefreshDueDuringReoffer(t *testing.T) {
 	case <-time.After(interval):
 		t.Error("no refresh")
 	}
-	if _, err := u.cli.Do(ctx, mk(sip.BYE, 2)); err != nil {
+	if _, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 2, nil)); err != nil {
 		t.Fatal(err)
 	}
 	endOf(t, c)
@@ -330,15 +282,7 @@ func TestRetransmitted2xxToOurReinvite(t *testing.T) {
 		t.Fatalf("INVITE: %v %v", res, err)
 	}
 	c := waitFor(t, got, "call")
-	mk := func(m sip.RequestMethod, cseq uint32) *sip.Request {
-		r := sip.NewRequest(m, res.Contact().Address)
-		r.AppendHeader(sip.HeaderClone(inv.From()))
-		r.AppendHeader(sip.HeaderClone(res.To()))
-		r.AppendHeader(sip.HeaderClone(inv.CallID()))
-		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
-		return r
-	}
-	if err := u.cli.WriteRequest(mk(sip.ACK, 1)); err != nil {
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, c.Confirmed(), "ACK")
@@ -374,7 +318,7 @@ func TestRetransmitted2xxToOurReinvite(t *testing.T) {
 			t.Fatalf("copy %d of the 200 to our re-INVITE not ACKed", i)
 		}
 	}
-	if _, err := u.cli.Do(ctx, mk(sip.BYE, 2)); err != nil {
+	if _, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 2, nil)); err != nil {
 		t.Fatal(err)
 	}
 	endOf(t, c)
@@ -435,32 +379,17 @@ func TestReinviteRightAfterAck(t *testing.T) {
 		t.Fatalf("INVITE: %v %v", res, err)
 	}
 	c := waitFor(t, got, "call")
-	mk := func(m sip.RequestMethod, cseq uint32, body []byte) *sip.Request {
-		r := sip.NewRequest(m, res.Contact().Address)
-		r.AppendHeader(sip.HeaderClone(inv.From()))
-		r.AppendHeader(sip.HeaderClone(res.To()))
-		r.AppendHeader(sip.HeaderClone(inv.CallID()))
-		r.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: m})
-		if m == sip.INVITE {
-			r.AppendHeader(sip.HeaderClone(inv.Contact()))
-		}
-		if len(body) > 0 {
-			r.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-			r.SetBody(body)
-		}
-		return r
-	}
-	if err := u.cli.WriteRequest(mk(sip.ACK, 1, nil)); err != nil {
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
 	}
-	r, err := u.cli.Do(ctx, mk(sip.INVITE, 2, []byte(benchOffer)))
+	r, err := u.cli.Do(ctx, inDialog(inv, res, sip.INVITE, 2, []byte(benchOffer)))
 	if err != nil || r.StatusCode != 200 {
 		t.Fatalf("re-INVITE right after the ACK: %v %v", r, err)
 	}
-	if err := u.cli.WriteRequest(mk(sip.ACK, 2, nil)); err != nil {
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 2, nil)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := u.cli.Do(ctx, mk(sip.BYE, 3, nil)); err != nil {
+	if _, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 3, nil)); err != nil {
 		t.Fatal(err)
 	}
 	if ce := endOf(t, c); ce.Cause != CauseNormal || !ce.Remote {
