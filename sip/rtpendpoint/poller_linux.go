@@ -3,14 +3,14 @@
 package rtpendpoint
 
 import (
-	"encoding/binary"
 	"fmt"
-	"net/netip"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 	"unsafe"
+
+	"github.com/tgsip/tgsip/internal/udpbatch"
 )
 
 // pollBatch is how many datagrams one recvmmsg(2) takes from one socket
@@ -23,13 +23,6 @@ const (
 // epollET is EPOLLET as the unsigned events field takes it (syscall's
 // constant is a negative int).
 const epollET = 1 << 31
-
-// mmsghdr is struct mmsghdr (linux/socket.h).
-type mmsghdr struct {
-	hdr syscall.Msghdr
-	n   uint32
-	_   [4]byte
-}
 
 // Poller: see poller.go.
 type Poller struct {
@@ -48,10 +41,7 @@ type Poller struct {
 	batch  [pollEvents]*pollSlot
 	waitFn func(uintptr) bool
 	readFn func(uintptr) bool
-	hdrs   [pollBatch]mmsghdr
-	iovs   [pollBatch]syscall.Iovec
-	names  [pollBatch]syscall.RawSockaddrInet6
-	bufs   [pollBatch][]byte
+	rx     *udpbatch.Batch
 	got    int
 	errno  syscall.Errno
 }
@@ -79,15 +69,7 @@ func NewPoller() (*Poller, error) {
 		f.Close()
 		return nil, fmt.Errorf("rtpendpoint: epoll: %w", err)
 	}
-	p := &Poller{epfd: fd, file: f, rc: rc, done: make(chan struct{}), byEP: map[*Endpoint]int32{}}
-	for i := range p.bufs {
-		p.bufs[i] = make([]byte, bufSize)
-		p.iovs[i].Base = &p.bufs[i][0]
-		p.iovs[i].SetLen(bufSize)
-		p.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&p.names[i]))
-		p.hdrs[i].hdr.Iov = &p.iovs[i]
-		p.hdrs[i].hdr.Iovlen = 1
-	}
+	p := &Poller{epfd: fd, file: f, rc: rc, done: make(chan struct{}), byEP: map[*Endpoint]int32{}, rx: udpbatch.New(pollBatch, bufSize)}
 	p.waitFn, p.readFn = p.wait, p.recv
 	go p.run()
 	return p, nil
@@ -217,15 +199,11 @@ func (p *Poller) wait(fd uintptr) bool {
 
 // recv reads up to pollBatch datagrams from one socket; it never waits.
 func (p *Poller) recv(fd uintptr) bool {
-	for i := range p.hdrs {
-		p.hdrs[i].hdr.Namelen = syscall.SizeofSockaddrInet6
-		p.hdrs[i].hdr.Flags = 0
-	}
-	n, _, e := syscall.RawSyscall6(syscall.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&p.hdrs[0])), pollBatch, syscall.MSG_DONTWAIT, 0, 0)
+	n, e := p.rx.Recv(fd)
 	p.got, p.errno = 0, 0
 	switch e {
 	case 0:
-		p.got = int(n)
+		p.got = n
 	case syscall.EAGAIN, syscall.EINTR:
 	default:
 		p.errno = e
@@ -261,12 +239,11 @@ func (p *Poller) handle(s *pollSlot, now time.Time) {
 		}
 		full = p.got == pollBatch
 		for i := range p.got {
-			name := unsafe.Slice((*byte)(unsafe.Pointer(&p.names[i])), p.hdrs[i].hdr.Namelen)
-			src := sockaddrAddrPort(name)
+			pkt, src := p.rx.Packet(i)
 			if !src.IsValid() {
 				continue
 			}
-			if m, _ := e.receive(p.bufs[i][:p.hdrs[i].n], src, out, now); m > 0 {
+			if m, _ := e.receive(pkt, src, out, now); m > 0 {
 				s.p.deliver(out[:m])
 			}
 			if s.p.stopping.Load() {
@@ -274,23 +251,4 @@ func (p *Poller) handle(s *pollSlot, now time.Time) {
 			}
 		}
 	}
-}
-
-// sockaddrAddrPort reads a sockaddr_in or sockaddr_in6 (port in network
-// byte order), unmapping IPv4-mapped IPv6 addresses.
-func sockaddrAddrPort(sa []byte) netip.AddrPort {
-	if len(sa) < 8 {
-		return netip.AddrPort{}
-	}
-	port := binary.BigEndian.Uint16(sa[2:4])
-	switch binary.NativeEndian.Uint16(sa[0:2]) {
-	case syscall.AF_INET:
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(sa[4:8])), port)
-	case syscall.AF_INET6:
-		if len(sa) < 24 {
-			return netip.AddrPort{}
-		}
-		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(sa[8:24])).Unmap(), port)
-	}
-	return netip.AddrPort{}
 }

@@ -3,65 +3,40 @@
 package media
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"syscall"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/tgsip/tgsip/internal/udpbatch"
 )
 
 // muxBatch is how many datagrams one recvmmsg(2) returns at most.
 const muxBatch = 32
 
-// mmsghdr is struct mmsghdr (linux/socket.h).
-type mmsghdr struct {
-	hdr unix.Msghdr
-	n   uint32
-	_   [4]byte
-}
-
-// batchReader reads the shared socket with recvmmsg(2): one system call
-// (and at most one wake-up) for up to muxBatch datagrams. Nothing is
-// allocated per read: headers, buffers and the read function are kept.
+// batchReader reads the shared socket with recvmmsg(2) (udpbatch): one
+// system call (and at most one wake-up) for up to muxBatch datagrams.
+// Nothing is allocated per read: the batch and the read function are kept.
 type batchReader struct {
 	rc    syscall.RawConn
-	hdrs  [muxBatch]mmsghdr
-	iovs  [muxBatch]unix.Iovec
-	names [muxBatch]unix.RawSockaddrInet6
-	bufs  [muxBatch][]byte
+	b     *udpbatch.Batch
 	got   int
 	errno syscall.Errno
 	fn    func(fd uintptr) bool
 }
 
 func newBatchReader(rc syscall.RawConn) *batchReader {
-	r := &batchReader{rc: rc}
-	for i := range r.bufs {
-		r.bufs[i] = make([]byte, receiveMTU)
-		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(receiveMTU)
-		r.hdrs[i].hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
-		r.hdrs[i].hdr.Iov = &r.iovs[i]
-		r.hdrs[i].hdr.SetIovlen(1)
-	}
+	r := &batchReader{rc: rc, b: udpbatch.New(muxBatch, receiveMTU)}
 	r.fn = r.recv
 	return r
 }
 
 func (r *batchReader) recv(fd uintptr) bool {
-	for i := range r.hdrs {
-		r.hdrs[i].hdr.Namelen = unix.SizeofSockaddrInet6
-		r.hdrs[i].hdr.Flags = 0
-	}
-	n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), muxBatch, unix.MSG_DONTWAIT, 0, 0)
-	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+	n, e := r.b.Recv(fd)
+	if e == unix.EAGAIN || e == unix.EWOULDBLOCK || e == unix.EINTR {
 		return false // wait until readable
 	}
-	if e == unix.EINTR {
-		return false
-	}
-	r.got, r.errno = int(n), e
+	r.got, r.errno = n, e
 	return true
 }
 
@@ -77,10 +52,7 @@ func (r *batchReader) read() (int, error) {
 	return r.got, nil
 }
 
-func (r *batchReader) packet(i int) ([]byte, netip.AddrPort) {
-	name := unsafe.Slice((*byte)(unsafe.Pointer(&r.names[i])), r.hdrs[i].hdr.Namelen)
-	return r.bufs[i][:r.hdrs[i].n], sockaddrToAddrPort(name)
-}
+func (r *batchReader) packet(i int) ([]byte, netip.AddrPort) { return r.b.Packet(i) }
 
 // readLoop reads the shared socket until it is closed.
 func (m *sharedMux) readLoop() {
@@ -106,23 +78,4 @@ func (m *sharedMux) readLoop() {
 			}
 		}
 	}
-}
-
-// sockaddrToAddrPort reads a sockaddr_in/sockaddr_in6 (network byte order
-// port) into an AddrPort.
-func sockaddrToAddrPort(sa []byte) netip.AddrPort {
-	if len(sa) < 8 {
-		return netip.AddrPort{}
-	}
-	port := binary.BigEndian.Uint16(sa[2:4])
-	switch binary.NativeEndian.Uint16(sa[0:2]) {
-	case unix.AF_INET:
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(sa[4:8])), port)
-	case unix.AF_INET6:
-		if len(sa) < 24 {
-			return netip.AddrPort{}
-		}
-		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(sa[8:24])).Unmap(), port)
-	}
-	return netip.AddrPort{}
 }
