@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/sip"
-	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
 // TestTrunkCloseDrains: Close refuses new calls with 503 at once, lets the
@@ -15,18 +14,7 @@ import (
 func TestTrunkCloseDrains(t *testing.T) {
 	const grace = 700 * time.Millisecond
 	e := newE2E(t, func(o *TrunkOptions) { o.Grace = grace })
-	incoming := make(chan *tgcall.Call, 1)
-	userIncoming(func(c *tgcall.Call) {
-		incoming <- c
-		c.Accept()
-	})
-	out := e.dial(t, "user")
-	var user *tgcall.Call
-	select {
-	case user = <-incoming:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Telegram user not called")
-	}
+	out, user := callUser(t, e, true)
 	waitClosed(t, out.Answered(), "200")
 
 	closed := make(chan error, 1)

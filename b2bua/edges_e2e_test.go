@@ -12,21 +12,32 @@ import (
 // ringing or open on either network (newE2E's cleanup checks the
 // emulator's call records; these tests check the SIP dialogs).
 
-// answeredCall sets up a PBX -> Telegram call the user answers.
-func answeredCall(t *testing.T, e *e2e) (*sip.OutboundCall, *tgcall.Call) {
+// callUser has the PBX call the Telegram user through the trunk and
+// returns both ends once the user's phone rings; with accept the user
+// answers at once.
+func callUser(t *testing.T, e *e2e, accept bool) (*sip.OutboundCall, *tgcall.Call) {
 	t.Helper()
 	incoming := make(chan *tgcall.Call, 1)
 	userIncoming(func(c *tgcall.Call) {
 		incoming <- c
-		c.Accept()
+		if accept {
+			c.Accept()
+		}
 	})
 	out := e.dial(t, "user")
-	var user *tgcall.Call
 	select {
-	case user = <-incoming:
+	case user := <-incoming:
+		return out, user
 	case <-time.After(15 * time.Second):
 		t.Fatal("Telegram user not called")
+		return nil, nil
 	}
+}
+
+// answeredCall sets up a PBX -> Telegram call the user answers.
+func answeredCall(t *testing.T, e *e2e) (*sip.OutboundCall, *tgcall.Call) {
+	t.Helper()
+	out, user := callUser(t, e, true)
 	t.Cleanup(user.Hangup)
 	waitClosed(t, out.Answered(), "200")
 	waitClosed(t, user.Connected(), "Telegram user's media")
@@ -119,15 +130,7 @@ func reoffer(c *sip.OutboundCall, hold bool) error {
 // call is discarded (missed), so nothing rings on.
 func TestTrunkCancelWhileTelegramRings(t *testing.T) {
 	e := newE2E(t, nil)
-	incoming := make(chan *tgcall.Call, 1)
-	userIncoming(func(c *tgcall.Call) { incoming <- c })
-	out := e.dial(t, "user")
-	var user *tgcall.Call
-	select {
-	case user = <-incoming:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Telegram user not called")
-	}
+	out, user := callUser(t, e, false)
 	select {
 	case ev := <-out.Progress():
 		for ev.Status != 180 {

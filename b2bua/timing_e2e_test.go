@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/sip"
-	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
 // stepRecorder is an Observer keeping every event.
@@ -60,18 +59,7 @@ func (r *stepRecorder) waitFor(t *testing.T, s Step) {
 func TestTrunkObserverSteps(t *testing.T) {
 	rec := newStepRecorder()
 	e := newE2E(t, func(o *TrunkOptions) { o.Observer = rec })
-	incoming := make(chan *tgcall.Call, 1)
-	userIncoming(func(c *tgcall.Call) {
-		incoming <- c
-		c.Accept()
-	})
-	out := e.dial(t, "user")
-	var user *tgcall.Call
-	select {
-	case user = <-incoming:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Telegram user not called")
-	}
+	out, user := callUser(t, e, true)
 	t.Cleanup(user.Hangup)
 	select {
 	case <-out.Answered():

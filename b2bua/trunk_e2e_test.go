@@ -169,18 +169,7 @@ func TestTrunkSIPToTelegramAnswered(t *testing.T) {
 // the PBX gets a BYE.
 func TestTrunkTelegramHangsUp(t *testing.T) {
 	e := newE2E(t, nil)
-	incoming := make(chan *tgcall.Call, 1)
-	userIncoming(func(c *tgcall.Call) {
-		incoming <- c
-		c.Accept()
-	})
-	out := e.dial(t, "user")
-	var user *tgcall.Call
-	select {
-	case user = <-incoming:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Telegram user not called")
-	}
+	out, user := callUser(t, e, true)
 	waitClosed(t, out.Answered(), "200")
 	user.Hangup()
 	ce := endOf(t, out)
@@ -233,15 +222,7 @@ func TestTrunkSIPToTelegramRejected(t *testing.T) {
 // ring timeout, and the Telegram call is discarded (missed).
 func TestTrunkNoAnswer(t *testing.T) {
 	e := newE2E(t, func(o *TrunkOptions) { o.RingTimeout = 2 * time.Second })
-	incoming := make(chan *tgcall.Call, 1)
-	userIncoming(func(c *tgcall.Call) { incoming <- c })
-	out := e.dial(t, "user")
-	var user *tgcall.Call
-	select {
-	case user = <-incoming:
-	case <-time.After(15 * time.Second):
-		t.Fatal("Telegram user not called")
-	}
+	out, user := callUser(t, e, false)
 	ce := endOf(t, out)
 	if ce.Status != 480 {
 		t.Errorf("call ended with %v, want 480", ce)
