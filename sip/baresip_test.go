@@ -179,11 +179,7 @@ func TestBaresipSRTPCall(t *testing.T) {
 		c.Media = sdp.DefaultConfig()
 		c.Media.SRTP = sdp.SRTPRequired
 	})
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	ap, _ := s.Addr(UDP)
 

@@ -14,11 +14,7 @@ import (
 // OPTIONS probe 503, while the call already up goes on until its BYE.
 func TestDrain(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	ap, _ := s.Addr(UDP)
 	u := newUAC(t)

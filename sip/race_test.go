@@ -233,11 +233,7 @@ func TestAdvertisedAddresses(t *testing.T) {
 		c.ExternalSignalingAddr = netip.MustParseAddr("203.0.113.5")
 		c.ExternalMediaAddr = netip.MustParseAddr("198.51.100.7")
 	})
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -315,11 +311,7 @@ func TestHangupBeforeAckWaitsForAck(t *testing.T) {
 // status a load balancer fails over on), and the call slot frees again.
 func TestMaxCalls(t *testing.T) {
 	s := newTestServer(t, func(c *Config) { c.MaxCalls = 1 })
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	ap, _ := s.Addr(UDP)
 	u := newUAC(t)
@@ -386,11 +378,7 @@ func TestIPv6Call(t *testing.T) {
 		c.MediaAddr = lo6
 		c.Trunks = []TrunkConfig{{Name: "v6", Allow: []netip.Prefix{netip.PrefixFrom(lo6, 128)}}}
 	})
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	ap, _ := s.Addr(UDP)
 	u := newUACOn(t, net.IPv6loopback)

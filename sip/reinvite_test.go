@@ -17,11 +17,7 @@ import (
 // the ACK has come, the next re-INVITE is served.
 func TestReinviteBeforeAck(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -95,11 +91,7 @@ func TestReinviteBeforeAck(t *testing.T) {
 // lock, unlocked, then acted on it).
 func TestHangupRacesPeerBye(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -150,11 +142,7 @@ func TestHangupRacesPeerBye(t *testing.T) {
 // Reoffer reports glare at once instead of sending one.
 func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -202,11 +190,7 @@ func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
 // it gives up at interval − min(32 s, interval/3) after the last refresh).
 func TestRefreshDueDuringReoffer(t *testing.T) {
 	s := newTestServer(t, func(c *Config) { c.SessionTimers.MinSE = 2 * time.Second })
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -267,11 +251,7 @@ func TestRefreshDueDuringReoffer(t *testing.T) {
 // ends the call when its 2xx times out (§13.3.1.4).
 func TestRetransmitted2xxToOurReinvite(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -363,11 +343,7 @@ func TestReofferRightAfterAnswer(t *testing.T) {
 // ACK instead of being refused with 500 as if the ACK had not been sent.
 func TestReinviteRightAfterAck(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	s.beforeAckPost = func() { time.Sleep(100 * time.Millisecond) } // < holdFor·T1 (400 ms in tests)
 	start(t, s)
 	u := newUAC(t)

@@ -58,6 +58,15 @@ func TestSippPlainCall(t *testing.T) {
 }
 
 // answerer rings and answers every call.
+// answerAtOnce answers every call with 200 and no provisional response.
+func answerAtOnce(t *testing.T) func(*InboundCall) {
+	return func(c *InboundCall) {
+		if err := c.Answer(nil); err != nil {
+			t.Error(err)
+		}
+	}
+}
+
 func answerer(t *testing.T) func(*InboundCall) {
 	return func(c *InboundCall) {
 		if err := c.Ringing(); err != nil {

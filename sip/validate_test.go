@@ -303,11 +303,7 @@ func TestFitReason(t *testing.T) {
 // a 200 over 1,300 bytes, which sipgo used to drop silently.
 func TestLargeUDPResponse(t *testing.T) {
 	s := newTestServer(t, nil)
-	got := calls(s, func(c *InboundCall) {
-		if err := c.Answer(nil); err != nil {
-			t.Error(err)
-		}
-	})
+	got := calls(s, answerAtOnce(t))
 	start(t, s)
 	p := newRawPeer(t, s, UDP)
 	id := "large-udp-response"
