@@ -4,11 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tgsip/tgsip/rtpbridge"
@@ -145,8 +143,21 @@ func NewTelegramEndpoint(conn *tgcall.Conn, end func()) *TelegramEndpoint {
 	return &TelegramEndpoint{conn: conn, end: end}
 }
 
-// ReadRTP reads the next RTP packet from the Telegram peer.
-func (e *TelegramEndpoint) ReadRTP(b []byte) (int, error) { return e.conn.ReadRTP(b) }
+// ReadRTP reads the next RTP packet from the Telegram peer; while the
+// Conn pushes it waits, as rtpbridge.Pusher says.
+func (e *TelegramEndpoint) ReadRTP(b []byte) (int, error) {
+	n, err := e.conn.ReadRTP(b)
+	if errors.Is(err, tgcall.ErrPushStopped) {
+		return 0, rtpbridge.ErrPushStopped
+	}
+	return n, err
+}
+
+// PushRTP hands the Telegram peer's RTP packets to deliver on the Conn's
+// receiving goroutine (rtpbridge.Pusher; on the shared port, its reader).
+func (e *TelegramEndpoint) PushRTP(deliver func(b []byte)) (stop func()) {
+	return e.conn.PushRTP(deliver)
+}
 
 // WriteRTP sends one RTP packet to the Telegram peer.
 func (e *TelegramEndpoint) WriteRTP(b []byte) error { return e.conn.WriteRTP(b) }
@@ -168,58 +179,6 @@ func (e *TelegramEndpoint) RemoteFractionLost() (uint8, bool) {
 // (codec.DefaultPacketLossPercent when 0).
 func lossFloor(configured int) int { return max(configured, 0) }
 
-// pusher is the push-style receive path a leg may offer the bridge
-// (rtpbridge.Pusher's method). tgcall.Conn has it where telegram/media
-// reads the shared port itself; the type assertion in NewMedia keeps this
-// package working with a Conn without it.
-type pusher interface {
-	PushRTP(deliver func(b []byte)) (stop func())
-}
-
-// telegramEnd is what the bridge uses of a TelegramEndpoint.
-type telegramEnd interface {
-	rtpbridge.Endpoint
-	rtpbridge.LossReporter
-	io.Closer
-}
-
-// pushingTelegramEndpoint is a TelegramEndpoint whose Conn pushes: it
-// forwards PushRTP, and maps what the Conn's ReadRTP returns once stop was
-// called (tgcall's own sentinel) to rtpbridge.ErrPushStopped.
-type pushingTelegramEndpoint struct {
-	telegramEnd
-	push    pusher
-	stopped atomic.Bool
-}
-
-// PushRTP hands the Telegram peer's RTP packets to deliver on the Conn's
-// receiving goroutine (see rtpbridge.Pusher).
-func (e *pushingTelegramEndpoint) PushRTP(deliver func(b []byte)) (stop func()) {
-	s := e.push.PushRTP(deliver)
-	return func() {
-		e.stopped.Store(true)
-		s()
-	}
-}
-
-// ReadRTP blocks while pushing, as rtpbridge.Pusher says.
-func (e *pushingTelegramEndpoint) ReadRTP(b []byte) (int, error) {
-	n, err := e.telegramEnd.ReadRTP(b)
-	if err != nil && e.stopped.Load() {
-		return 0, rtpbridge.ErrPushStopped
-	}
-	return n, err
-}
-
-// telegramLeg is the bridge's endpoint for conn: a Pusher when conn is one.
-func telegramLeg(conn *tgcall.Conn, end func()) rtpbridge.Endpoint {
-	te := NewTelegramEndpoint(conn, end)
-	if p, ok := any(conn).(pusher); ok {
-		return &pushingTelegramEndpoint{telegramEnd: te, push: p}
-	}
-	return te
-}
-
 // sipEndpoint is the SIP leg's endpoint as the bridge sees it: all of
 // rtpendpoint.Endpoint (PushRTP, WriteRTP, Close), with ReadRTP mapping
 // rtpendpoint.ErrPushStopped to rtpbridge.ErrPushStopped.
@@ -234,7 +193,10 @@ func (e sipEndpoint) ReadRTP(b []byte) (int, error) {
 	return n, err
 }
 
-var _ rtpbridge.Pusher = sipEndpoint{}
+var (
+	_ rtpbridge.Pusher = sipEndpoint{}
+	_ rtpbridge.Pusher = (*TelegramEndpoint)(nil)
+)
 
 // Close ends the Telegram call's media (once).
 func (e *TelegramEndpoint) Close() error {
@@ -334,7 +296,7 @@ func NewMedia(sip *rtpendpoint.Endpoint, neg sdp.Negotiated, conn *tgcall.Conn, 
 	b, err := rtpbridge.New(rtpbridge.Config{
 		SIP: rtpbridge.Leg{Endpoint: sipEndpoint{sip}, Format: sipFmt, NeedsPackets: true,
 			Decoder: cs.SIP.Decoder, Encoder: cs.SIP.Encoder},
-		Telegram: rtpbridge.Leg{Endpoint: telegramLeg(conn, end), Format: TelegramFormat(conn.Audio()), NeedsPackets: true,
+		Telegram: rtpbridge.Leg{Endpoint: NewTelegramEndpoint(conn, end), Format: TelegramFormat(conn.Audio()), NeedsPackets: true,
 			Decoder: cs.Telegram.Decoder, Encoder: cs.Telegram.Encoder},
 		MediaTimeout:    opt.MediaTimeout,
 		Jitter:          opt.Jitter,

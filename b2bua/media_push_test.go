@@ -11,60 +11,34 @@ import (
 	"github.com/tgsip/tgsip/rtpbridge"
 	"github.com/tgsip/tgsip/sip/rtpendpoint"
 	"github.com/tgsip/tgsip/sip/sdp"
-	"github.com/tgsip/tgsip/telegram/tgcall"
 )
 
-// fakeTelegram is a Telegram leg whose ReadRTP fails with its own
-// sentinel once its push stopped, as tgcall.Conn's does.
-type fakeTelegram struct {
-	stopped chan struct{}
-	pushed  func([]byte)
-}
-
-var errFakeStopped = errors.New("fake: push stopped")
-
-func (f *fakeTelegram) ReadRTP([]byte) (int, error) {
-	<-f.stopped
-	return 0, errFakeStopped
-}
-func (f *fakeTelegram) WriteRTP([]byte) error             { return nil }
-func (f *fakeTelegram) RemoteFractionLost() (uint8, bool) { return 0, false }
-func (f *fakeTelegram) Close() error                      { return nil }
-func (f *fakeTelegram) PushRTP(deliver func([]byte)) func() {
-	f.pushed = deliver
-	return func() { close(f.stopped) }
-}
-
-// TestTelegramPushAdapter: the Telegram leg's adapter forwards PushRTP
-// and maps the Conn's own stop error to rtpbridge.ErrPushStopped; a Conn
-// without PushRTP (main's tgcall) gives a plain, reading endpoint.
+// TestTelegramPushAdapter: the Telegram leg's endpoint as the bridge gets
+// it pushes (a real call's Conn on the trunk's shared port), and its
+// ReadRTP, parked while the Conn pushes, returns rtpbridge.ErrPushStopped
+// once the push stops (the Conn's own error is tgcall.ErrPushStopped).
 func TestTelegramPushAdapter(t *testing.T) {
-	f := &fakeTelegram{stopped: make(chan struct{})}
-	var ep rtpbridge.Endpoint = &pushingTelegramEndpoint{telegramEnd: f, push: f}
+	out, _ := connectTG(t, mediaTrunk, mediaUser)
+	var ep rtpbridge.Endpoint = NewTelegramEndpoint(out.Conn(), out.Hangup)
 	p, ok := ep.(rtpbridge.Pusher)
 	if !ok {
 		t.Fatal("not a Pusher")
 	}
-	got := 0
-	stop := p.PushRTP(func([]byte) { got++ })
-	f.pushed([]byte{1})
-	if got != 1 {
-		t.Fatal("deliver not forwarded")
-	}
+	stop := p.PushRTP(func([]byte) {})
 	errc := make(chan error, 1)
-	go func() { _, err := ep.ReadRTP(make([]byte, 10)); errc <- err }()
+	go func() { _, err := ep.ReadRTP(make([]byte, 1500)); errc <- err }()
+	time.Sleep(50 * time.Millisecond) // parked in ReadRTP
 	stop()
-	if err := <-errc; !errors.Is(err, rtpbridge.ErrPushStopped) {
-		t.Fatalf("ReadRTP after stop: %v", err)
+	select {
+	case err := <-errc:
+		if !errors.Is(err, rtpbridge.ErrPushStopped) {
+			t.Fatalf("ReadRTP after stop: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("ReadRTP still parked after stop")
 	}
 	if _, ok := ep.(rtpbridge.LossReporter); !ok {
-		t.Fatal("the adapter lost LossReporter")
-	}
-
-	_, connPushes := any((*tgcall.Conn)(nil)).(pusher)
-	_, legPushes := telegramLeg(nil, func() {}).(rtpbridge.Pusher)
-	if connPushes != legPushes {
-		t.Fatalf("tgcall.Conn pushes: %v, its bridge endpoint: %v", connPushes, legPushes)
+		t.Fatal("the endpoint lost LossReporter")
 	}
 }
 
