@@ -84,11 +84,11 @@ func (c *InboundCall) LocalSDP() []byte { return c.localSDP }
 
 // onInvite handles every INVITE: a new call, or a re-INVITE in a dialog.
 func (s *Server) onInvite(req *sip.Request, tx sip.ServerTransaction) {
-	rx, _ := takeRxStamp(req)
 	if toTag(req) != "" {
 		s.inDialog(req, tx)
 		return
 	}
+	rx, _ := takeRxStamp(req)
 	if s.beforeInvite != nil {
 		s.beforeInvite()
 	}
