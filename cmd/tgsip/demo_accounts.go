@@ -73,11 +73,11 @@ func demoAccounts(configured []account.Config, count int, addr netip.AddrPort, k
 // and as many logins run at once as there are CPUs, so a load run's 200
 // accounts take seconds.
 func demoLogin(ctx context.Context, n *emu.Network, accs []account.Config, log *slog.Logger) error {
-	// Every auth key first, one at a time, before any client makes a
-	// request: gotd's tgtest (v0.162) records a new key under another
-	// mutex than the one it reads keys under for each request, so a key
-	// exchange racing other clients' requests is a data race in the
-	// emulator (research/emulator.md §3).
+	// Every auth key first, one at a time (a few ms each). gotd's tgtest
+	// (v0.162) records a new key under another mutex than the one it reads
+	// keys under for each request; the emulator's keyGuard
+	// (telegram/emu/keyguard.go) makes exchanges that overlap other
+	// clients' requests safe, so the order is for simplicity, not safety.
 	for _, a := range accs {
 		if _, err := n.AddUser(emu.User{Phone: a.Phone, FirstName: "tgsip", LastName: a.Name}); err != nil {
 			return fmt.Errorf("trunk account %s: %w", a.Name, err)
