@@ -67,6 +67,12 @@ type leg struct {
 	refreshDue bool
 	ackOut     chan struct{} // closed once our last ACK is written: a BYE, re-INVITE or UPDATE after it waits
 	held       []heldRequest // in-dialog requests kept back by hold
+	// holdTimer serves the held requests after holdFor·T1 if what they
+	// wait for does not come; holdGen tells a stale firing (its hold was
+	// released already, and another may have begun since) from the
+	// current one.
+	holdTimer *time.Timer
+	holdGen   uint64
 	// lastAck is the ACK of the 2xx to our last INVITE (the initial one or
 	// a re-INVITE), as built: every copy of that 2xx gets it again.
 	lastAck *sip.Request
@@ -191,7 +197,14 @@ func (l *leg) handleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 				// Whatever it waits for is a few goroutine switches away;
 				// if it does not come (a callee that broke the rules),
 				// serve the request anyway.
-				time.AfterFunc(holdFor*l.s.cfg.T1, func() { l.post(l.releaseHeld) })
+				gen := l.holdGen
+				l.holdTimer = time.AfterFunc(holdFor*l.s.cfg.T1, func() {
+					l.post(func() {
+						if l.holdGen == gen {
+							l.releaseHeld()
+						}
+					})
+				})
 			}
 			return
 		}
@@ -219,6 +232,12 @@ const (
 func (l *leg) releaseHeld() {
 	held := l.held
 	l.held = nil
+	// This hold is over: its timer must not cut a later hold short.
+	l.holdGen++
+	if l.holdTimer != nil {
+		l.holdTimer.Stop()
+		l.holdTimer = nil
+	}
 	for _, h := range held {
 		if l.over {
 			l.s.reply(h.tx, h.req, 481, "Call/Transaction Does Not Exist", nil)

@@ -373,3 +373,53 @@ func TestReinviteRightAfterAck(t *testing.T) {
 	}
 	waitNoCalls(t, s)
 }
+
+// TestSecondHoldKeepsItsOwnTime: a re-INVITE held until the ACK before it
+// arrives (holdForAck), released early by that ACK, must not leave its
+// holdFor·T1 timer running: a second re-INVITE held soon after would be
+// served when the first hold's time is up, before its own ACK came, and
+// get 500. Here ACK 1 reaches the loop 200 ms late and ACK 2 300 ms late,
+// so the first hold's timer (400 ms after re-INVITE 2) falls inside the
+// second hold (re-INVITE 3 at ≈200 ms, its ACK at ≈500 ms, its own
+// timer at ≈600 ms).
+func TestSecondHoldKeepsItsOwnTime(t *testing.T) {
+	s := newTestServer(t, nil)
+	got := calls(s, answerAtOnce(t))
+	var acks atomic.Int32
+	s.beforeAckPost = func() {
+		if acks.Add(1) == 1 {
+			time.Sleep(200 * time.Millisecond)
+		} else {
+			time.Sleep(300 * time.Millisecond)
+		}
+	}
+	start(t, s)
+	u := newUAC(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	inv := u.invite(s, "second-hold-own-time")
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	c := waitFor(t, got, "call")
+	for cseq := uint32(1); cseq <= 2; cseq++ {
+		if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, cseq, nil)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := u.cli.Do(ctx, inDialog(inv, res, sip.INVITE, cseq+1, []byte(benchOffer)))
+		if err != nil || r.StatusCode != 200 {
+			t.Fatalf("re-INVITE %d right after ACK %d: %v %v", cseq+1, cseq, r, err)
+		}
+	}
+	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 3, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.cli.Do(ctx, inDialog(inv, res, sip.BYE, 4, nil)); err != nil {
+		t.Fatal(err)
+	}
+	if ce := endOf(t, c); ce.Cause != CauseNormal || !ce.Remote {
+		t.Errorf("end = %v", ce)
+	}
+	waitNoCalls(t, s)
+}
