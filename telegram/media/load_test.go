@@ -144,7 +144,21 @@ func TestLoadPairs(t *testing.T) {
 		for i := range sessions {
 			pkts[i] = rtpPacket(t, uint32(1000+i), 0, make([]byte, 160))
 		}
+		// MEDIA_LOAD_HOLD=1: the writes of one slot are held and go in
+		// one sendmmsg per shared port (Transport.HoldWrites), as a bridge
+		// writes the packets of one batch read from its other leg.
+		hold := os.Getenv("MEDIA_LOAD_HOLD") == "1"
 		sendSlot := func(slot int) {
+			if hold {
+				for _, tr := range transports {
+					tr.HoldWrites()
+				}
+				defer func() {
+					for _, tr := range transports {
+						tr.ReleaseWrites()
+					}
+				}()
+			}
 			for i := slot; i < len(sessions); i += 20 {
 				if oneway && i%2 == 0 {
 					continue
