@@ -108,8 +108,10 @@ func (m *sharedMux) readLoop() {
 // muxWriter batches the shared port's writes: while at least one holder
 // holds them (hold, release), datagrams are queued and sent with one
 // sendmmsg(2) when the last holder releases them or the queue is full.
-// Outside a hold every write is a sendto of its own, as before: a write is
-// never delayed beyond the hold of someone who is running.
+// Outside a hold every write is a sendto of its own, as before. A write
+// made during someone else's hold waits at most until that holder releases
+// (a reader batch, one RTCP timer visit: well under a millisecond) or 32
+// datagrams are queued.
 type muxWriter struct {
 	mu    sync.Mutex
 	holds atomic.Int32 // changed under mu; read without it by write
