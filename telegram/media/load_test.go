@@ -3,6 +3,7 @@
 package media
 
 import (
+	"math"
 	"os"
 	"runtime/pprof"
 	"strconv"
@@ -21,7 +22,7 @@ import (
 // delivery by PushRTP, with a ReadRTP parked beside it as the bridge keeps
 // one). It runs only when MEDIA_LOAD_PAIRS is set:
 //
-//	MEDIA_LOAD_PAIRS=200 MEDIA_LOAD_TWCC=1 MEDIA_LOAD_SHARED=0 MEDIA_LOAD_PUSH=0 \
+//	MEDIA_LOAD_PAIRS=200 MEDIA_LOAD_TWCC=1 MEDIA_LOAD_SHARED=0|1|2 MEDIA_LOAD_PUSH=0 \
 //	  taskset -c 1 go test -run TestLoadPairs -count=1 -v ./telegram/media/
 func TestLoadPairs(t *testing.T) {
 	pairs, _ := strconv.Atoi(os.Getenv("MEDIA_LOAD_PAIRS"))
@@ -34,16 +35,41 @@ func TestLoadPairs(t *testing.T) {
 	if s, err := time.ParseDuration(os.Getenv("MEDIA_LOAD_WINDOW")); err == nil && s > 0 {
 		window = s
 	}
-	ta := loopbackTransport()
-	if os.Getenv("MEDIA_LOAD_SHARED") == "1" {
+	// MEDIA_LOAD_SHARED=1 puts the callers on one shared UDP port (the
+	// callees keep a socket per session). MEDIA_LOAD_SHARED=2 puts both
+	// ends of every pair on shared ports: a shared port tells its calls
+	// apart by the remote address (mux.go), so two ports can carry only
+	// one pair between them, and the pairs are spread over a grid of
+	// k×k ports, k = ceil(sqrt(pairs)): pair i joins caller port i mod k
+	// to callee port i div k (15 ports a side at 200 pairs), each port
+	// with the Transport (and RTCP timer) of its own.
+	shared := os.Getenv("MEDIA_LOAD_SHARED")
+	tas, tbs := []*Transport{loopbackTransport()}, []*Transport{loopbackTransport()}
+	if shared == "2" {
+		k := int(math.Ceil(math.Sqrt(float64(pairs))))
+		tas, tbs = nil, nil
+		for range k {
+			tas, tbs = append(tas, loopbackTransport()), append(tbs, loopbackTransport())
+		}
+	}
+	transports := append(append([]*Transport(nil), tas...), tbs...)
+	for _, tr := range transports {
+		if shared != "1" && shared != "2" || shared == "1" && tr == tbs[0] {
+			continue
+		}
 		mux, closer, err := NewSharedPort("127.0.0.1:0", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = closer.Close() })
-		ta.UDPMux = mux
+		tr.UDPMux = mux
 	}
-	tb := loopbackTransport()
+	pairTransports := func(i int) (*Transport, *Transport) {
+		if len(tas) == 1 {
+			return tas[0], tbs[0]
+		}
+		return tas[i%len(tas)], tbs[i/len(tas)]
+	}
 	// MEDIA_LOAD_IDLE=1 sends no media: the CPU left is the timers' (RTCP,
 	// ICE keepalives) of the connected pairs.
 	idle := os.Getenv("MEDIA_LOAD_IDLE") == "1"
@@ -62,6 +88,7 @@ func TestLoadPairs(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
+			ta, tb := pairTransports(i)
 			a, b := connectedPair(t, Config{Transport: ta, P2PAllowed: true}, Config{Transport: tb, P2PAllowed: true})
 			if twcc {
 				a.SetRTPExtensions(2, 3)
@@ -117,7 +144,21 @@ func TestLoadPairs(t *testing.T) {
 		for i := range sessions {
 			pkts[i] = rtpPacket(t, uint32(1000+i), 0, make([]byte, 160))
 		}
+		// MEDIA_LOAD_HOLD=1: the writes of one slot are held and go in
+		// one sendmmsg per shared port (Transport.HoldWrites), as a bridge
+		// writes the packets of one batch read from its other leg.
+		hold := os.Getenv("MEDIA_LOAD_HOLD") == "1"
 		sendSlot := func(slot int) {
+			if hold {
+				for _, tr := range transports {
+					tr.HoldWrites()
+				}
+				defer func() {
+					for _, tr := range transports {
+						tr.ReleaseWrites()
+					}
+				}()
+			}
 			for i := slot; i < len(sessions); i += 20 {
 				if oneway && i%2 == 0 {
 					continue
@@ -173,8 +214,8 @@ func TestLoadPairs(t *testing.T) {
 	pkts := n1 - n0
 	wall := w1.Sub(w0)
 	if idle {
-		t.Logf("pairs=%d twcc=%v shared=%v push=%v idle window=%v cpu=%v: %.2f ms CPU per second",
-			pairs, twcc, ta.UDPMux != nil, push, wall.Round(time.Millisecond), (c1 - c0).Round(time.Millisecond),
+		t.Logf("pairs=%d twcc=%v shared=%s push=%v idle window=%v cpu=%v: %.2f ms CPU per second",
+			pairs, twcc, sharedName(tas[0], tbs[0]), push, wall.Round(time.Millisecond), (c1 - c0).Round(time.Millisecond),
 			float64(c1-c0)/float64(time.Millisecond)/wall.Seconds())
 	} else {
 		if pkts == 0 {
@@ -185,19 +226,28 @@ func TestLoadPairs(t *testing.T) {
 			expected /= 2
 		}
 		perPkt := time.Duration(float64(c1-c0) / float64(pkts))
-		t.Logf("pairs=%d twcc=%v shared=%v push=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
-			pairs, twcc, ta.UDPMux != nil, push, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
+		t.Logf("pairs=%d twcc=%v shared=%s push=%v window=%v packets=%d (sent %d, %.1f%% of the %0.f due) cpu=%v (%.1f%% of one core) cpu/packet=%v",
+			pairs, twcc, sharedName(tas[0], tbs[0]), push, wall.Round(time.Millisecond), pkts, s1-s0, 100*float64(pkts)/expected, expected,
 			(c1 - c0).Round(time.Millisecond), 100*float64(c1-c0)/float64(wall), perPkt)
 	}
 
-	if m, ok := ta.UDPMux.(*sharedMux); ok {
-		var dropped uint64
+	var ports int
+	var unrouted, dropped uint64
+	for _, tr := range transports {
+		m, ok := tr.UDPMux.(*sharedMux)
+		if !ok {
+			continue
+		}
+		ports++
+		unrouted += m.unrouted.Load()
 		m.mu.RLock()
 		for _, c := range m.byUfrag {
 			dropped += c.dropped.Load()
 		}
 		m.mu.RUnlock()
-		t.Logf("shared port: %d datagrams of no call, %d dropped on full call queues", m.unrouted.Load(), dropped)
+	}
+	if ports > 0 {
+		t.Logf("%d shared ports: %d datagrams of no call, %d dropped on full call queues", ports, unrouted, dropped)
 	}
 	for _, stop := range stops {
 		stop()
@@ -206,6 +256,18 @@ func TestLoadPairs(t *testing.T) {
 		_ = s.Close()
 	}
 	readers.Wait()
+}
+
+// sharedName says which ends of the pairs use a shared port: "false"
+// (none), "callers" or "both" (printed as shared=…).
+func sharedName(ta, tb *Transport) string {
+	switch {
+	case ta.UDPMux != nil && tb.UDPMux != nil:
+		return "both"
+	case ta.UDPMux != nil:
+		return "callers"
+	}
+	return "false"
 }
 
 // processCPU is the user+system CPU time of the process.

@@ -37,6 +37,10 @@ type sharedMux struct {
 
 	done chan struct{}
 
+	// w batches writes (sendmmsg) while they are held: during a batch of
+	// the reader, a visit of the RTCP timer, or Transport.HoldWrites.
+	w muxWriter
+
 	unrouted atomic.Uint64
 }
 
@@ -51,6 +55,7 @@ func newSharedMux(conn *net.UDPConn, log *slog.Logger) *sharedMux {
 		byAddr:  make(map[netip.AddrPort]*muxConn),
 		done:    make(chan struct{}),
 	}
+	m.w.init(conn)
 	go m.readLoop()
 	return m
 }
@@ -373,9 +378,36 @@ func (c *muxConn) readDirect(b []byte) (int, netip.AddrPort, error) {
 	return c.read(b, nil)
 }
 
+// writeDirect sends b to addr, or queues it while the port's writes are
+// held (muxWriter): a queued datagram the kernel refuses later is counted
+// there, not returned.
 func (c *muxConn) writeDirect(b []byte, addr netip.AddrPort) error {
+	if c.m.w.write(b, addr) {
+		return nil
+	}
 	_, err := c.m.conn.WriteToUDPAddrPort(b, addr)
 	return err
+}
+
+// HoldWrites makes the media of this Transport's shared port (NewSharedPort)
+// wait until ReleaseWrites, then go in one sendmmsg(2) system call per up
+// to 32 datagrams instead of one sendto each: a caller that writes many
+// calls' packets in a row — a bridge handling one batch of reads from its
+// other leg — holds the writes around the row. Writes of other goroutines
+// made meanwhile join the batch. Every HoldWrites needs its ReleaseWrites,
+// soon: nothing held is sent before the last release. Without a shared
+// port (or off Linux) both do nothing.
+func (t *Transport) HoldWrites() {
+	if m, ok := t.UDPMux.(*sharedMux); ok {
+		m.w.hold()
+	}
+}
+
+// ReleaseWrites ends a HoldWrites; the last release sends what was held.
+func (t *Transport) ReleaseWrites() {
+	if m, ok := t.UDPMux.(*sharedMux); ok {
+		m.w.release()
+	}
 }
 
 // muxHandle is one host candidate's view of the call's muxConn (pion

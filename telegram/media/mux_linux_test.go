@@ -5,10 +5,48 @@ package media
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
+	"time"
 
+	"github.com/pion/rtp"
 	"github.com/pion/stun/v4"
 )
+
+// batch is what one read callback got.
+type batch struct {
+	data []string
+	from []netip.AddrPort
+}
+
+// collectBatches runs a batchReader on rx and hands over each batch's
+// datagrams and senders (copyOut), or an empty batch per read (nothing
+// allocated).
+func collectBatches(t *testing.T, rx *net.UDPConn, copyOut bool) (*batchReader, <-chan batch) {
+	t.Helper()
+	rc, err := rx.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan batch, 1)
+	var r *batchReader
+	r = newBatchReader(rc, func(n int) {
+		var bt batch
+		if copyOut {
+			for i := range n {
+				b, from := r.packet(i)
+				bt.data = append(bt.data, string(b))
+				bt.from = append(bt.from, from)
+			}
+		}
+		ch <- bt
+	})
+	go func() {
+		defer close(ch)
+		_ = r.run()
+	}()
+	return r, ch
+}
 
 // One recvmmsg returns every datagram already queued on the socket, each
 // with its own length and sender, without allocating.
@@ -17,7 +55,6 @@ func TestBatchReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = rx.Close() }()
 	var txs [2]*net.UDPConn
 	for i := range txs {
 		if txs[i], err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)}); err != nil {
@@ -31,39 +68,82 @@ func TestBatchReader(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rc, err := rx.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
+	_, ch := collectBatches(t, rx, true)
+	bt := <-ch
+	if len(bt.data) != n {
+		t.Fatalf("one read returned %d datagrams, want %d", len(bt.data), n)
 	}
-	r := newBatchReader(rc)
-	got, err := r.read()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != n {
-		t.Fatalf("one read returned %d datagrams, want %d", got, n)
-	}
-	for i := range got {
-		b, from := r.packet(i)
+	for i := range bt.data {
 		want := fmt.Sprintf("datagram %d%s", i, make([]byte, i))
-		if string(b) != want {
-			t.Fatalf("datagram %d = %q, want %q", i, b, want)
+		if bt.data[i] != want {
+			t.Fatalf("datagram %d = %q, want %q", i, bt.data[i], want)
 		}
-		if from != txs[i%2].LocalAddr().(*net.UDPAddr).AddrPort() {
-			t.Fatalf("datagram %d from %v, want %v", i, from, txs[i%2].LocalAddr())
+		if bt.from[i] != txs[i%2].LocalAddr().(*net.UDPAddr).AddrPort() {
+			t.Fatalf("datagram %d from %v, want %v", i, bt.from[i], txs[i%2].LocalAddr())
 		}
 	}
+	_ = rx.Close()
+	for range ch {
+	}
+
 	// Steady state allocates nothing.
+	rx, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, ch = collectBatches(t, rx, false)
 	allocs := testing.AllocsPerRun(20, func() {
 		if _, err := txs[0].WriteToUDP([]byte("x"), rx.LocalAddr().(*net.UDPAddr)); err != nil {
 			t.Fatal(err)
 		}
-		if k, err := r.read(); err != nil || k != 1 {
-			t.Fatalf("read %d, %v", k, err)
-		}
+		<-ch
 	})
 	if allocs > 1 { // the sender's WriteToUDP may allocate; the reader must not
 		t.Fatalf("%.1f allocations per send+read", allocs)
+	}
+	_ = rx.Close()
+	for range ch {
+	}
+}
+
+// A short batch took everything queued: the reader then waits for the
+// socket to become readable instead of making a recvmmsg call that would
+// only return EAGAIN, so a reader woken for one datagram at a time makes
+// one call per datagram, not two; and no datagram that arrives while a
+// batch is handled is left waiting for the next one.
+func TestBatchReaderWaitsAfterShortBatch(t *testing.T) {
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Close() }()
+	r, ch := collectBatches(t, rx, true)
+	const n = 50
+	for i := range n {
+		want := fmt.Sprint("datagram ", i)
+		if _, err := tx.WriteToUDP([]byte(want), rx.LocalAddr().(*net.UDPAddr)); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case bt := <-ch:
+			if len(bt.data) != 1 || bt.data[0] != want {
+				t.Fatalf("got %q, want %q", bt.data, want)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("%q not read", want)
+		}
+	}
+	// One call per datagram, and a few more for wake-ups that found
+	// nothing (a reader that reads again at once makes two each).
+	if calls := r.calls.Load(); calls > n+n/5 {
+		t.Fatalf("%d recvmmsg calls for %d datagrams read one at a time", calls, n)
+	}
+	_ = rx.Close()
+	for range ch {
 	}
 }
 
@@ -135,4 +215,82 @@ func TestSharedMuxListenAddresses(t *testing.T) {
 	if got := mux2.GetListenAddresses(); len(got) != 1 || got[0].String() != mux2.(*sharedMux).laddr.String() {
 		t.Errorf("bound port offers %v", got)
 	}
+}
+
+// Writes to the shared port held by Transport.HoldWrites are queued, not
+// sent, until the last ReleaseWrites, then arrive in order; the RTCP
+// timer's batched writes (transport-cc feedback and reports, held per
+// visit) reach the peer too.
+func TestHoldWrites(t *testing.T) {
+	mux, closer, err := NewSharedPort("127.0.0.1:0", testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = closer.Close() })
+	tr := loopbackTransport()
+	tr.UDPMux = mux
+	a, b := connectedPair(t, Config{Transport: tr, P2PAllowed: true, RTCPInterval: 300 * time.Millisecond}, Config{P2PAllowed: true})
+	a.SetRTPExtensions(2, 3)
+	b.SetRTPExtensions(2, 3)
+	rb, ra := startReader(b), startReader(a)
+	w := &mux.(*sharedMux).w
+
+	tr.HoldWrites()
+	tr.HoldWrites() // nested: only the last release sends
+	const n = 3
+	for i := range n {
+		if err := a.WriteRTP(rtpPacket(t, 7, uint16(i), []byte{byte(i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mu.Lock()
+	queued := w.out.Queued()
+	w.mu.Unlock()
+	if queued < n { // RTCP of the timer may join them
+		t.Fatalf("%d datagrams queued while held, want at least %d", queued, n)
+	}
+	tr.ReleaseWrites()
+	w.mu.Lock()
+	queued = w.out.Queued()
+	w.mu.Unlock()
+	if queued < n {
+		t.Fatalf("%d datagrams queued after the inner release, want at least %d", queued, n)
+	}
+	tr.ReleaseWrites()
+	for i := range n {
+		select {
+		case p := <-rb.pkts:
+			var h rtp.Header
+			if _, err := h.Unmarshal(p); err != nil || h.SequenceNumber != uint16(i) {
+				t.Fatalf("packet %d: seq %d, err %v", i, h.SequenceNumber, err)
+			}
+		case <-time.After(testTimeout):
+			t.Fatalf("packet %d not received after the release", i)
+		}
+	}
+	if w.failed.Load() != 0 {
+		t.Fatalf("%d held datagrams failed", w.failed.Load())
+	}
+
+	// RTCP from the shared port, sent in the timer's held batches.
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(testTimeout)
+	for seq := uint16(n); ; seq++ {
+		st := b.Stats()
+		if st.SenderReportsReceived > 0 && st.TransportCCReceived > 0 {
+			break
+		}
+		select {
+		case <-tick.C:
+		case <-deadline:
+			t.Fatalf("no RTCP from the shared port: %+v", st)
+		}
+		_ = a.WriteRTP(rtpPacket(t, 7, seq, []byte{1}))
+		_ = b.WriteRTP(rtpPacket(t, 8, seq, []byte{1}))
+	}
+	_ = a.Close()
+	_ = b.Close()
+	ra.wait(t)
+	rb.wait(t)
 }

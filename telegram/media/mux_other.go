@@ -2,6 +2,11 @@
 
 package media
 
+import (
+	"net"
+	"net/netip"
+)
+
 // readLoop reads the shared socket one datagram at a time until it is
 // closed (recvmmsg batching is Linux only: mux_linux.go).
 func (m *sharedMux) readLoop() {
@@ -18,3 +23,12 @@ func (m *sharedMux) readLoop() {
 		m.route(buf[:n], from)
 	}
 }
+
+// muxWriter batches writes on Linux only (mux_linux.go); here every write
+// is sent on its own.
+type muxWriter struct{}
+
+func (w *muxWriter) init(*net.UDPConn)                 {}
+func (w *muxWriter) hold()                             {}
+func (w *muxWriter) release()                          {}
+func (w *muxWriter) write([]byte, netip.AddrPort) bool { return false }

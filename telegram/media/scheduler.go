@@ -28,12 +28,18 @@ type rtcpScheduler struct {
 	n     int
 	stop  chan struct{}
 	done  chan struct{}
+	// mux is the Transport's shared port, if any: the RTCP of one visit
+	// goes out in one batch there (muxWriter).
+	mux *sharedMux
 }
 
 // add registers a connected session in the least populated slot.
 func (sc *rtcpScheduler) add(s *Session) {
 	sc.mu.Lock()
 	defer sc.mu.Unlock()
+	if m, ok := s.t.UDPMux.(*sharedMux); ok {
+		sc.mux = m // the same for every session of the Transport
+	}
 	if sc.n == 0 {
 		sc.stop, sc.done = make(chan struct{}), make(chan struct{})
 		go sc.run(sc.stop, sc.done)
@@ -99,10 +105,16 @@ func (sc *rtcpScheduler) run(stop, done chan struct{}) {
 			visited = due - schedSlots // more than a turn behind: one visit each
 		}
 		sc.mu.Lock()
+		if sc.mux != nil {
+			sc.mux.w.hold()
+		}
 		for ; visited < due; visited++ {
 			for _, s := range sc.slots[visited%schedSlots] {
 				s.rtcpTick(now)
 			}
+		}
+		if sc.mux != nil {
+			sc.mux.w.release()
 		}
 		sc.mu.Unlock()
 	}
