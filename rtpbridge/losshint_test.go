@@ -206,7 +206,8 @@ func TestDefaultFECOnReport(t *testing.T) {
 	tg.frac.Store(13) // 5.1 %
 	waitHint(6)
 	// libopus codes LBRR only for frames its VAD finds active enough
-	// (silk/control_codec.c, LBRR_SPEECH_ACTIVITY_THRES): 17 of these 30
+	// (silk_LBRR_encode_FLP in silk/float/encode_frame_FLP.c,
+	// LBRR_SPEECH_ACTIVITY_THRES): 17 of these 30
 	// with libopus 1.3.1.
 	if n := send(); n < 10 {
 		t.Fatalf("peer reports 5 %% loss: only %d of 30 packets carry FEC", n)
