@@ -174,9 +174,9 @@ func (e *TelegramEndpoint) RemoteFractionLost() (uint8, bool) {
 // expect once the Telegram peer's reports drive it: an expected loss the
 // configuration sets explicitly, else none, as WebRTC does (its Opus
 // encoder follows the reported uplink loss down to 0, so a clean path
-// pays no FEC; docs/codecs.md measures LBRR at ≈ 40 % of the encoder's
+// pays no FEC; docs/codecs.md measures LBRR at 16–23 % of the encoder's
 // CPU). Before the first report the encoder keeps its configured hint
-// (codec.DefaultPacketLossPercent when 0).
+// (codec.DefaultPacketLossPercent, none, when 0: TestDefaultFECOnReport).
 func lossFloor(configured int) int { return max(configured, 0) }
 
 // sipEndpoint is the SIP leg's endpoint as the bridge sees it: all of

@@ -117,3 +117,99 @@ func TestLossHintNeedsBothSides(t *testing.T) {
 		t.Fatalf("hints %v without reports", h)
 	}
 }
+
+// silkLBRR says whether a 20 ms mono SILK-only Opus packet carries in-band
+// FEC (LBRR) data: after the TOC byte (RFC 6716 §3.1) a SILK frame starts
+// with its VAD flag and then the LBRR flag, each one range-coded bit of
+// probability 1/2 (§4.2.3), so they are the first two bits of the next
+// byte. ok is false for any other kind of packet.
+func silkLBRR(p []byte) (lbrr, ok bool) {
+	if len(p) < 2 {
+		return false, false
+	}
+	config, stereo, code := p[0]>>3, p[0]&4 != 0, p[0]&3
+	if config > 11 || config%4 != 1 || stereo || code != 0 {
+		return false, false
+	}
+	return p[1]&0x40 != 0, true
+}
+
+// TestDefaultFECOnReport: with the default Opus options and no loss floor
+// (config media.opus.packet_loss_percent 0, the default), the encoder
+// toward Telegram codes no in-band FEC until the Telegram peer reports
+// loss, none while it reports none, and FEC in the active frames once it
+// reports 5 %, as WebRTC's Opus encoder in the Telegram apps does
+// (codec.DefaultPacketLossPercent). A default of 10, FEC in every frame,
+// fails the first step.
+func TestDefaultFECOnReport(t *testing.T) {
+	sip := newChanEndpoint()
+	tg := &reportingEndpoint{chanEndpoint: newChanEndpoint()}
+	tg.frac.Store(-1)
+	rate := codec.OpusRateFor("PCMU")
+	sipDec, _ := codec.NewDecoder("PCMU", 8000, codec.Options{})
+	sipEnc, _ := codec.NewEncoder("PCMU", 8000, codec.Options{})
+	tgDec, err := codec.NewOpusDecoder(rate)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tgEnc, err := codec.NewOpusEncoder(codec.Options{SampleRate: rate})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := running(t, Config{
+		SIP:       Leg{Endpoint: sip, Format: Format{Codec: "PCMU", ClockRate: 8000}, Decoder: sipDec, Encoder: sipEnc},
+		Telegram:  Leg{Endpoint: tg, Format: Format{Codec: "opus", ClockRate: 48000, PayloadType: 111}, Decoder: tgDec, Encoder: tgEnc},
+		FillAfter: 10 * time.Millisecond, // the supervisor looks every 10 ms
+	})
+	speech := benchSpeech(8000*3, 8000)
+	out := make([]byte, 160)
+	seq := 0
+	// send passes 30 frames of speech and counts the packets toward
+	// Telegram that carry FEC data.
+	send := func() (fec int) {
+		t.Helper()
+		for range 30 {
+			i := seq % (len(speech) / 160)
+			m, _ := sipEnc.Encode(speech[i*160:(i+1)*160], out)
+			sip.rx <- pkt(0, uint16(seq), uint32(seq*160), 3, false, out[:m])
+			seq++
+			h, _ := tg.recv(t)
+			lbrr, ok := silkLBRR(h.payload)
+			if !ok {
+				t.Fatalf("packet %d toward Telegram is not 20 ms mono SILK: TOC %#x", seq, h.payload[0])
+			}
+			if lbrr {
+				fec++
+			}
+		}
+		return fec
+	}
+	waitHint := func(want int) {
+		t.Helper()
+		calls := tg.reported.Load()
+		deadline := time.Now().Add(5 * time.Second)
+		for b.Stats().SIPToTelegram.LossHint != want || tg.reported.Load() < calls+2 {
+			if time.Now().After(deadline) {
+				t.Fatalf("loss hint %d, want %d", b.Stats().SIPToTelegram.LossHint, want)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	if n := send(); n != 0 {
+		t.Fatalf("before any report: %d of 30 packets carry FEC", n)
+	}
+	tg.frac.Store(0)
+	waitHint(0)
+	if n := send(); n != 0 {
+		t.Fatalf("peer reports no loss: %d of 30 packets carry FEC", n)
+	}
+	tg.frac.Store(13) // 5.1 %
+	waitHint(6)
+	// libopus codes LBRR only for frames its VAD finds active enough
+	// (silk_LBRR_encode_FLP in silk/float/encode_frame_FLP.c,
+	// LBRR_SPEECH_ACTIVITY_THRES): 17 of these 30
+	// with libopus 1.3.1.
+	if n := send(); n < 10 {
+		t.Fatalf("peer reports 5 %% loss: only %d of 30 packets carry FEC", n)
+	}
+}

@@ -129,20 +129,28 @@ func benchSpeech(n, rate int) []int16 {
 //     and digital silence between;
 //   - tg20ms / tg60ms: Telegram's packet size (the harness sends 20 ms,
 //     tgcalls 60 ms);
-//   - nofec / fec10: the encoder toward Telegram expecting no loss (the
-//     bridge after a clean RTCP report from the Telegram peer, as in the
-//     load runs) or 10 % (the config's default floor: in-band FEC data
-//     coded in every frame).
+//   - nofec / fec1 / fec10: the encoder toward Telegram expecting no
+//     loss (the default, and the bridge after a clean RTCP report from
+//     the Telegram peer), 1 % (tgcalls' v1 floor) or 10 % (the config's
+//     default floor before 2026-12-07): in-band FEC data coded in every
+//     frame;
+//   - cxN: Opus complexity N toward Telegram (5 when not named).
 func BenchmarkTranscodeCall(b *testing.B) {
 	for _, c := range []struct {
-		content   string
-		tgMs, fec int
-	}{{"speech", 60, -1}, {"speech", 60, 10}, {"speech", 20, -1}, {"bursts", 20, -1}} {
+		content       string
+		tgMs, fec, cx int
+	}{
+		{"speech", 60, -1, 5}, {"speech", 60, 10, 5}, {"speech", 60, 1, 5}, {"speech", 20, -1, 5}, {"bursts", 20, -1, 5},
+		{"speech", 60, -1, 3}, {"speech", 60, -1, 2}, {"speech", 60, -1, 0}, {"speech", 60, 1, 3},
+	} {
 		name := fmt.Sprintf("%s/tg%dms/nofec", c.content, c.tgMs)
 		if c.fec > 0 {
 			name = fmt.Sprintf("%s/tg%dms/fec%d", c.content, c.tgMs, c.fec)
 		}
-		b.Run(name, func(b *testing.B) { benchTranscodeCall(b, c.content, c.tgMs, c.fec) })
+		if c.cx != 5 {
+			name += fmt.Sprintf("/cx%d", c.cx)
+		}
+		b.Run(name, func(b *testing.B) { benchTranscodeCall(b, c.content, c.tgMs, c.fec, c.cx) })
 	}
 }
 
@@ -156,7 +164,7 @@ func benchBursts(n, rate int) []int16 {
 	return out
 }
 
-func benchTranscodeCall(b *testing.B, content string, tgMs, loss int) {
+func benchTranscodeCall(b *testing.B, content string, tgMs, loss, cx int) {
 	signal := benchSpeech
 	if content == "bursts" {
 		signal = benchBursts
@@ -164,7 +172,10 @@ func benchTranscodeCall(b *testing.B, content string, tgMs, loss int) {
 	const sipPT, tgPT = 0, 111
 	sipDec, _ := codec.NewDecoder("PCMU", 8000, codec.Options{})
 	sipEnc, _ := codec.NewEncoder("PCMU", 8000, codec.Options{})
-	opts := codec.Options{SampleRate: codec.OpusRateFor("PCMU"), Complexity: 5, PacketLossPercent: loss}
+	if cx == 0 {
+		cx = -1 // codec.Options' spelling of libopus complexity 0
+	}
+	opts := codec.Options{SampleRate: codec.OpusRateFor("PCMU"), Complexity: cx, PacketLossPercent: loss}
 	tgDec, err := codec.NewDecoder("opus", 48000, opts)
 	if err != nil {
 		b.Fatal(err)

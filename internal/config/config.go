@@ -78,7 +78,9 @@ type Opus struct {
 	Complexity int `yaml:"complexity"`
 	// Bitrate in bit/s, within Telegram's 16000–32000.
 	Bitrate int `yaml:"bitrate"`
-	// PacketLossPercent sizes Opus in-band FEC, 0 (no FEC) to 100.
+	// PacketLossPercent is the least loss, 0 to 100, the Opus encoder
+	// sizes its in-band FEC for; above it the Telegram peer's reported
+	// loss drives the FEC. 0 (the default): FEC only on reported loss.
 	PacketLossPercent int `yaml:"packet_loss_percent"`
 }
 
@@ -197,7 +199,7 @@ const (
 	DefaultLogFormat         = "text"
 	DefaultOpusComplexity    = 5
 	DefaultOpusBitrate       = 32000
-	DefaultPacketLossPercent = 10
+	DefaultPacketLossPercent = 0
 	DefaultJitterMin         = 20 * time.Millisecond
 	DefaultJitterMax         = 200 * time.Millisecond
 	DefaultMediaTimeout      = 60 * time.Second

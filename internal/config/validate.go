@@ -90,7 +90,7 @@ func (c *Config) problems(opts Options) []problem {
 		add("media.opus.bitrate", "%d: Telegram calls use 16000 to 32000 bit/s", m.Opus.Bitrate)
 	}
 	if m.Opus.PacketLossPercent < 0 || m.Opus.PacketLossPercent > 100 {
-		add("media.opus.packet_loss_percent", "%d: use 0 (no FEC) to 100", m.Opus.PacketLossPercent)
+		add("media.opus.packet_loss_percent", "%d: use 0 (FEC only on reported loss) to 100", m.Opus.PacketLossPercent)
 	}
 	if m.Jitter.Min <= 0 || m.Jitter.Min > time.Second {
 		add("media.jitter.min", "%s: use a wait above 0 and up to 1s (e.g. 20ms)", m.Jitter.Min)

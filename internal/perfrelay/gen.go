@@ -494,9 +494,11 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+st) * time.Second / hz
 }
 
-// makeFrames prepares what the far ends send when transcoding: a 440 Hz
-// tone as 20 ms PCMU packets and as 20 ms Opus frames (48 kHz, as tgcalls
-// encodes).
+// makeFrames prepares what the far ends send when transcoding: 20 ms PCMU
+// packets and Opus frames of -tg-frame ms (48 kHz, as tgcalls encodes;
+// tgcalls sends 60 ms), 50 of each per cycle with a burst (below) in the
+// first 20 ms of the cycle's first: the PCMU cycle is 1 s, the Opus
+// cycle 50 frames.
 func (g *gen) makeFrames() error {
 	if g.passthrough {
 		return nil
@@ -513,14 +515,14 @@ func (g *gen) makeFrames() error {
 	// of each burst, found again in what arrives, times the transcoded
 	// paths (their payloads are the relay's own, so they carry no send
 	// time).
-	pcm48, pcm8 := make([]int16, 960), make([]int16, 160)
+	pcm48, pcm8 := make([]int16, 48*g.o.tgFrame), make([]int16, 160)
 	buf := make([]byte, 1500)
 	for cycle := range 2 {
 		for k := range 50 {
 			clear(pcm48)
 			clear(pcm8)
 			if k == 0 {
-				audiotest.Tone(pcm48, 1000, 48000, 0)
+				audiotest.Tone(pcm48[:960], 1000, 48000, 0)
 				audiotest.Tone(pcm8, 1000, 8000, 0)
 			}
 			n, err := oe.Encode(pcm48, buf)
@@ -545,7 +547,7 @@ func (g *gen) makeFrames() error {
 	if err != nil {
 		return err
 	}
-	pcm := make([]int16, 960)
+	pcm := make([]int16, 8*g.o.tgFrame)
 	for cycle := range 2 {
 		for k, f := range g.opusFrames {
 			n, err := od.Decode(f, pcm)
@@ -806,6 +808,14 @@ func (g *gen) load(calls []*call, stop <-chan struct{}) {
 // sendSlot sends the packets of slot n (n ms after the start).
 func (g *gen) sendSlot(calls []*call, n int, payload []byte) {
 	slot, frame := n%20, n/20
+	// Transcoding with -tg-frame 60: the Telegram user sends one packet
+	// every third slot-frame, counted as the three 20 ms packets the
+	// relay makes of it toward the SIP peer.
+	per := g.o.tgPer()
+	if g.passthrough {
+		per = 1
+	}
+	userSends, userFrame := frame%per == 0, frame/per
 	{
 		for k := slot; k < len(calls); k += 20 {
 			c := calls[k]
@@ -815,24 +825,28 @@ func (g *gen) sendSlot(calls []*call, n int, payload []byte) {
 			binary.BigEndian.PutUint16(payload[12:], uint16(c.i))
 			sipPayload, userPayload := payload, payload
 			if !g.passthrough {
-				sipPayload, userPayload = g.pcmuFrames[frame%50], g.opusFrames[frame%50]
+				sipPayload, userPayload = g.pcmuFrames[frame%50], g.opusFrames[userFrame%50]
 			}
+			// Before the sends: the burst may come back before this
+			// goroutine runs again.
 			if !g.passthrough && frame%50 == 0 {
-				// Before the sends: the burst may come back before
-				// this goroutine runs again.
 				c.burstSIP.Store(t)
+			}
+			if !g.passthrough && userSends && userFrame%50 == 0 {
 				c.burstTG.Store(t)
 			}
 			c.sipSeq++
 			if g.sendSRTP(c, c.tx, c.sip, c.sipDst, c.sipPT, c.sipSeq, 0x5151, sipPayload) && counted {
 				g.paths[pathSIPToTG].sent.Add(1)
 			}
-			c.userSeq++
-			pkt := c.plain[:12+len(userPayload)]
-			putRTP(pkt, c.userPT, c.userSeq, uint32(c.userSeq)*960, c.userSSR)
-			copy(pkt[12:], userPayload)
-			if c.user.WriteRTP(pkt) == nil && counted {
-				g.paths[pathTGToSIP].sent.Add(1)
+			if userSends {
+				c.userSeq++
+				pkt := c.plain[:12+len(userPayload)]
+				putRTP(pkt, c.userPT, c.userSeq, uint32(c.userSeq)*uint32(960*per), c.userSSR)
+				copy(pkt[12:], userPayload)
+				if c.user.WriteRTP(pkt) == nil && counted {
+					g.paths[pathTGToSIP].sent.Add(uint64(per))
+				}
 			}
 
 			if c.a != nil {
@@ -848,8 +862,8 @@ func (g *gen) sendSlot(calls []*call, n int, payload []byte) {
 					g.paths[pathBToA].sent.Add(1)
 				}
 			}
-			pkt = c.plain[:12+len(payload)]
-			putRTP(pkt, 107, c.userSeq, 0, 0xd1d1)
+			pkt := c.plain[:12+len(payload)]
+			putRTP(pkt, 107, uint16(frame), 0, 0xd1d1)
 			copy(pkt[12:], payload)
 			if _, err := c.direct.WriteToUDPAddrPort(pkt, c.direct.LocalAddr().(*net.UDPAddr).AddrPort()); err == nil && counted {
 				g.paths[pathDirect].sent.Add(1)

@@ -47,7 +47,12 @@ func main() {
 	flag.BoolVar(&o.heapAll, "heapall", false, "the relay's heap profile records every allocation (slows the relay: not for CPU numbers)")
 	flag.IntVar(&o.par, "par", 4, "calls set up in parallel")
 	flag.BoolVar(&o.poller, "poller", true, "the relay's SIP endpoints push through one shared rtpendpoint.Poller (else a reading goroutine each)")
+	flag.IntVar(&o.tgFrame, "tg-frame", 20, "transcoding: ms of Opus per packet the Telegram user sends, 20, 40 or 60 (tgcalls sends 60)")
 	flag.Parse()
+	if o.tgFrame != 20 && o.tgFrame != 40 && o.tgFrame != 60 {
+		fmt.Fprintln(os.Stderr, "perfrelay: -tg-frame must be 20, 40 or 60")
+		os.Exit(2)
+	}
 	if o.accounts <= 0 || o.accounts > o.calls {
 		o.accounts = o.calls
 	}
@@ -79,7 +84,11 @@ type options struct {
 	idle       bool
 	relayProcs int
 	poller     bool
+	tgFrame    int // ms of audio per packet the Telegram user sends when transcoding
 }
+
+// tgPer is how many 20 ms slots one Telegram user's packet spans.
+func (o options) tgPer() int { return max(o.tgFrame/20, 1) }
 
 // maxCalls is how many calls one account carries at once.
 func (o options) maxCalls() int { return (o.calls+o.accounts-1)/o.accounts + 1 }
