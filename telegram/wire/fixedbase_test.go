@@ -111,12 +111,26 @@ func BenchmarkPublic(b *testing.B) {
 			new(big.Int).Exp(big.NewInt(3), a, cfg.P).Bytes()
 		}
 	})
+	peer := Public(cfg, new(big.Int).Rsh(a, 1))
 	b.Run("shared-key", func(b *testing.B) {
-		peer := Public(cfg, new(big.Int).Rsh(a, 1))
 		for b.Loop() {
 			if _, err := SharedKey(cfg, peer, a); err != nil {
 				b.Fatal(err)
 			}
+		}
+	})
+	// The shared key's exponentiation alone: expInto (GMP in a cgo
+	// build) against math/big's Exp (SharedKey before).
+	gb := new(big.Int).SetBytes(peer)
+	var k Key
+	b.Run("shared-exp", func(b *testing.B) {
+		for b.Loop() {
+			expInto(k[:], gb, a, cfg.P)
+		}
+	})
+	b.Run("shared-exp-math-big", func(b *testing.B) {
+		for b.Loop() {
+			expIntoBig(k[:], gb, a, cfg.P)
 		}
 	})
 }
