@@ -106,6 +106,12 @@ func BenchmarkPublic(b *testing.B) {
 			Public(cfg, a)
 		}
 	})
+	tb := fixedFor(3, cfg.P)
+	b.Run("table-math-big", func(b *testing.B) {
+		for b.Loop() {
+			tb.expGo(tb.digits(a))
+		}
+	})
 	b.Run("math-big-exp", func(b *testing.B) {
 		for b.Loop() {
 			new(big.Int).Exp(big.NewInt(3), a, cfg.P).Bytes()
