@@ -6,7 +6,9 @@ import (
 	"encoding/hex"
 	"math/big"
 	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestPublicFixedBase: Public (the table of powers of g) gives math/big's
@@ -136,6 +138,54 @@ func BenchmarkPublic(b *testing.B) {
 			if c1, ok1 := threadCPU(); ok && ok1 {
 				b.ReportMetric(float64(c1-c0)/1e6/float64(b.N), "cpu-ms/op")
 			}
+		})
+	}
+}
+
+// BenchmarkKeyBesideTimer: with one P (GOMAXPROCS=1, as the trunk runs
+// pinned to one CPU), how late a 1 ms timer fires while another
+// goroutine computes shared keys back to back: math/big's Exp holds the
+// P for the whole exponentiation (Go preempts only after 10 ms), GMP's
+// cgo call gives it up. Run with -benchtime 300x; reports the overshoot's
+// p50 and p99 in ms.
+func BenchmarkKeyBesideTimer(b *testing.B) {
+	cfg := DHConfig{G: 3, P: new(big.Int).SetBytes(TelegramPrime)}
+	a, err := rand.Int(rand.Reader, cfg.P)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gb := new(big.Int).SetBytes(Public(cfg, new(big.Int).Rsh(a, 1)))
+	for _, bc := range []struct {
+		name string
+		exp  func(out []byte, b, e, m *big.Int)
+	}{{"shared-exp", expInto}, {"shared-exp-math-big", expIntoBig}} {
+		b.Run(bc.name, func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			stop, done := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(done)
+				var k Key
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					bc.exp(k[:], gb, a, cfg.P)
+				}
+			}()
+			var late []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				time.Sleep(time.Millisecond)
+				late = append(late, time.Since(t0)-time.Millisecond)
+			}
+			close(stop)
+			<-done
+			slices.Sort(late)
+			q := func(p float64) float64 { return float64(late[int(p*float64(len(late)-1))]) / 1e6 }
+			b.ReportMetric(q(0.5), "late-p50-ms")
+			b.ReportMetric(q(0.99), "late-p99-ms")
 		})
 	}
 }
