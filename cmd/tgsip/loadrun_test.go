@@ -10,6 +10,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/b2bua"
+	"github.com/tgsip/tgsip/internal/audiotest"
 	"github.com/tgsip/tgsip/internal/demo"
 	"github.com/tgsip/tgsip/telegram/emu"
 )
@@ -44,11 +46,18 @@ type loadEnv struct {
 	rates   []int         // LOADRUN_RATES: the rising setup rates, calls/s
 	seconds int           // LOADRUN_RATE_SECONDS: how long each rate is offered
 	minRate float64       // LOADRUN_MIN_SETUPS: setups/s that must be reached without failure
+	codec   string        // LOADRUN_CODEC: what the PBX offers and sends, "pcmu" or "opus"
 }
 
 func readLoadEnv(t *testing.T) loadEnv {
 	t.Helper()
-	e := loadEnv{calls: 200, hold: time.Minute, rates: []int{25, 50, 100, 150, 200}, seconds: 4, minRate: 100}
+	e := loadEnv{calls: 200, hold: time.Minute, rates: []int{25, 50, 100, 150, 200}, seconds: 4, minRate: 100, codec: "pcmu"}
+	if v := os.Getenv("LOADRUN_CODEC"); v != "" {
+		if v != "pcmu" && v != "opus" {
+			t.Fatalf("LOADRUN_CODEC=%q: pcmu or opus", v)
+		}
+		e.codec = v
+	}
 	if v := os.Getenv("LOADRUN_CALLS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -213,7 +222,10 @@ func settle(t *testing.T, what string, goroutines, fds int, idle map[string]int,
 
 // loadScenario is sipp's PBX: INVITE with a PCMU offer, ACK, a 1 kHz
 // µ-law tone streamed for the whole call (sipp's rtp_stream), BYE after
-// -d. sipp 3.6 streams every call's RTP from its one -mp socket, so each
+// -d. With LOADRUN_CODEC=opus the offer is Opus alone and the tone is
+// Opus RTP played from a pcap (play_pcap_audio; sipp's rtp_stream knows
+// only G.711 and G.729), so the trunk passes the media through instead
+// of transcoding it. sipp 3.6 streams every call's RTP from its one -mp socket, so each
 // offer names that port ([media_port]): the trunk takes RTP only from the
 // address the SDP gave, and a call whose offer named another port would
 // get none and end at the bridge's media timeout (60 s).
@@ -238,8 +250,8 @@ const loadScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
       s=-
       c=IN IP[media_ip_type] [media_ip]
       t=0 0
-      m=audio [media_port] RTP/AVP 0
-      a=rtpmap:0 PCMU/8000
+      m=audio [media_port] RTP/AVP {{.PT}}
+      a=rtpmap:{{.PT}} {{.Rtpmap}}
       a=ptime:20
     ]]>
   </send>
@@ -262,7 +274,7 @@ const loadScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
   </send>
   <nop>
     <action>
-      <exec rtp_stream="{{.Audio}},-1,0"/>
+      {{if .Pcap}}<exec play_pcap_audio="{{.Audio}}"/>{{else}}<exec rtp_stream="{{.Audio}},-1,0"/>{{end}}
     </action>
   </nop>
   <pause/>
@@ -284,20 +296,33 @@ const loadScenario = `<?xml version="1.0" encoding="ISO-8859-1" ?>
 </scenario>
 `
 
-// writeScenario writes the sipp scenario and its audio (one second of a
-// 1 kHz tone, G.711 µ-law) into dir.
-func writeScenario(t *testing.T, dir string) string {
+// writeScenario writes the sipp scenario and its audio into dir: for
+// "pcmu" one second of a 1 kHz tone, G.711 µ-law, looped by rtp_stream;
+// for "opus" a pcap of the same tone as Opus RTP, long enough for a call
+// of hold (sipp plays a pcap once).
+func writeScenario(t *testing.T, dir, codecName string, hold time.Duration) string {
 	t.Helper()
-	audio := filepath.Join(dir, "tone.ulaw")
-	pcm := make([]byte, 8000)
-	for i := range pcm {
-		pcm[i] = linearToULaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000)))
-	}
-	if err := os.WriteFile(audio, pcm, 0o644); err != nil {
-		t.Fatal(err)
+	data := struct {
+		Audio, Rtpmap string
+		PT            int
+		Pcap          bool
+	}{PT: 0, Rtpmap: "PCMU/8000"}
+	switch codecName {
+	case "opus":
+		data.Audio, data.PT, data.Rtpmap, data.Pcap = filepath.Join(dir, "tone-opus.pcap"), loadOpusPT, "opus/48000/2", true
+		writeOpusPcap(t, data.Audio, hold+10*time.Second)
+	default:
+		data.Audio = filepath.Join(dir, "tone.ulaw")
+		pcm := make([]byte, 8000)
+		for i := range pcm {
+			pcm[i] = linearToULaw(int16(8000 * math.Sin(2*math.Pi*1000*float64(i)/8000)))
+		}
+		if err := os.WriteFile(data.Audio, pcm, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var b bytes.Buffer
-	if err := template.Must(template.New("s").Parse(loadScenario)).Execute(&b, struct{ Audio string }{audio}); err != nil {
+	if err := template.Must(template.New("s").Parse(loadScenario)).Execute(&b, data); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "load.xml")
@@ -305,6 +330,82 @@ func writeScenario(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// loadOpusPT is the Opus offer's payload type (dynamic, RFC 3551 §3;
+// 111 as WebRTC and Telegram use it).
+const loadOpusPT = 111
+
+// writeOpusPcap writes a pcap (libpcap format, Ethernet link type) of a
+// 1 kHz tone as 20 ms Opus frames in RTP (libopus through
+// audiotest.SendOpusTone), one packet every 20 ms for d. sipp replays
+// the UDP payloads at the pcap's times from the call's media port to
+// the address in the answer, so the packets' addresses and ports here
+// are placeholders.
+func writeOpusPcap(t *testing.T, path string, d time.Duration) {
+	t.Helper()
+	w := &pcapWriter{}
+	w.header()
+	frames := int(d / (20 * time.Millisecond))
+	if err := audiotest.SendOpusTone(context.Background(), w, 0x5eed0001, loadOpusPT, 1000, frames, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, w.buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pcapWriter collects RTP packets as a pcap file, 20 ms apart.
+type pcapWriter struct {
+	buf bytes.Buffer
+	n   int
+}
+
+func (w *pcapWriter) header() {
+	var h [24]byte
+	binary.LittleEndian.PutUint32(h[0:], 0xa1b2c3d4) // microsecond timestamps
+	binary.LittleEndian.PutUint16(h[4:], 2)
+	binary.LittleEndian.PutUint16(h[6:], 4)
+	binary.LittleEndian.PutUint32(h[16:], 65535) // snaplen
+	binary.LittleEndian.PutUint32(h[20:], 1)     // LINKTYPE_ETHERNET
+	w.buf.Write(h[:])
+}
+
+// WriteRTP appends one packet: Ethernet, IPv4 (RFC 791, with its header
+// checksum), UDP (RFC 768, checksum 0: none) and the RTP packet.
+func (w *pcapWriter) WriteRTP(rtp []byte) error {
+	const eth, ip, udp = 14, 20, 8
+	pkt := make([]byte, eth+ip+udp+len(rtp))
+	binary.BigEndian.PutUint16(pkt[12:], 0x0800) // IPv4
+	h := pkt[eth : eth+ip]
+	h[0] = 0x45
+	binary.BigEndian.PutUint16(h[2:], uint16(ip+udp+len(rtp)))
+	h[8], h[9] = 64, 17 // TTL, UDP
+	copy(h[12:], []byte{127, 0, 0, 1})
+	copy(h[16:], []byte{127, 0, 0, 1})
+	var sum uint32
+	for i := 0; i < ip; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(h[i:]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(h[10:], ^uint16(sum))
+	u := pkt[eth+ip : eth+ip+udp]
+	binary.BigEndian.PutUint16(u[0:], sippMediaPort)
+	binary.BigEndian.PutUint16(u[2:], 40000)
+	binary.BigEndian.PutUint16(u[4:], uint16(udp+len(rtp)))
+	copy(pkt[eth+ip+udp:], rtp)
+	at := time.Duration(w.n) * 20 * time.Millisecond
+	w.n++
+	var rec [16]byte
+	binary.LittleEndian.PutUint32(rec[0:], uint32(at/time.Second))
+	binary.LittleEndian.PutUint32(rec[4:], uint32(at%time.Second/time.Microsecond))
+	binary.LittleEndian.PutUint32(rec[8:], uint32(len(pkt)))
+	binary.LittleEndian.PutUint32(rec[12:], uint32(len(pkt)))
+	w.buf.Write(rec[:])
+	w.buf.Write(pkt)
+	return nil
 }
 
 // linearToULaw is G.711 µ-law encoding (ITU-T G.711 §2, with the bias of
@@ -517,7 +618,8 @@ func (d delays) report(t *testing.T, phase string) map[string]time.Duration {
 // LOADRUN_TRUNK_CPU (1), and reaches the emulator over loopback as
 // `tgsip serve` reaches Telegram. -1 for either leaves it unpinned.
 // Knobs: LOADRUN_CALLS, LOADRUN_HOLD, LOADRUN_RATES,
-// LOADRUN_RATE_SECONDS, LOADRUN_MIN_SETUPS, LOADRUN_CPUPROFILE (FILE:
+// LOADRUN_RATE_SECONDS, LOADRUN_MIN_SETUPS, LOADRUN_CODEC (pcmu, the
+// default, or opus: passthrough), LOADRUN_CPUPROFILE (FILE:
 // FILE.gen and FILE.trunk), LOADRUN_TRUNK_PROCS (the trunk's GOMAXPROCS,
 // default: its CPUs), LOADRUN_GEN_CPU, LOADRUN_TRUNK_CPU.
 func TestLoadRun(t *testing.T) {
@@ -608,7 +710,8 @@ func TestLoadRun(t *testing.T) {
 	tp := startTrunkProcess(t, dir, spec, trunkCPU)
 	fmt.Printf("trunk process %d (CPU %d, GOMAXPROCS %d) up, accounts online, in %v; %s\n", tp.cmd.Process.Pid, trunkCPU, tp.ready.Procs, time.Since(began).Round(time.Millisecond), tp.ready.Msg)
 	fmt.Printf("generator process %d (CPU %d), GOMAXPROCS %d; clock anchor gap %v\n", os.Getpid(), genCPU, runtime.GOMAXPROCS(0), monoAnchor.gap)
-	scenario := writeScenario(t, dir)
+	scenario := writeScenario(t, dir, env.codec, env.hold)
+	fmt.Printf("the PBX offers %s\n", env.codec)
 
 	// Idle: everything up, no call. A warm-up call on every account
 	// first, so that what an account's first call starts or fills (its

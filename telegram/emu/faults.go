@@ -155,6 +155,14 @@ func (f *Faults) Restore(userID int64) {
 	delete(f.vanished, userID)
 }
 
+// anyVanished reports whether some user is vanished (Vanish, or added
+// with Vanished).
+func (f *Faults) anyVanished() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.vanished) > 0
+}
+
 func (f *Faults) vanishedLocked(userID int64) bool {
 	if userID == 0 {
 		return false

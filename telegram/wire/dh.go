@@ -177,6 +177,13 @@ func SharedKey(cfg DHConfig, peerPublic []byte, a *big.Int) (Key, error) {
 		return Key{}, err
 	}
 	var k Key
-	new(big.Int).Exp(gb, a, cfg.P).FillBytes(k[:])
+	expInto(k[:], gb, a, cfg.P)
 	return k, nil
+}
+
+// expIntoBig is expInto with math/big's Exp (modexp_gmp.go has the fast
+// path). FillBytes panics when the value does not fit: b^e mod m < m,
+// and callers size out to m.
+func expIntoBig(out []byte, b, e, m *big.Int) {
+	new(big.Int).Exp(b, e, m).FillBytes(out)
 }

@@ -40,6 +40,11 @@ const fixedTables = 4
 type fixedBase struct {
 	p   *big.Int
 	pow []*big.Int
+	// The same table for GMP (modexp_gmp.go): every entry as size
+	// big-endian bytes, one after the other, and p as size bytes.
+	flat   []byte
+	pBytes []byte
+	size   int
 }
 
 var fixed struct {
@@ -87,6 +92,14 @@ func newFixedBase(g, p *big.Int) *fixedBase {
 			q.QuoRem(cur, p, cur)
 		}
 	}
+	if modexpGMP {
+		t.size = (p.BitLen() + 7) / 8
+		t.pBytes = p.Bytes()
+		t.flat = make([]byte, n*t.size)
+		for i, v := range t.pow {
+			v.FillBytes(t.flat[i*t.size : (i+1)*t.size])
+		}
+	}
 	return t
 }
 
@@ -95,6 +108,15 @@ func newFixedBase(g, p *big.Int) *fixedBase {
 // digit is d and A multiplies B in once per d, so an entry with digit d
 // ends up in A d times).
 func (t *fixedBase) exp(a *big.Int) *big.Int {
+	digits := t.digits(a)
+	if modexpGMP {
+		return t.fixedExp(digits)
+	}
+	return t.expGo(digits)
+}
+
+// digits returns a's digits of fixedWindow bits, one per table entry.
+func (t *fixedBase) digits(a *big.Int) []uint8 {
 	words := a.Bits()
 	digit := func(i int) int {
 		// Bits fixedWindow·i … fixedWindow·(i+1)-1 of a.
@@ -112,6 +134,11 @@ func (t *fixedBase) exp(a *big.Int) *big.Int {
 	for i := range digits {
 		digits[i] = uint8(digit(i))
 	}
+	return digits
+}
+
+// expGo is exp's product in Go (math/big), for a build without GMP.
+func (t *fixedBase) expGo(digits []uint8) *big.Int {
 	one := true // A and B are 1: multiplying by them is skipped
 	A, B := big.NewInt(1), big.NewInt(1)
 	bOne := true

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"math/big"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 // TestPublicFixedBase: Public (the table of powers of g) gives math/big's
@@ -92,7 +95,12 @@ func TestFixedBaseBounded(t *testing.T) {
 }
 
 // BenchmarkPublic: g^a for a 2048-bit exponent, from the table
-// (Public) and with math/big's Exp (what Public did before).
+// (Public: GMP products in a cgo build; table-math-big: math/big's) and
+// with math/big's Exp (what Public did before the table); the shared key
+// g_b^a, and its exponentiation alone with GMP (shared-exp) and with
+// math/big (shared-exp-math-big, SharedKey before GMP). Each also
+// reports cpu-ms/op, the benchmark thread's CPU time (Linux), which a
+// busy machine disturbs less than the wall time.
 func BenchmarkPublic(b *testing.B) {
 	var buf [256]byte
 	if _, err := rand.Read(buf[:]); err != nil {
@@ -101,22 +109,83 @@ func BenchmarkPublic(b *testing.B) {
 	a := new(big.Int).SetBytes(buf[:])
 	cfg := DHConfig{G: 3, P: new(big.Int).SetBytes(TelegramPrime)}
 	Public(cfg, a) // the table
-	b.Run("table", func(b *testing.B) {
-		for b.Loop() {
-			Public(cfg, a)
-		}
-	})
-	b.Run("math-big-exp", func(b *testing.B) {
-		for b.Loop() {
-			new(big.Int).Exp(big.NewInt(3), a, cfg.P).Bytes()
-		}
-	})
-	b.Run("shared-key", func(b *testing.B) {
-		peer := Public(cfg, new(big.Int).Rsh(a, 1))
-		for b.Loop() {
+	tb := fixedFor(3, cfg.P)
+	peer := Public(cfg, new(big.Int).Rsh(a, 1))
+	gb := new(big.Int).SetBytes(peer)
+	var k Key
+	for _, bc := range []struct {
+		name string
+		f    func()
+	}{
+		{"table", func() { Public(cfg, a) }},
+		{"table-math-big", func() { tb.expGo(tb.digits(a)) }},
+		{"math-big-exp", func() { new(big.Int).Exp(big.NewInt(3), a, cfg.P).Bytes() }},
+		{"shared-key", func() {
 			if _, err := SharedKey(cfg, peer, a); err != nil {
 				b.Fatal(err)
 			}
-		}
-	})
+		}},
+		{"shared-exp", func() { expInto(k[:], gb, a, cfg.P) }},
+		{"shared-exp-math-big", func() { expIntoBig(k[:], gb, a, cfg.P) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
+			c0, ok := threadCPU()
+			for b.Loop() {
+				bc.f()
+			}
+			if c1, ok1 := threadCPU(); ok && ok1 {
+				b.ReportMetric(float64(c1-c0)/1e6/float64(b.N), "cpu-ms/op")
+			}
+		})
+	}
+}
+
+// BenchmarkKeyBesideTimer: with one P (GOMAXPROCS=1, as the trunk runs
+// pinned to one CPU), how late a 1 ms timer fires while another
+// goroutine computes shared keys back to back: math/big's Exp holds the
+// P for the whole exponentiation (Go preempts only after 10 ms), GMP's
+// cgo call gives it up. Run with -benchtime 300x; reports the overshoot's
+// p50 and p99 in ms.
+func BenchmarkKeyBesideTimer(b *testing.B) {
+	cfg := DHConfig{G: 3, P: new(big.Int).SetBytes(TelegramPrime)}
+	a, err := rand.Int(rand.Reader, cfg.P)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gb := new(big.Int).SetBytes(Public(cfg, new(big.Int).Rsh(a, 1)))
+	for _, bc := range []struct {
+		name string
+		exp  func(out []byte, b, e, m *big.Int)
+	}{{"shared-exp", expInto}, {"shared-exp-math-big", expIntoBig}} {
+		b.Run(bc.name, func(b *testing.B) {
+			defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+			stop, done := make(chan struct{}), make(chan struct{})
+			go func() {
+				defer close(done)
+				var k Key
+				for {
+					select {
+					case <-stop:
+						return
+					default:
+					}
+					bc.exp(k[:], gb, a, cfg.P)
+				}
+			}()
+			var late []time.Duration
+			for b.Loop() {
+				t0 := time.Now()
+				time.Sleep(time.Millisecond)
+				late = append(late, time.Since(t0)-time.Millisecond)
+			}
+			close(stop)
+			<-done
+			slices.Sort(late)
+			q := func(p float64) float64 { return float64(late[int(p*float64(len(late)-1))]) / 1e6 }
+			b.ReportMetric(q(0.5), "late-p50-ms")
+			b.ReportMetric(q(0.99), "late-p99-ms")
+		})
+	}
 }
