@@ -99,10 +99,10 @@ func (t *fixedBase) fixedExp(digits []uint8) *big.Int {
 // The shared key's base is new every call (the peer's g_b or g_a), so no
 // table helps it as one does g^a (fixedbase.go); what remains is the
 // speed of one 2048-bit exponentiation with a 2048-bit exponent, and
-// GMP's mpz_powm_sec (sliding windows over Montgomery products with
-// dedicated squaring, assembly for this CPU) takes about half of
-// math/big's Exp (docs/performance.md, "Load run, session 5"), and unlike
-// Exp it runs in constant time. The value is the same (TestExpIntoMatches
+// GMP's mpz_powm_sec (Montgomery products with dedicated squaring,
+// assembly for this CPU) takes 5–10 % less thread CPU than math/big's Exp
+// (docs/performance.md, "Load run, session 5"); unlike Exp it runs in
+// constant time, and the cgo call does not hold the P (below). The value is the same (TestExpIntoMatches
 // compares it with Exp). Inputs mpz_powm_sec does not take (an even
 // modulus, a zero or negative exponent, a negative base) and results too
 // long for out go to math/big. A cgo call also gives up its P for the
