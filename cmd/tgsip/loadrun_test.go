@@ -657,7 +657,7 @@ func TestLoadRun(t *testing.T) {
 	if c == nil {
 		t.Fatalf("demo config: exit %d", code)
 	}
-	n, err := emu.New(emu.Options{LoginCode: c.Demo.LoginCode, Logger: log.With("part", "emulator")})
+	n, err := emu.New(emu.Options{LoginCode: c.Demo.LoginCode, KeepEndedCalls: -1, Logger: log.With("part", "emulator")}) // pairDelays pairs every call
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -91,6 +91,7 @@ type call struct {
 	params   string               // custom_parameters, when overridden
 	webrtc   []tg.PhoneConnectionWebrtc
 	timer    *timer
+	ended    bool // counted in Network.ended
 }
 
 func (c *call) snapshot() CallInfo {
@@ -294,6 +295,7 @@ func (n *Network) discardLocked(c *call, who *account, by *device, reason tg.Pho
 	if who != nil {
 		c.info.DiscardedBy = who.ID
 	}
+	n.forgetOldLocked(c)
 	targets := []*device{c.adminDev}
 	if c.partDev != nil {
 		targets = append(targets, c.partDev)
@@ -305,6 +307,27 @@ func (n *Network) discardLocked(c *call, who *account, by *device, reason tg.Pho
 			n.pushCallLocked(d, c, c.discarded())
 		}
 	}
+}
+
+// forgetOldLocked counts c as ended and forgets the oldest ended calls
+// beyond KeepEndedCalls. A later request about a forgotten call gets what
+// an unknown call id gets.
+func (n *Network) forgetOldLocked(c *call) {
+	keep := n.opts.KeepEndedCalls
+	if c.ended || keep < 0 {
+		return
+	}
+	c.ended = true
+	n.ended = append(n.ended, c.info.ID)
+	if len(n.ended) <= keep {
+		return
+	}
+	old := n.ended[:len(n.ended)-keep]
+	for _, id := range old {
+		delete(n.calls, id)
+	}
+	n.ended = append(n.ended[:0], n.ended[len(old):]...)
+	n.callOrder = slices.DeleteFunc(n.callOrder, func(id int64) bool { return n.calls[id] == nil })
 }
 
 // peerTag draws the 16-byte tag both parties use with the reflectors.

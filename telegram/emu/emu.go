@@ -83,6 +83,13 @@ type Options struct {
 	// PublicKeyPEM stays valid.
 	PrivateKey *rsa.PrivateKey
 
+	// KeepEndedCalls is how many ended calls Call and Calls still report;
+	// beyond it the emulator forgets the oldest, as Telegram forgets
+	// calls, so that a long-running emulator does not grow with every
+	// call it ever switched. Calls in progress are always kept. Default
+	// 1000; negative keeps every call (a load run pairing all its calls).
+	KeepEndedCalls int
+
 	// Logger receives the emulator's logs. Default: discard.
 	Logger *slog.Logger
 	// Random is the source of keys, ids and tags. Default crypto/rand.
@@ -110,6 +117,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.Reflectors == 0 {
 		o.Reflectors = 1
+	}
+	if o.KeepEndedCalls == 0 {
+		o.KeepEndedCalls = 1000
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -148,6 +158,7 @@ type Network struct {
 	devices    map[[8]byte]*device
 	calls      map[int64]*call
 	callOrder  []int64
+	ended      []int64 // ended calls still kept, oldest first (KeepEndedCalls)
 	nextUserID int64
 
 	wg sync.WaitGroup

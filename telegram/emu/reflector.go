@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/tgsip/tgsip/telegram/wire"
 )
@@ -33,8 +34,23 @@ type reflector struct {
 	drop func(wire.Tag) bool
 
 	mu    sync.Mutex
-	peers map[wire.Tag]netip.AddrPort
+	peers map[wire.Tag]reflectorPeer
+	swept time.Time // the last sweep of idle tags (learn)
 }
+
+// reflectorPeer is the address that last spoke for a tag, and when.
+type reflectorPeer struct {
+	addr netip.AddrPort
+	seen time.Time
+}
+
+// A tag nobody spoke for in reflectorIdle is forgotten (the sweep runs at
+// most every reflectorIdle/4, from learn), so that a reflector does not
+// grow with every call it ever relayed. A live call's client speaks for
+// its tag at least every 10 s: tgcalls' ReflectorPort sends its hello
+// every 500 ms until the first reply and every 10 s after that
+// (SendReflectorHello; research/tgcalls.md §5.2).
+const reflectorIdle = 2 * time.Minute
 
 func listenReflector(ctx context.Context, id int64, log *slog.Logger) (*reflector, error) {
 	var lc net.ListenConfig
@@ -48,7 +64,7 @@ func listenReflector(ctx context.Context, id int64, log *slog.Logger) (*reflecto
 		conn:  conn,
 		addr:  conn.LocalAddr().(*net.UDPAddr).AddrPort(),
 		log:   log.With("reflector", id),
-		peers: map[wire.Tag]netip.AddrPort{},
+		peers: map[wire.Tag]reflectorPeer{},
 	}, nil
 }
 
@@ -95,14 +111,27 @@ func (r *reflector) serve() {
 			continue
 		}
 		out = wire.AppendToClient(out[:0], p.Tag, p.SenderRandom, p.Data)
-		if _, err := r.conn.WriteToUDPAddrPort(out, to); err != nil {
+		if _, err := r.conn.WriteToUDPAddrPort(out, to.addr); err != nil {
 			r.log.Debug("reflector forward", "err", err)
 		}
 	}
 }
 
 func (r *reflector) learn(tag wire.Tag, from netip.AddrPort) {
+	r.learnAt(tag, from, time.Now())
+}
+
+func (r *reflector) learnAt(tag wire.Tag, from netip.AddrPort, now time.Time) {
 	r.mu.Lock()
-	r.peers[tag] = from
-	r.mu.Unlock()
+	defer r.mu.Unlock()
+	r.peers[tag] = reflectorPeer{addr: from, seen: now}
+	if now.Sub(r.swept) < reflectorIdle/4 {
+		return
+	}
+	r.swept = now
+	for t, p := range r.peers {
+		if now.Sub(p.seen) > reflectorIdle {
+			delete(r.peers, t)
+		}
+	}
 }
