@@ -38,6 +38,8 @@ import (
 // (ACCOUNT_MEM_REFLECTORS=k, ACCOUNT_MEM_TURN=0 change that);
 // ACCOUNT_MEM_RELEASE=1 sets media.Transport.ReleaseUnusedRelays (and
 // measures 10 s after connecting, once the relays are gone);
+// ACCOUNT_MEM_GCS=k runs k collections before each sample instead of one
+// (a goroutine stack shrinks by at most half per collection);
 // ACCOUNT_MEM_PROFILE=dir writes heap and goroutine profiles taken while
 // the calls are connected; -benchtime Nx repeats the call cycle N times
 // (connect all, measure, hang up all, measure) and reports how the RSS
@@ -197,15 +199,25 @@ func newFleet(n int) (*memFleet, error) {
 // memSample is the process after a full collection.
 type memSample struct {
 	rss, heap  uint64 // bytes
+	stack      uint64 // bytes of goroutine stacks in use (MemStats.StackInuse)
 	goroutines int
 }
 
 func sampleMem(b *testing.B) memSample {
-	runtime.GC()
+	for range memGCs() {
+		runtime.GC()
+	}
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{rss: vmRSS(b), heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
+	return memSample{rss: vmRSS(b), heap: ms.HeapAlloc, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+func memGCs() int {
+	if n, err := strconv.Atoi(os.Getenv("ACCOUNT_MEM_GCS")); err == nil && n >= 1 {
+		return n
+	}
+	return 1
 }
 
 // vmRSS is the resident set of this process (/proc/self/status VmRSS).
@@ -231,6 +243,7 @@ func vmRSS(b *testing.B) uint64 {
 func report(b *testing.B, what string, from, to memSample, n int) {
 	b.ReportMetric((float64(to.rss)-float64(from.rss))/float64(n)/1024, what+"-KiB-RSS")
 	b.ReportMetric((float64(to.heap)-float64(from.heap))/float64(n)/1024, what+"-KiB-heap")
+	b.ReportMetric((float64(to.stack)-float64(from.stack))/float64(n)/1024, what+"-KiB-stack")
 	b.ReportMetric(float64(to.goroutines-from.goroutines)/float64(n), what+"-goroutines")
 }
 
