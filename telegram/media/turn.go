@@ -75,7 +75,7 @@ const (
 var (
 	errTURNTimeout = errors.New("media: TURN server did not answer")
 	errTURNPeers   = errors.New("media: too many TURN peers")
-	// turnSuccess etc. are the message types the client sends and reads.
+	// The message types the client sends and reads.
 	turnAllocate   = stun.NewType(stun.MethodAllocate, stun.ClassRequest)
 	turnRefresh    = stun.NewType(stun.MethodRefresh, stun.ClassRequest)
 	turnBind       = stun.NewType(stun.MethodChannelBind, stun.ClassRequest)
