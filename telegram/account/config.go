@@ -1,6 +1,7 @@
 package account
 
 import (
+	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -11,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	gotdlog "github.com/gotd/log"
 	"github.com/gotd/td/telegram"
 	"github.com/gotd/td/telegram/dcs"
 	"github.com/gotd/td/tg"
@@ -187,5 +189,26 @@ func (c Config) clientOptions() (telegram.Options, error) {
 			Ipv6:      addr.Addr().Is6(),
 		}}},
 		Resolver: dcs.Plain(dcs.PlainOptions{}),
+		// No gzip_packed: gotd packs every message over 1 KiB, and what
+		// the trunk sends that large is call signaling, end-to-end
+		// encrypted and therefore incompressible. tdlib sends a query
+		// packed only when gzip shrinks it below 90 % (NetQueryCreator::
+		// create, gzencode(…, 0.9)), so it sends these unpacked too. Each
+		// packing also costs a gzip writer of several hundred KiB that
+		// gotd's pool loses at every GC: garbage at call setup that
+		// leaves the heap fragmented (docs/performance.md, memory).
+		CompressThreshold: -1,
+		Logger:            gotdQuiet{},
 	}, nil
 }
+
+// gotdQuiet is gotd's logger: gotd's own records are not kept (the account
+// logs what an operator needs), as with gotd's default log.Nop. Unlike
+// log.Nop it is its own child logger, so gotd's per-request log.With (on
+// every RPC and message) does not wrap it in a new logger holding a copy
+// of the attributes: garbage at every call's signaling otherwise.
+type gotdQuiet struct{}
+
+func (gotdQuiet) Enabled(context.Context, gotdlog.Level) bool                 { return false }
+func (gotdQuiet) Log(context.Context, gotdlog.Level, string, ...gotdlog.Attr) {}
+func (q gotdQuiet) With(...gotdlog.Attr) gotdlog.Logger                       { return q }

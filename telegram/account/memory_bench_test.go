@@ -38,8 +38,15 @@ import (
 // (ACCOUNT_MEM_REFLECTORS=k, ACCOUNT_MEM_TURN=0 change that);
 // ACCOUNT_MEM_RELEASE=1 sets media.Transport.ReleaseUnusedRelays (and
 // measures 10 s after connecting, once the relays are gone);
+// ACCOUNT_MEM_GCS=k runs k collections before each sample instead of one
+// (a goroutine stack shrinks by at most half per collection);
+// ACCOUNT_MEM_STATS=1 logs (-test.v) each sample's MemStats: live heap
+// against heap in use (the difference is fragmentation: partly used
+// spans), stacks, and the runtime's own;
 // ACCOUNT_MEM_PROFILE=dir writes heap and goroutine profiles taken while
-// the calls are connected; -benchtime Nx repeats the call cycle N times
+// the calls are connected (and "online-", before any call: `go tool pprof
+// -sample_index=alloc_space -base online-heap.pb.gz channel-heap.pb.gz`
+// is what connecting the calls allocated); -benchtime Nx repeats the call cycle N times
 // (connect all, measure, hang up all, measure) and reports how the RSS
 // after hang-up moves from the first cycle to the last.
 
@@ -197,15 +204,30 @@ func newFleet(n int) (*memFleet, error) {
 // memSample is the process after a full collection.
 type memSample struct {
 	rss, heap  uint64 // bytes
+	stack      uint64 // bytes of goroutine stacks in use (MemStats.StackInuse)
 	goroutines int
 }
 
 func sampleMem(b *testing.B) memSample {
-	runtime.GC()
+	for range memGCs() {
+		runtime.GC()
+	}
 	debug.FreeOSMemory()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
-	return memSample{rss: vmRSS(b), heap: ms.HeapAlloc, goroutines: runtime.NumGoroutine()}
+	if os.Getenv("ACCOUNT_MEM_STATS") == "1" {
+		b.Logf("rss %d KiB: heap alloc %d inuse %d retained %d, stacks %d, spans %d, gc meta %d, other %d, buckhash %d",
+			vmRSS(b)>>10, ms.HeapAlloc>>10, ms.HeapInuse>>10, (ms.HeapSys-ms.HeapReleased)>>10, ms.StackInuse>>10,
+			ms.MSpanInuse>>10, ms.GCSys>>10, ms.OtherSys>>10, ms.BuckHashSys>>10)
+	}
+	return memSample{rss: vmRSS(b), heap: ms.HeapAlloc, stack: ms.StackInuse, goroutines: runtime.NumGoroutine()}
+}
+
+func memGCs() int {
+	if n, err := strconv.Atoi(os.Getenv("ACCOUNT_MEM_GCS")); err == nil && n >= 1 {
+		return n
+	}
+	return 1
 }
 
 // vmRSS is the resident set of this process (/proc/self/status VmRSS).
@@ -231,6 +253,7 @@ func vmRSS(b *testing.B) uint64 {
 func report(b *testing.B, what string, from, to memSample, n int) {
 	b.ReportMetric((float64(to.rss)-float64(from.rss))/float64(n)/1024, what+"-KiB-RSS")
 	b.ReportMetric((float64(to.heap)-float64(from.heap))/float64(n)/1024, what+"-KiB-heap")
+	b.ReportMetric((float64(to.stack)-float64(from.stack))/float64(n)/1024, what+"-KiB-stack")
 	b.ReportMetric(float64(to.goroutines-from.goroutines)/float64(n), what+"-goroutines")
 }
 
@@ -399,6 +422,7 @@ func BenchmarkChannelMemory(b *testing.B) {
 	peers := r.resolvePeers(b, f)
 	settle()
 	online := sampleMem(b)
+	writeProfiles(b, "online")
 	var firstIdle, lastIdle memSample
 	for it := 0; it < b.N; it++ {
 		calls, readers := connectAll(b, r, peers)

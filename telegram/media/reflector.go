@@ -84,9 +84,6 @@ type reflectorPort struct {
 	remoteTag atomic.Uint32
 	cand      atomic.Pointer[ice.CandidateRelay] // set before the candidate reaches the agent
 
-	wmu  sync.Mutex
-	wbuf []byte
-
 	closeOnce sync.Once
 	closeErr  error
 
@@ -104,13 +101,20 @@ func newReflectorPort(r Reflector, conn *net.UDPConn) *reflectorPort {
 		conn:      conn,
 		d:         newDemux(conn),
 		ownTag:    randomNonZero32(),
-		wbuf:      make([]byte, 0, maxDatagram+reflectorOverhead),
 	}
 	p.own = wire.Tag(r.PeerTag)
 	binary.LittleEndian.PutUint32(p.own[12:], p.ownTag)
 	p.udpAddr = net.UDPAddrFromAddrPort(p.addr)
 	return p
 }
+
+// reflectorWriteBufs hold a datagram while a reflector port wraps and sends
+// it: one write at a time per buffer, shared by every port of the process,
+// instead of a 2 KiB buffer kept by each port for the call's life.
+var reflectorWriteBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, maxDatagram+reflectorOverhead)
+	return &b
+}}
 
 // randomNonZero32 returns a random non-zero uint32 (tgcalls picks the own
 // random tag the same way).
@@ -259,10 +263,11 @@ func (p *reflectorPort) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, err
 	if len(b) > maxDatagram {
 		return 0, errReflectorTrunc
 	}
-	p.wmu.Lock()
-	p.wbuf = wire.AppendReflectorData(p.wbuf[:0], p.own, remote, p.ownTag, b)
-	_, err := p.conn.WriteToUDPAddrPort(p.wbuf, p.addr)
-	p.wmu.Unlock()
+	bp := reflectorWriteBufs.Get().(*[]byte)
+	buf := wire.AppendReflectorData((*bp)[:0], p.own, remote, p.ownTag, b)
+	_, err := p.conn.WriteToUDPAddrPort(buf, p.addr)
+	*bp = buf[:0]
+	reflectorWriteBufs.Put(bp)
 	if err != nil {
 		return 0, err
 	}

@@ -130,13 +130,13 @@ type Session struct {
 	dtlsConn  *dtls.Conn
 	conn      *ice.Conn
 
-	startCh      chan struct{}
+	connectTimer *time.Timer // the connect timeout, from Start; under mu
 	iceConnected chan struct{}
 	iceOnce      sync.Once
 	connected    chan struct{}
 	ended        atomic.Bool // fail has run: the hot paths check it, not ctx
 	done         chan struct{}
-	wg           sync.WaitGroup // every goroutine but the supervisor
+	wg           sync.WaitGroup // every goroutine of the session (teardown waits)
 
 	dtlsEP *dtlsEndpoint
 	keys   atomic.Pointer[srtpKeys]
@@ -205,7 +205,6 @@ func New(cfg Config) (*Session, error) {
 		cfg:          cfg,
 		t:            cfg.Transport,
 		log:          log,
-		startCh:      make(chan struct{}),
 		iceConnected: make(chan struct{}),
 		connected:    make(chan struct{}),
 		dc:           dataChannel{open: make(chan struct{})},
@@ -264,7 +263,9 @@ func New(cfg Config) (*Session, error) {
 		s.closeResources()
 		return nil, err
 	}
-	go s.supervise()
+	// The teardown runs once the session ends, on a goroutine of its own
+	// started then, not on one that waits for the call's whole life.
+	context.AfterFunc(s.ctx, s.teardown)
 	return s, nil
 }
 
@@ -310,7 +311,7 @@ func (s *Session) Start() error {
 		return fmt.Errorf("media: gather: %w", err)
 	}
 	s.started = true
-	close(s.startCh)
+	s.connectTimer = time.AfterFunc(s.cfg.ConnectTimeout, s.connectTimedOut)
 	for _, p := range s.ports {
 		s.wg.Add(1)
 		go s.runReflector(p)
@@ -398,24 +399,24 @@ func (s *Session) Close() error {
 	return nil
 }
 
-// supervise enforces the connect timeout and tears everything down once the
-// session ends.
-func (s *Session) supervise() {
-	defer close(s.done)
+// connectTimedOut ends a session that did not connect within
+// ConnectTimeout of Start.
+func (s *Session) connectTimedOut() {
 	select {
-	case <-s.startCh:
-		timer := time.NewTimer(s.cfg.ConnectTimeout)
-		select {
-		case <-timer.C:
-			s.fail(ErrConnectTimeout)
-		case <-s.connected:
-		case <-s.ctx.Done():
-		}
-		timer.Stop()
-	case <-s.ctx.Done():
+	case <-s.connected:
+	default:
+		s.fail(ErrConnectTimeout)
 	}
-	<-s.ctx.Done()
+}
+
+// teardown releases everything once the session has ended (context.AfterFunc
+// of its context) and then closes done.
+func (s *Session) teardown() {
+	defer close(s.done)
 	s.mu.Lock()
+	if s.connectTimer != nil {
+		s.connectTimer.Stop()
+	}
 	sched := s.sched
 	s.mu.Unlock()
 	if sched != nil {
