@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/stun/v4"
 )
 
 // sharedTransport is a loopback Transport on a new shared port; its
@@ -287,4 +288,12 @@ func TestSharedMuxClaim(t *testing.T) {
 	if c := m.conflicts.Load(); c != 3 {
 		t.Fatalf("conflicts = %d, want 3", c)
 	}
+}
+
+func stunRequest(t *testing.T, username string) []byte {
+	m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(username), stun.Fingerprint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Raw
 }
