@@ -122,7 +122,7 @@ func (m *sharedMux) isOwn(a netip.AddrPort) bool {
 	if int(a.Port()) != m.laddr.Port {
 		return false
 	}
-	ip := a.Addr()
+	ip := a.Addr().Unmap()
 	if !m.laddr.IP.IsUnspecified() {
 		own, ok := netip.AddrFromSlice(m.laddr.IP)
 		return ok && own.Unmap() == ip

@@ -297,3 +297,42 @@ func stunRequest(t *testing.T, username string) []byte {
 	}
 	return m.Raw
 }
+
+// A port bound to the unspecified address is its port on loopback and on
+// every address it announces; bound to one address, that address only.
+func TestSharedMuxOwnAddress(t *testing.T) {
+	for _, tc := range []struct {
+		bind string
+		own  func(port uint16, listen []net.Addr) []netip.AddrPort
+	}{
+		{"0.0.0.0:0", func(port uint16, listen []net.Addr) []netip.AddrPort {
+			out := []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port), netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port)}
+			for _, a := range listen {
+				out = append(out, a.(*net.UDPAddr).AddrPort())
+			}
+			return out
+		}},
+		{"127.0.0.1:0", func(port uint16, _ []net.Addr) []netip.AddrPort {
+			return []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), port)}
+		}},
+	} {
+		mux, closer, err := NewSharedPort(tc.bind, testLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := mux.(*sharedMux)
+		port := uint16(m.laddr.Port)
+		for _, a := range tc.own(port, m.GetListenAddresses()) {
+			if !m.isOwn(a) {
+				t.Errorf("%s: %v is not the port's own", tc.bind, a)
+			}
+			if m.isOwn(netip.AddrPortFrom(a.Addr(), port+1)) {
+				t.Errorf("%s: %v:%d is the port's own", tc.bind, a.Addr(), port+1)
+			}
+		}
+		if tc.bind == "127.0.0.1:0" && m.isOwn(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.2"), port)) {
+			t.Errorf("%s: another loopback address is the port's own", tc.bind)
+		}
+		_ = closer.Close()
+	}
+}
