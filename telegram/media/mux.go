@@ -25,6 +25,25 @@ import (
 // and what the Session reads directly once the pair is selected (a
 // directConn, direct.go): the datagram then goes from the shared reader to
 // ReadRTP with no other goroutine in between.
+//
+// A remote address belongs to one call at a time, the first that writes to
+// it or that it learns for, until that call leaves the port: a datagram
+// from an address carries nothing else that says which call it is for
+// (DTLS 1.2 has no connection id; pion's UDPMuxDefault has the same
+// limit). So a call's write to an address that belongs to another live
+// call on the port, or to the port itself, is dropped, not re-pointed
+// (claim): that happens when the two ends of two calls are the same two
+// addresses — a call between two accounts on this port (each end's host
+// candidate is the port), or two concurrent calls between two trunks'
+// shared ports. A binding request from an owned address that names
+// another call's ufrag is dropped too (route): the owner would only discard
+// it. The checks of that candidate pair then get no answer and the pair is
+// Failed (RFC 8445 §6.1.2.6: a check that never produced a response); the
+// other pairs go on and ICE selects one of them: a reflector or TURN
+// candidate, on a socket of its own. A call left without one does not
+// connect. Dropped writes are counted (conflicts) and logged once per call
+// at debug; dropped checks are counted with the other datagrams of no
+// call (unrouted).
 type sharedMux struct {
 	conn  *net.UDPConn
 	laddr *net.UDPAddr
@@ -42,6 +61,12 @@ type sharedMux struct {
 	w muxWriter
 
 	unrouted atomic.Uint64
+	// conflicts counts writes dropped because their address belongs to
+	// another call or is the port's own (claim).
+	conflicts atomic.Uint64
+	// listen is what GetListenAddresses last returned (the host candidate
+	// addresses of a port bound to the unspecified address).
+	listen atomic.Pointer[[]netip.Addr]
 }
 
 var _ ice.UDPMux = (*sharedMux)(nil)
@@ -72,6 +97,7 @@ func (m *sharedMux) GetListenAddresses() []net.Addr {
 		return []net.Addr{m.laddr}
 	}
 	var out []net.Addr
+	var ips []netip.Addr
 	for _, a := range addrs {
 		ipn, ok := a.(*net.IPNet)
 		if !ok || ipn.IP.IsLinkLocalUnicast() || ipn.IP.IsLoopback() {
@@ -81,8 +107,37 @@ func (m *sharedMux) GetListenAddresses() []net.Addr {
 			continue // an IPv4 socket has no IPv6 candidates
 		}
 		out = append(out, &net.UDPAddr{IP: ipn.IP, Port: m.laddr.Port})
+		if ip, ok := netip.AddrFromSlice(ipn.IP); ok {
+			ips = append(ips, ip.Unmap())
+		}
 	}
+	m.listen.Store(&ips)
 	return out
+}
+
+// isOwn reports whether a is this port's own address: what it is bound
+// to, or, bound to the unspecified address, its port on a loopback or
+// announced local address.
+func (m *sharedMux) isOwn(a netip.AddrPort) bool {
+	if int(a.Port()) != m.laddr.Port {
+		return false
+	}
+	ip := a.Addr().Unmap()
+	if !m.laddr.IP.IsUnspecified() {
+		own, ok := netip.AddrFromSlice(m.laddr.IP)
+		return ok && own.Unmap() == ip
+	}
+	if ip.IsLoopback() || ip.IsUnspecified() {
+		return true
+	}
+	if l := m.listen.Load(); l != nil {
+		for _, x := range *l {
+			if x == ip {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // GetConn implements ice.UDPMux: the call's connection for ufrag, shared by
@@ -168,30 +223,57 @@ func (m *sharedMux) route(b []byte, from netip.AddrPort) {
 			m.unrouted.Add(1)
 			return
 		}
+	} else if isBindingRequest(b) {
+		// A check from an owned address naming another call on the port
+		// (the address is that call's peer too: see sharedMux) is for
+		// neither: the owner would only discard it.
+		if u, ok := requestUfrag(b); ok && u != c.ufrag {
+			m.unrouted.Add(1)
+			return
+		}
 	}
 	c.deliver(b, from)
 }
 
-// learn maps a new remote address to a call by the local ufrag of a STUN
-// binding request's USERNAME ("local:remote" as seen by the receiver).
-func (m *sharedMux) learn(b []byte, from netip.AddrPort) *muxConn {
-	if !stun.IsMessage(b) {
-		return nil
+// isBindingRequest is a quick test for a STUN binding request (RFC 8489
+// §5: message type 0x0001, then the length, then the magic cookie).
+func isBindingRequest(b []byte) bool {
+	return len(b) >= 20 && b[0] == 0 && b[1] == 1 && stun.IsMessage(b)
+}
+
+// requestUfrag is the local ufrag of a STUN binding request's USERNAME
+// ("local:remote" as seen by the receiver, RFC 8445 §7.2.2).
+func requestUfrag(b []byte) (string, bool) {
+	if !isBindingRequest(b) {
+		return "", false
 	}
 	msg := &stun.Message{Raw: append([]byte(nil), b...)}
 	if msg.Decode() != nil {
-		return nil
+		return "", false
 	}
 	var user stun.Username
 	if user.GetFrom(msg) != nil {
-		return nil
+		return "", false
 	}
 	ufrag, _, ok := cutColon(string(user))
+	return ufrag, ok
+}
+
+// learn maps a new remote address to a call by the local ufrag of a STUN
+// binding request's USERNAME.
+func (m *sharedMux) learn(b []byte, from netip.AddrPort) *muxConn {
+	ufrag, ok := requestUfrag(b)
 	if !ok {
 		return nil
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if cur := m.byAddr[from]; cur != nil {
+		if cur.ufrag != ufrag {
+			return nil // claimed meanwhile by another call (see route)
+		}
+		return cur
+	}
 	c := m.byUfrag[ufrag]
 	if c != nil {
 		m.byAddr[from] = c
@@ -208,21 +290,42 @@ func cutColon(s string) (string, string, bool) {
 	return "", "", false
 }
 
-// register maps a remote address we send to onto c (pion's checks go out
-// before any answer comes back, as in UDPMuxDefault).
-func (m *sharedMux) register(c *muxConn, to netip.AddrPort) {
+// claim maps a remote address c sends to onto c (pion's checks go out
+// before any answer comes back, as in UDPMuxDefault) and reports whether c
+// may send there: false when the address belongs to another call on the
+// port or is the port's own (see sharedMux), and the datagram must be
+// dropped: its answers could not be told from the other call's datagrams.
+func (m *sharedMux) claim(c *muxConn, to netip.AddrPort) bool {
 	to = unmapAP(to)
 	m.mu.RLock()
 	cur := m.byAddr[to]
 	m.mu.RUnlock()
 	if cur == c {
-		return
+		return true
 	}
-	m.mu.Lock()
-	if !m.closed && m.byUfrag[c.ufrag] == c {
-		m.byAddr[to] = c
+	ok := false
+	if cur == nil && !m.isOwn(to) {
+		m.mu.Lock()
+		switch cur = m.byAddr[to]; {
+		case cur == c:
+			ok = true
+		case cur != nil:
+		case !m.closed && m.byUfrag[c.ufrag] == c:
+			m.byAddr[to] = c
+			ok = true
+		default:
+			ok = true // c has left the port: nothing to route back
+		}
+		m.mu.Unlock()
 	}
-	m.mu.Unlock()
+	if !ok {
+		m.conflicts.Add(1)
+		if c.conflicted.CompareAndSwap(false, true) {
+			m.log.Debug("remote address not used: it belongs to another call on the shared port or is the port itself",
+				"remote", to, "own", cur == nil)
+		}
+	}
+	return ok
 }
 
 // muxQueueLen bounds the datagrams queued for one call: at 50 pps a reader
@@ -249,6 +352,8 @@ type muxConn struct {
 	sink *Session
 
 	dropped atomic.Uint64
+	// conflicted: a write of this call was dropped by claim (logged once).
+	conflicted atomic.Bool
 }
 
 type muxPacket struct {
@@ -428,9 +533,12 @@ func (h *muxHandle) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 func (h *muxHandle) rawRead(b []byte) (int, netip.AddrPort, error) { return h.read(b, h.abortCh) }
 
 // WriteToAddrPort is pion's write: STUN checks; the address is mapped to
-// this call for the answers.
+// this call for the answers. A write claim refuses is dropped as if lost
+// on the way: the check times out and the pair fails.
 func (h *muxHandle) WriteToAddrPort(b []byte, addr netip.AddrPort) (int, error) {
-	h.m.register(h.muxConn, addr)
+	if !h.m.claim(h.muxConn, addr) {
+		return len(b), nil
+	}
 	return h.m.conn.WriteToUDPAddrPort(b, addr)
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
-	"github.com/pion/stun/v4"
 )
 
 // batch is what one read callback got.
@@ -182,14 +181,6 @@ func TestSharedMuxUnrouted(t *testing.T) {
 	if queued != 2 || m.unrouted.Load() != 2 {
 		t.Fatalf("queued %d, unrouted %d", queued, m.unrouted.Load())
 	}
-}
-
-func stunRequest(t *testing.T, username string) []byte {
-	m, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(username), stun.Fingerprint)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return m.Raw
 }
 
 // A port bound to the unspecified address offers every local IPv4 address

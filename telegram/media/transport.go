@@ -27,7 +27,8 @@ type Transport struct {
 	PortMin, PortMax uint16
 	// UDPMux, when set, carries the host candidates of every call on one
 	// shared UDP port (see NewSharedPort). The remote side must then use
-	// distinct addresses per call, which Telegram peers do.
+	// distinct addresses per call, which Telegram peers do; a call whose
+	// remote is another call's, or the port itself, gets no host pair.
 	UDPMux ice.UDPMux
 	// PublicIPs are announced instead of the host addresses (NAT 1:1).
 	PublicIPs []string
@@ -99,6 +100,11 @@ type ICEServer struct {
 // returns an ICE mux that lets every call's agent use it for host candidates.
 // The socket is read in batches by one goroutine that hands each datagram to
 // its call (mux.go); a call reads its media from there directly.
+// Datagrams are told apart by their remote address, so a host pair whose
+// remote address belongs to another live call on the port (two concurrent
+// calls between two such ports) or is the port itself (a call between two
+// accounts on it) is not used: its checks are dropped and ICE selects a
+// reflector or TURN pair instead (sharedMux).
 // Close the returned Closer after the last call using it has closed. The
 // mux logs to log (nil: slog.Default()).
 func NewSharedPort(addr string, log *slog.Logger) (ice.UDPMux, io.Closer, error) {
