@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -169,6 +170,14 @@ func TestServeCallAndDrain(t *testing.T) {
 		t.Error("no 180 before the 200")
 	}
 	checkToneHeard(t, user, out.Media())
+	// The trunk's Telegram media came from its shared port
+	// (telegram.media_port, on by default), not from a socket of the call.
+	port := regexp.MustCompile(`"msg":"telegram media port"[^}]*"addrs":"\[([^\]]+)\]"`).FindStringSubmatch(sr.logs.String())
+	if port == nil {
+		t.Errorf("no telegram media port logged:\n%s", sr.logs.String())
+	} else if st := user.Conn().Stats(); st.RemoteCandidateType != "host" || st.RemoteAddress != port[1] {
+		t.Errorf("the Telegram user's media pair is %s %s, want the trunk's shared port %s", st.RemoteCandidateType, st.RemoteAddress, port[1])
+	}
 	if !strings.Contains(sr.logs.String(), "needs login") || !strings.Contains(sr.logs.String(), `"account":"spare"`) {
 		t.Errorf("the account without a session is not reported:\n%s", sr.logs.String())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -49,6 +50,12 @@ type trunkParts struct {
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// The Telegram media port (telegram.media_port), opened by Start when
+	// mediaListen is set and closed after the accounts.
+	tr          *media.Transport
+	mediaListen string
+	mediaPort   io.Closer
 }
 
 // buildTrunk turns a loaded configuration into the trunk's parts; nothing
@@ -58,15 +65,16 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 		opts.Logger = slog.Default()
 	}
 	log := opts.Logger
-	tr := opts.Transport
+	tr, listen := opts.Transport, ""
 	if tr == nil {
 		tr = transportFor(c, log)
+		listen = mediaPortListen(c, tr)
 	}
 	srv, err := sip.NewServer(c.SIP, log.With("part", "sip"))
 	if err != nil {
 		return nil, fmt.Errorf("sip: %w", err)
 	}
-	p := &trunkParts{SIP: srv, log: log, opts: opts, grace: c.Drain.Grace}
+	p := &trunkParts{SIP: srv, log: log, opts: opts, grace: c.Drain.Grace, tr: tr, mediaListen: listen}
 	// The accounts hand incoming calls to the trunk, which is built from
 	// the accounts: the handler reads p.Trunk, set below before any
 	// account runs (Start).
@@ -131,12 +139,64 @@ func transportFor(c *config.Config, log *slog.Logger) *media.Transport {
 	return t
 }
 
+// mediaPortListen is the address of the shared Telegram media port for
+// transport t (transportFor), or "" for sockets per call. A transport kept
+// on loopback (the emulator) gets an unspecified address's loopback
+// counterpart: the shared port announces no loopback address when bound
+// to an unspecified one (sharedMux.GetListenAddresses).
+func mediaPortListen(c *config.Config, t *media.Transport) string {
+	mp := c.Telegram.MediaPort
+	if !mp.Shared {
+		return ""
+	}
+	ap, err := netip.ParseAddrPort(mp.Listen)
+	if err != nil || !t.IncludeLoopback || !ap.Addr().IsUnspecified() {
+		return mp.Listen // check-config has vetted it; Start reports a bad one
+	}
+	lo := netip.IPv6Loopback()
+	if ap.Addr().Is4() {
+		lo = netip.AddrFrom4([4]byte{127, 0, 0, 1})
+	}
+	return netip.AddrPortFrom(lo, ap.Port()).String()
+}
+
+// openMediaPort opens the shared Telegram media port, when there is one,
+// before any account runs (Start).
+func (p *trunkParts) openMediaPort() error {
+	if p.mediaListen == "" {
+		return nil
+	}
+	mux, closer, err := media.NewSharedPort(p.mediaListen, p.log.With("part", "telegram-media"))
+	if err != nil {
+		return fmt.Errorf("telegram media port: %w", err)
+	}
+	p.tr.UDPMux, p.mediaPort = mux, closer
+	p.log.Info("telegram media port", "listen", p.mediaListen, "addrs", fmt.Sprint(mux.GetListenAddresses()))
+	return nil
+}
+
+// closeMediaPort closes the shared port after the last call on it.
+func (p *trunkParts) closeMediaPort() {
+	if p.mediaPort == nil {
+		return
+	}
+	if err := p.mediaPort.Close(); err != nil {
+		p.log.Warn("telegram media port close", "err", err)
+	}
+	p.mediaPort = nil
+}
+
 // Start starts the trunk, which binds the SIP server (a busy port fails
 // here, before anything connects to Telegram), then runs the accounts,
 // each reconnecting on its own until Close. An account that cannot run
 // (it needs login, its session file is unusable) is logged and reported
 // to OnAccountEnd; the pool never leases it and the others go on.
 func (p *trunkParts) Start(ctx context.Context) error {
+	if err := p.openMediaPort(); err != nil {
+		p.SIP.Close()
+		p.stopAccounts()
+		return err
+	}
 	if err := p.Trunk.Start(); err != nil {
 		p.SIP.Close() // what the failed start opened
 		p.stopAccounts()
@@ -189,6 +249,7 @@ func (p *trunkParts) stopAccounts() {
 			p.log.Warn("telegram account close", "account", a.Name(), "err", err)
 		}
 	}
+	p.closeMediaPort() // every call on it has ended with its account
 }
 
 // mediaOptions is the calls' media settings from the config's media

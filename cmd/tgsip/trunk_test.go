@@ -37,3 +37,32 @@ func TestTransportFor(t *testing.T) {
 		}
 	}
 }
+
+// TestMediaPortListen: the shared Telegram media port's address as the
+// configuration gives it, moved to loopback when the transport stays on
+// loopback (the emulator) and the address is unspecified; none when the
+// port is not shared.
+func TestMediaPortListen(t *testing.T) {
+	for _, tc := range []struct {
+		listen string
+		shared bool
+		loop   bool
+		want   string
+	}{
+		{"0.0.0.0:0", true, false, "0.0.0.0:0"},
+		{"0.0.0.0:40500", true, true, "127.0.0.1:40500"},
+		{"[::]:0", true, true, "[::1]:0"},
+		{"127.0.0.1:40500", true, true, "127.0.0.1:40500"},
+		{"192.0.2.10:40500", true, false, "192.0.2.10:40500"},
+		{"0.0.0.0:0", false, false, ""},
+	} {
+		var c config.Config
+		c.Telegram.MediaPort = config.MediaPort{Shared: tc.shared, Listen: tc.listen}
+		if tc.loop {
+			c.Telegram.Accounts = []account.Config{{DCAddress: "127.0.0.1:4430"}}
+		}
+		if got := mediaPortListen(&c, transportFor(&c, quiet)); got != tc.want {
+			t.Errorf("%+v: %q, want %q", tc, got, tc.want)
+		}
+	}
+}

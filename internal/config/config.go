@@ -128,6 +128,23 @@ type Telegram struct {
 	// PeerFloodBackOff is how long an account rests after PEER_FLOOD,
 	// which Telegram sends without a wait time.
 	PeerFloodBackOff time.Duration `yaml:"peer_flood_backoff"`
+	// MediaPort is the UDP socket of the Telegram side's media.
+	MediaPort MediaPort `yaml:"media_port"`
+}
+
+// MediaPort is the UDP port the Telegram media of every call shares for
+// its host candidates (media.NewSharedPort): one socket read in batches
+// for all calls, and one port to open in a firewall. Relay candidates
+// (Telegram's reflectors, TURN) keep sockets of their own.
+type MediaPort struct {
+	// Shared turns it on (the default); false gives every call sockets
+	// of its own on ephemeral ports.
+	Shared bool `yaml:"shared"`
+	// Listen is its IP:port. Port 0 takes a free port at start; a fixed
+	// port suits a firewall rule. When every account's server is on
+	// loopback (the emulator), an unspecified IP (0.0.0.0, ::) means
+	// loopback, as all Telegram media then stays on the machine.
+	Listen string `yaml:"listen"`
 }
 
 // Server is an MTProto server.
@@ -206,8 +223,11 @@ const (
 	DefaultFillAfter         = time.Second
 	DefaultRetryAfter        = b2bua.DefaultRetryAfter
 	DefaultPeerFloodBackOff  = b2bua.DefaultPeerFloodBackOff
-	DefaultDrainGrace        = 60 * time.Second
-	DefaultLoginCode         = "12345"
+	// DefaultMediaPortListen is telegram.media_port.listen: IPv4, a free
+	// port chosen at start.
+	DefaultMediaPortListen = "0.0.0.0:0"
+	DefaultDrainGrace      = 60 * time.Second
+	DefaultLoginCode       = "12345"
 )
 
 // Default returns the configuration a file starts from: every key the
@@ -227,8 +247,9 @@ func Default() Config {
 			Timeout:   DefaultMediaTimeout,
 			FillAfter: DefaultFillAfter,
 		},
-		Telegram: Telegram{RetryAfter: DefaultRetryAfter, PeerFloodBackOff: DefaultPeerFloodBackOff},
-		Drain:    Drain{Grace: DefaultDrainGrace},
+		Telegram: Telegram{RetryAfter: DefaultRetryAfter, PeerFloodBackOff: DefaultPeerFloodBackOff,
+			MediaPort: MediaPort{Shared: true, Listen: DefaultMediaPortListen}},
+		Drain: Drain{Grace: DefaultDrainGrace},
 		Demo: Demo{
 			SIPListen:      netip.MustParseAddrPort("127.0.0.1:5060"),
 			EmulatorListen: netip.MustParseAddrPort("127.0.0.1:0"),

@@ -118,6 +118,11 @@ func (c *Config) problems(opts Options) []problem {
 	if c.Telegram.PeerFloodBackOff <= 0 {
 		add("telegram.peer_flood_backoff", "%s: use a positive duration (e.g. 24h)", c.Telegram.PeerFloodBackOff)
 	}
+	if mp := c.Telegram.MediaPort; mp.Shared {
+		if _, err := netip.ParseAddrPort(mp.Listen); err != nil {
+			add("telegram.media_port.listen", "%q: use IP:port, e.g. 0.0.0.0:40500 (port 0: a free one at start)", mp.Listen)
+		}
+	}
 	// Routing: package b2bua's own checks.
 	if err := c.Routing.Validate(); err != nil {
 		ps = append(ps, problem{path: pathFromMessage(err.Error()), msg: err.Error()})
