@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/tgsip/tgsip/internal/config"
@@ -35,5 +36,21 @@ func TestTransportFor(t *testing.T) {
 		if !tc.loop && tr.IPFilter != nil {
 			t.Errorf("%s: IP filter set for a remote server", tc.name)
 		}
+	}
+}
+
+// TestPollersFor: the trunk reads its SIP sockets with one Poller per CPU
+// the runtime uses (on Linux; none elsewhere).
+func TestPollersFor(t *testing.T) {
+	ps := pollersFor(transportFor(&config.Config{}, quiet), quiet)
+	for _, p := range ps {
+		p.Close()
+	}
+	want := runtime.GOMAXPROCS(0)
+	if runtime.GOOS != "linux" {
+		want = 0
+	}
+	if len(ps) != want {
+		t.Fatalf("%d pollers, want %d", len(ps), want)
 	}
 }
