@@ -114,7 +114,7 @@ func (s *Server) defaultEngine(port *RTPPort, policy sdp.SRTPPolicy, latch bool)
 		sess:  sdp.NewSession(cfg, local, nil),
 		port:  port,
 		agent: s.cfg.UserAgent,
-		opts:  rtpendpoint.Options{Latch: latch, Scheduler: s.rtcp, Logger: s.log},
+		opts:  rtpendpoint.Options{Latch: latch, Scheduler: s.rtcp, Poller: s.poller(), Logger: s.log},
 	}
 }
 

@@ -48,6 +48,11 @@ type Server struct {
 	// rtcp sends the RTCP reports of every call's endpoint from one
 	// goroutine; Close stops it after the last call.
 	rtcp *rtpendpoint.Scheduler
+	// pollers, when set (UsePollers), read the RTP sockets of the calls
+	// whose bridge takes packets by push, the calls spread over them in
+	// turn (nextPoller); Close closes them after the last call.
+	pollers    []*rtpendpoint.Poller
+	nextPoller atomic.Uint32
 
 	mu      sync.Mutex
 	bound   map[Transport]netip.AddrPort
@@ -329,6 +334,26 @@ func (s *Server) Close() error {
 		// Every call has ended (its finish closed its endpoint) once
 		// work is idle: the reports are done.
 		s.rtcp.Close()
+		for _, p := range s.pollers {
+			p.Close()
+		}
 	})
 	return nil
+}
+
+// UsePollers makes the RTP endpoints of the calls push through the
+// pollers (rtpendpoint.Options.Poller), each new call on the next one in
+// turn, when their bridge takes packets by push (passthrough): a goroutine
+// per Poller reads the sockets of all its calls instead of one goroutine
+// per call. A Poller uses one CPU at most: give one per CPU. Call it
+// before Start; the server owns the pollers from then on and closes them
+// in Close, after the last call's endpoint.
+func (s *Server) UsePollers(ps ...*rtpendpoint.Poller) { s.pollers = ps }
+
+// poller is the Poller of a new call's endpoint, nil without pollers.
+func (s *Server) poller() *rtpendpoint.Poller {
+	if len(s.pollers) == 0 {
+		return nil
+	}
+	return s.pollers[int(s.nextPoller.Add(1)-1)%len(s.pollers)]
 }

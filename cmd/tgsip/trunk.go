@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/tgsip/tgsip/internal/config"
 	"github.com/tgsip/tgsip/rtpbridge/codec"
 	"github.com/tgsip/tgsip/sip"
+	"github.com/tgsip/tgsip/sip/rtpendpoint"
 	"github.com/tgsip/tgsip/telegram/account"
 	"github.com/tgsip/tgsip/telegram/media"
 	"github.com/tgsip/tgsip/telegram/tgcall"
@@ -118,6 +120,27 @@ func buildTrunk(c *config.Config, opts trunkOptions) (*trunkParts, error) {
 	return p, nil
 }
 
+// pollersFor are the SIP server's RTP pollers (sip.Server.UsePollers), one
+// per CPU the runtime uses: each reads the SIP sockets of its passthrough
+// calls from one goroutine and holds the Telegram transport's writes while
+// it handles one wake-up's sockets, so that on a shared Telegram port
+// (Transport.UDPMux) the packets of that wake-up toward Telegram leave in
+// one sendmmsg(2) (docs/performance.md, "Passthrough, session 5"). None
+// where the system has no Poller (not Linux): each endpoint then reads
+// from a goroutine of its own.
+func pollersFor(tr *media.Transport, log *slog.Logger) []*rtpendpoint.Poller {
+	var ps []*rtpendpoint.Poller
+	for range runtime.GOMAXPROCS(0) {
+		p, err := rtpendpoint.NewPoller(rtpendpoint.PollerOptions{BeforeBatch: tr.HoldWrites, AfterBatch: tr.ReleaseWrites})
+		if err != nil {
+			log.Debug("no RTP poller: a goroutine per SIP endpoint", "err", err)
+			break
+		}
+		ps = append(ps, p)
+	}
+	return ps
+}
+
 // transportFor is the Telegram media transport a configuration implies:
 // when every account's server is on loopback (the emulator: tests, a
 // local demo), candidates stay on loopback too, so no media leaves the
@@ -197,6 +220,9 @@ func (p *trunkParts) Start(ctx context.Context) error {
 		p.stopAccounts()
 		return err
 	}
+	// After the media port: the pollers' hooks read the transport's
+	// UDPMux, which openMediaPort sets.
+	p.SIP.UsePollers(pollersFor(p.tr, p.log)...)
 	if err := p.Trunk.Start(); err != nil {
 		p.SIP.Close() // what the failed start opened
 		p.stopAccounts()

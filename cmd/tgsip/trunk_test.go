@@ -2,6 +2,7 @@ package main
 
 import (
 	"net"
+	"runtime"
 	"testing"
 
 	"github.com/tgsip/tgsip/internal/config"
@@ -64,5 +65,21 @@ func TestMediaPortListen(t *testing.T) {
 		if got := mediaPortListen(&c, transportFor(&c, quiet)); got != tc.want {
 			t.Errorf("%+v: %q, want %q", tc, got, tc.want)
 		}
+	}
+}
+
+// TestPollersFor: the trunk reads its SIP sockets with one Poller per CPU
+// the runtime uses (on Linux; none elsewhere).
+func TestPollersFor(t *testing.T) {
+	ps := pollersFor(transportFor(&config.Config{}, quiet), quiet)
+	for _, p := range ps {
+		p.Close()
+	}
+	want := runtime.GOMAXPROCS(0)
+	if runtime.GOOS != "linux" {
+		want = 0
+	}
+	if len(ps) != want {
+		t.Fatalf("%d pollers, want %d", len(ps), want)
 	}
 }

@@ -184,6 +184,9 @@ func runGen(o options, log *slog.Logger) error {
 	if !o.poller {
 		cmd.Env = append(cmd.Env, "PERFRELAY_NOPOLLER=1")
 	}
+	if !o.hold {
+		cmd.Env = append(cmd.Env, "PERFRELAY_NOHOLD=1")
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL} // ends with the generator, however it ends
 	if o.heapAll {
 		cmd.Env = append(cmd.Env, "PERFRELAY_MEMPROFILE=1")
@@ -392,8 +395,8 @@ func runGen(o options, log *slog.Logger) error {
 
 	// Report.
 	secs := o.dur.Seconds()
-	fmt.Printf("perfrelay: %d calls on %d trunk accounts, codec %s, window %v after %v warm-up, relay pinned to CPU %d (GOMAXPROCS=%d, SIP poller %v)\n",
-		o.calls, o.accounts, o.codec, o.dur, o.warm, o.relayCPU, o.relayProcs, o.poller)
+	fmt.Printf("perfrelay: %d calls on %d trunk accounts, codec %s, window %v after %v warm-up, relay pinned to CPU %d (GOMAXPROCS=%d, SIP poller %v, held writes %v)\n",
+		o.calls, o.accounts, o.codec, o.dur, o.warm, o.relayCPU, o.relayProcs, o.poller, o.poller && o.hold)
 	due := uint64(float64(o.calls) * 50 * secs)
 	fmt.Printf("generator sent %.1f %% of the %d packets due per path (below ~99 %% it could not keep up: latency then measures the generator)\n",
 		100*float64(g.paths[pathDirect].sent.Load())/float64(due), due)

@@ -8,7 +8,8 @@
 // and starts the relay: itself with -relay, pinned with taskset to another
 // core, GOMAXPROCS=1. The relay logs N trunk accounts in (one per call,
 // as the issue counts memory "with its Telegram account"), all on one
-// shared UDP port as serve does, and on the generator's request bridges
+// shared UDP port (media.NewSharedPort; serve does not set one up today),
+// and on the generator's request bridges
 // each call as b2bua.Media does: sip/rtpendpoint (SDES-SRTP) ⇄ rtpbridge ⇄
 // tgcall.Conn (DTLS-SRTP). Generator and relay talk JSON lines over the
 // relay's stdin/stdout.
@@ -47,6 +48,7 @@ func main() {
 	flag.BoolVar(&o.heapAll, "heapall", false, "the relay's heap profile records every allocation (slows the relay: not for CPU numbers)")
 	flag.IntVar(&o.par, "par", 4, "calls set up in parallel")
 	flag.BoolVar(&o.poller, "poller", true, "the relay's SIP endpoints push through one shared rtpendpoint.Poller (else a reading goroutine each)")
+	flag.BoolVar(&o.hold, "hold", true, "with -poller: the Poller holds the shared Telegram port's writes for each wake-up's batch (one sendmmsg), as the trunk does")
 	flag.IntVar(&o.tgFrame, "tg-frame", 20, "transcoding: ms of Opus per packet the Telegram user sends, 20, 40 or 60 (tgcalls sends 60)")
 	flag.Parse()
 	if o.tgFrame != 20 && o.tgFrame != 40 && o.tgFrame != 60 {
@@ -84,6 +86,7 @@ type options struct {
 	idle       bool
 	relayProcs int
 	poller     bool
+	hold       bool // the Poller holds the Telegram port's writes per wake-up
 	tgFrame    int // ms of audio per packet the Telegram user sends when transcoding
 }
 

@@ -91,6 +91,7 @@ type relay struct {
 	out     *json.Encoder
 	outMu   sync.Mutex
 	engines []*tgcall.Client
+	tr      *media.Transport // every account's, on one shared port (login)
 	sched   *rtpendpoint.Scheduler
 	poller  *rtpendpoint.Poller // nil: each endpoint pushes from a goroutine of its own
 	medMu   sync.Mutex
@@ -130,9 +131,15 @@ func runRelay(log *slog.Logger) error {
 		runtime.MemProfileRate = 1 // every allocation in the heap profile
 	}
 	mem0 := measureMem()
-	r := &relay{log: log, out: json.NewEncoder(os.Stdout), sched: rtpendpoint.NewScheduler(0)}
+	r := &relay{log: log, out: json.NewEncoder(os.Stdout), sched: rtpendpoint.NewScheduler(0), tr: loopbackTransport(log)}
 	if os.Getenv("PERFRELAY_NOPOLLER") == "" {
-		p, err := rtpendpoint.NewPoller()
+		var po rtpendpoint.PollerOptions
+		if os.Getenv("PERFRELAY_NOHOLD") == "" {
+			// As the trunk wires it: the SIP → Telegram packets of one
+			// wake-up leave the shared Telegram port in one sendmmsg.
+			po.BeforeBatch, po.AfterBatch = r.tr.HoldWrites, r.tr.ReleaseWrites
+		}
+		p, err := rtpendpoint.NewPoller(po)
 		if err != nil {
 			return err
 		}
@@ -221,7 +228,7 @@ func (r *relay) login(ctx context.Context, m msg) error {
 	if err != nil {
 		return err
 	}
-	tr := loopbackTransport(r.log)
+	tr := r.tr
 	tr.UDPMux = mux
 	r.engines = make([]*tgcall.Client, len(m.Phones))
 	sem := make(chan struct{}, 4) // logins at once: gotd's key exchange is CPU-bound and times out when too many share a core

@@ -41,6 +41,8 @@ type Poller struct {
 	batch  [pollEvents]*pollSlot
 	waitFn func(uintptr) bool
 	readFn func(uintptr) bool
+	before func()
+	after  func()
 	rx     *udpbatch.Batch
 	got    int
 	errno  syscall.Errno
@@ -54,7 +56,7 @@ type pollSlot struct {
 }
 
 // NewPoller starts a Poller (one goroutine). Close it after its endpoints.
-func NewPoller() (*Poller, error) {
+func NewPoller(opt PollerOptions) (*Poller, error) {
 	fd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("rtpendpoint: epoll_create1: %w", err)
@@ -71,6 +73,7 @@ func NewPoller() (*Poller, error) {
 	}
 	p := &Poller{epfd: fd, file: f, rc: rc, done: make(chan struct{}), byEP: map[*Endpoint]int32{}, rx: udpbatch.New(pollBatch, bufSize)}
 	p.waitFn, p.readFn = p.wait, p.recv
+	p.before, p.after = opt.BeforeBatch, opt.AfterBatch
 	go p.run()
 	return p, nil
 }
@@ -187,9 +190,15 @@ func (p *Poller) wait(fd uintptr) bool {
 		}
 		p.mu.Unlock()
 		now := time.Now()
+		if k > 0 && p.before != nil {
+			p.before()
+		}
 		for i := range k {
 			p.handle(p.batch[i], now)
 			p.batch[i] = nil
+		}
+		if k > 0 && p.after != nil {
+			p.after()
 		}
 		if n < pollEvents {
 			return false

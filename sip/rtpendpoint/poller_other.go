@@ -8,7 +8,9 @@ import "errors"
 type Poller struct{}
 
 // NewPoller fails outside Linux.
-func NewPoller() (*Poller, error) { return nil, errors.New("rtpendpoint: no poller on this system") }
+func NewPoller(PollerOptions) (*Poller, error) {
+	return nil, errors.New("rtpendpoint: no poller on this system")
+}
 
 // Close does nothing.
 func (p *Poller) Close() {}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -41,7 +42,7 @@ func (p *pushed) next(t *testing.T) []byte {
 func forPushModes(t *testing.T, test func(t *testing.T, opt Options)) {
 	t.Run("goroutine", func(t *testing.T) { test(t, Options{}) })
 	t.Run("poller", func(t *testing.T) {
-		p, err := NewPoller()
+		p, err := NewPoller(PollerOptions{})
 		if err != nil {
 			t.Skip(err)
 		}
@@ -277,7 +278,7 @@ func TestPushRTPNoAllocs(t *testing.T) {
 // peer's packets, in order, to its own deliver, with packets of all
 // interleaved; an endpoint that stops or closes leaves the others going.
 func TestPollerManyEndpoints(t *testing.T) {
-	poller, err := NewPoller()
+	poller, err := NewPoller(PollerOptions{})
 	if err != nil {
 		t.Skip(err)
 	}
@@ -339,7 +340,7 @@ func BenchmarkPushReceive(b *testing.B) {
 		b.Run(mode, func(b *testing.B) {
 			var opt Options
 			if mode == "poller" {
-				p, err := NewPoller()
+				p, err := NewPoller(PollerOptions{})
 				if err != nil {
 					b.Skip(err)
 				}
@@ -391,7 +392,7 @@ func BenchmarkPushReceive(b *testing.B) {
 // packet arrives to wake it again (the sockets are edge-triggered, and a
 // recvmmsg takes 8 at most).
 func TestPollerBurst(t *testing.T) {
-	poller, err := NewPoller()
+	poller, err := NewPoller(PollerOptions{})
 	if err != nil {
 		t.Skip(err)
 	}
@@ -415,4 +416,82 @@ func TestPollerBurst(t *testing.T) {
 	time.Sleep(20 * time.Millisecond) // let them reach the socket
 	close(release)
 	eventually(t, "the burst delivered", func() bool { return n.Load() == burst+1 })
+}
+
+// TestPollerBatchHooks: PollerOptions.BeforeBatch and AfterBatch bracket
+// each batch of ready sockets, every deliver runs between them, and the
+// packets that reached several sockets while the Poller was busy are
+// handled in one batch (what lets the b2bua send them toward Telegram in
+// one sendmmsg).
+func TestPollerBatchHooks(t *testing.T) {
+	var (
+		mu                    sync.Mutex
+		open                  bool
+		batches, befores, bad int
+		batchOf               = map[byte]int{}
+	)
+	poller, err := NewPoller(PollerOptions{
+		BeforeBatch: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if open {
+				bad++
+			}
+			open = true
+			befores++
+			batches++
+		},
+		AfterBatch: func() {
+			mu.Lock()
+			defer mu.Unlock()
+			if !open {
+				bad++
+			}
+			open = false
+		},
+	})
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(poller.Close)
+	const n = 5
+	entered, release := make(chan struct{}), make(chan struct{})
+	var first sync.Once
+	var delivered atomic.Int64
+	prs := make([]*pair, n)
+	for i := range prs {
+		prs[i] = newPair(t, newKeys(t, sdp.AESCM128HMACSHA180, false), true, Options{Poller: poller}, nil)
+		stop := prs[i].ep.PushRTP(func(b []byte) {
+			mu.Lock()
+			if !open {
+				bad++
+			}
+			batchOf[b[rtpHeaderLen]] = batches
+			mu.Unlock()
+			first.Do(func() { close(entered); <-release })
+			delivered.Add(1)
+		})
+		defer stop()
+	}
+	prs[0].peer.send([]byte{0xff})
+	<-entered
+	for i, pr := range prs {
+		pr.peer.send([]byte{byte(i)})
+	}
+	time.Sleep(20 * time.Millisecond) // let them reach the sockets
+	close(release)
+	eventually(t, "all delivered", func() bool { return delivered.Load() == n+1 })
+	mu.Lock()
+	defer mu.Unlock()
+	if bad != 0 || open {
+		t.Fatalf("%d delivers or hooks out of order (open after: %v)", bad, open)
+	}
+	if befores != 2 {
+		t.Errorf("%d batches, want 2 (the first packet, then the %d that came meanwhile)", befores, n)
+	}
+	for i := range n {
+		if batchOf[byte(i)] != batchOf[0] || batchOf[0] == batchOf[0xff] {
+			t.Fatalf("packets by batch: %v", batchOf)
+		}
+	}
 }
