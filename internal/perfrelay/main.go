@@ -87,7 +87,7 @@ type options struct {
 	relayProcs int
 	poller     bool
 	hold       bool // the Poller holds the Telegram port's writes per wake-up
-	tgFrame    int // ms of audio per packet the Telegram user sends when transcoding
+	tgFrame    int  // ms of audio per packet the Telegram user sends when transcoding
 }
 
 // tgPer is how many 20 ms slots one Telegram user's packet spans.

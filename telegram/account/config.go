@@ -1,7 +1,6 @@
 package account
 
 import (
-	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/pem"
@@ -12,10 +11,11 @@ import (
 	"strconv"
 	"strings"
 
-	gotdlog "github.com/gotd/log"
 	"github.com/gotd/td/telegram"
 	"github.com/gotd/td/telegram/dcs"
 	"github.com/gotd/td/tg"
+
+	"github.com/tgsip/tgsip/internal/gotdquiet"
 )
 
 // Environment variables that supply the API credentials when the config
@@ -198,17 +198,6 @@ func (c Config) clientOptions() (telegram.Options, error) {
 		// gotd's pool loses at every GC: garbage at call setup that
 		// leaves the heap fragmented (docs/performance.md, memory).
 		CompressThreshold: -1,
-		Logger:            gotdQuiet{},
+		Logger:            gotdquiet.Logger{},
 	}, nil
 }
-
-// gotdQuiet is gotd's logger: gotd's own records are not kept (the account
-// logs what an operator needs), as with gotd's default log.Nop. Unlike
-// log.Nop it is its own child logger, so gotd's per-request log.With (on
-// every RPC and message) does not wrap it in a new logger holding a copy
-// of the attributes: garbage at every call's signaling otherwise.
-type gotdQuiet struct{}
-
-func (gotdQuiet) Enabled(context.Context, gotdlog.Level) bool                 { return false }
-func (gotdQuiet) Log(context.Context, gotdlog.Level, string, ...gotdlog.Attr) {}
-func (q gotdQuiet) With(...gotdlog.Attr) gotdlog.Logger                       { return q }

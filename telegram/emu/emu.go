@@ -43,6 +43,8 @@ import (
 	"github.com/gotd/td/tg"
 	"github.com/gotd/td/tgtest"
 	"github.com/gotd/td/transport"
+
+	"github.com/tgsip/tgsip/internal/gotdquiet"
 )
 
 // DC is the data-center id the emulator serves.
@@ -374,6 +376,12 @@ func ClientOptionsFor(addr netip.AddrPort, key *rsa.PublicKey) telegram.Options 
 			Static:    true,
 		}}},
 		Resolver: dcs.Plain(dcs.PlainOptions{}),
+		// As a trunk account has them (telegram/account): no gzip_packed
+		// (tdlib packs only what gzip shrinks below 90 %, and call
+		// signaling is encrypted) and a logger gotd need not wrap on
+		// every message. Callers may set their own.
+		CompressThreshold: -1,
+		Logger:            gotdquiet.Logger{},
 	}
 }
 
