@@ -75,7 +75,7 @@ func (s *Session) runDataChannel(conn *dtls.Conn) {
 	assoc, err := sctp.ClientContext(s.ctx,
 		sctp.WithNetConn(conn),
 		sctp.WithMaxMessageSize(dataChannelMaxSize),
-		sctp.WithLoggerFactory(pionLoggerFactory{log: s.log}),
+		sctp.WithLoggerFactory(s.pionLogs()),
 	)
 	if err != nil {
 		s.log.Debug("data channel: sctp association", "err", err)
@@ -88,7 +88,7 @@ func (s *Session) runDataChannel(conn *dtls.Conn) {
 	cfg := &datachannel.Config{
 		ChannelType:   datachannel.ChannelTypeReliable,
 		Label:         dataChannelLabel,
-		LoggerFactory: pionLoggerFactory{log: s.log},
+		LoggerFactory: s.pionLogs(),
 	}
 	var ch *datachannel.DataChannel
 	if s.cfg.Outgoing {

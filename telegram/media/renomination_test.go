@@ -28,7 +28,8 @@ func TestRenominationFollowed(t *testing.T) {
 	if !newSession(t, Config{P2PAllowed: true}).LocalParameters().Renomination {
 		t.Error("LocalParameters does not announce renomination")
 	}
-	opts, _ := agentOptions(loopbackTransport(), &Config{P2PAllowed: true}, slog.New(slog.DiscardHandler))
+	discard := slog.New(slog.DiscardHandler)
+	opts, _ := agentOptions(loopbackTransport(), &Config{P2PAllowed: true}, discard, pionLoggerFactory{log: discard})
 	ours, err := ice.NewAgentWithOptions(opts...)
 	if err != nil {
 		t.Fatal(err)

@@ -226,7 +226,7 @@ func New(cfg Config) (*Session, error) {
 	if s.net, err = s.t.sessionNet(); err != nil {
 		return nil, fmt.Errorf("media: network: %w", err)
 	}
-	opts, turnURLs := agentOptions(s.t, &s.cfg, log)
+	opts, turnURLs := agentOptions(s.t, &s.cfg, log, s.pionLogs())
 	s.turnURLs = turnURLs
 	opts = append(opts, ice.WithNet(s.net))
 	if s.agent, err = ice.NewAgentWithOptions(opts...); err != nil {
@@ -390,6 +390,11 @@ func (s *Session) fail(err error) {
 	s.cancel()
 }
 
+// pionLogs is the logger factory of the session's pion parts (pionlog.go).
+func (s *Session) pionLogs() pionLoggerFactory {
+	return pionLoggerFactory{log: s.log, ended: &s.ended}
+}
+
 // Close ends the session, closes every socket and waits for every goroutine
 // the session started. It is idempotent and safe concurrently with ReadRTP
 // and WriteRTP, which then return an error.
@@ -501,7 +506,7 @@ func (s *Session) run(conn *ice.Conn, isClient bool, fps []Fingerprint) {
 		dtls.WithVerifyPeerCertificate(func(raw [][]byte, _ [][]*x509.Certificate) error {
 			return verifyFingerprint(raw, fps)
 		}),
-		dtls.WithLoggerFactory(pionLoggerFactory{log: s.log}),
+		dtls.WithLoggerFactory(s.pionLogs()),
 	}
 	var dc *dtls.Conn
 	var err error

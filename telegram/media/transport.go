@@ -155,7 +155,7 @@ func iceURIs(servers []ICEServer, turnOnly bool, log *slog.Logger) []*stun.URI {
 
 // agentOptions builds the pion agent options of one call, and returns the
 // UDP TURN servers apart: the Session allocates on those itself (turn.go).
-func agentOptions(t *Transport, cfg *Config, log *slog.Logger) ([]ice.AgentOption, []*stun.URI) {
+func agentOptions(t *Transport, cfg *Config, log *slog.Logger, lf pionLoggerFactory) ([]ice.AgentOption, []*stun.URI) {
 	netTypes := []ice.NetworkType{ice.NetworkTypeUDP4}
 	if t.IPv6 {
 		netTypes = append(netTypes, ice.NetworkTypeUDP6)
@@ -189,7 +189,7 @@ func agentOptions(t *Transport, cfg *Config, log *slog.Logger) ([]ice.AgentOptio
 		ice.WithCandidateTypes(types),
 		ice.WithUrls(urls),
 		ice.WithMulticastDNSMode(ice.MulticastDNSModeDisabled),
-		ice.WithLoggerFactory(pionLoggerFactory{log: log}),
+		ice.WithLoggerFactory(lf),
 		ice.WithDisconnectedTimeout(disconnected),
 		ice.WithFailedTimeout(failed),
 	}
