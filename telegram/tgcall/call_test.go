@@ -74,6 +74,10 @@ func dial(t *testing.T, a, b *account) *tgcall.Call {
 // caller hears it ring.
 func ringing(t *testing.T, a, b *account) (out, in *tgcall.Call) {
 	t.Helper()
+	// b must be free to ring: a call an earlier test ended may still be
+	// finishing on its side (its discardCall RPC), and b would decline
+	// this one busy (one call per account).
+	released(t, b)
 	ring := ringOnly(b)
 	out = dial(t, a, b)
 	in = got(t, ring)
@@ -349,6 +353,7 @@ func TestCallDeclined(t *testing.T) {
 	out := dial(t, alice, bob)
 	ended(t, out, tgcall.CauseBusy, tgcall.DiscardBusy, true)
 	onTelegram(t, out.ID(), tgcall.DiscardBusy)
+	released(t, bob) // bob's side ends after its discardCall returns
 }
 
 func TestCallCancelBeforeAnswer(t *testing.T) {
