@@ -105,6 +105,18 @@ func (u *uac) invite(s *Server, callID string) *sip.Request {
 	return req
 }
 
+// answered sends the UAC's INVITE for callID to s and returns it with the
+// 200 it must get (a server that answers at once).
+func (u *uac) answered(ctx context.Context, t *testing.T, s *Server, callID string) (*sip.Request, *sip.Response) {
+	t.Helper()
+	inv := u.invite(s, callID)
+	res, err := u.cli.Do(ctx, inv)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE: %v %v", res, err)
+	}
+	return inv, res
+}
+
 // inDialog builds the UAC's request m within the dialog that inv opened
 // and res, our 2xx to it, confirmed: sent to our Contact, with our To tag;
 // an INVITE carries the UAC's Contact, and a body goes as SDP.
@@ -238,11 +250,7 @@ func TestAdvertisedAddresses(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "nat-1")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "nat-1")
 	ap, _ := s.Addr(UDP)
 	if c := res.Contact(); c == nil || c.Address.Host != "203.0.113.5" || c.Address.Port != int(ap.Port()) {
 		t.Errorf("Contact = %v", res.Contact())
@@ -283,11 +291,7 @@ func TestHangupBeforeAckWaitsForAck(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "early-hangup")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "early-hangup")
 	c := waitFor(t, got, "call")
 	ack := inDialog(inv, res, sip.ACK, 1, nil)
 	u.ackSent.Store(true)

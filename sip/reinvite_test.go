@@ -22,11 +22,7 @@ func TestReinviteBeforeAck(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "reinvite-before-ack")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "reinvite-before-ack")
 	c := waitFor(t, got, "call")
 	reinvite := func(cseq uint32) *sip.Response {
 		t.Helper()
@@ -147,11 +143,7 @@ func TestReofferWhilePeerReinviteAwaitsAck(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "reoffer-during-peer-reinvite")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "reoffer-during-peer-reinvite")
 	c := waitFor(t, got, "call")
 	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
@@ -256,11 +248,7 @@ func TestRetransmitted2xxToOurReinvite(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "retransmitted-2xx-reinvite")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "retransmitted-2xx-reinvite")
 	c := waitFor(t, got, "call")
 	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
@@ -349,11 +337,7 @@ func TestReinviteRightAfterAck(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "reinvite-right-after-ack")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "reinvite-right-after-ack")
 	c := waitFor(t, got, "call")
 	if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, 1, nil)); err != nil {
 		t.Fatal(err)
@@ -397,11 +381,7 @@ func TestSecondHoldKeepsItsOwnTime(t *testing.T) {
 	u := newUAC(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	inv := u.invite(s, "second-hold-own-time")
-	res, err := u.cli.Do(ctx, inv)
-	if err != nil || res.StatusCode != 200 {
-		t.Fatalf("INVITE: %v %v", res, err)
-	}
+	inv, res := u.answered(ctx, t, s, "second-hold-own-time")
 	c := waitFor(t, got, "call")
 	for cseq := uint32(1); cseq <= 2; cseq++ {
 		if err := u.cli.WriteRequest(inDialog(inv, res, sip.ACK, cseq, nil)); err != nil {
