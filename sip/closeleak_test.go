@@ -7,22 +7,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tgsip/tgsip/internal/stacks"
 )
 
 // udpDialReaders counts sipgo's readers of UDP sockets it dialled itself
 // (not our listeners, which sipgo reads in readListenerConnection called
 // from Serve).
 func udpDialReaders() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return bytes.Count(buf, []byte("(*TransportUDP).readUDPConnection("))
+	return bytes.Count(stacks.All(), []byte("(*TransportUDP).readUDPConnection("))
 }
 
 // TestCloseLeavesNoUDPDialSocket: requests that reach the UDP listener

@@ -1,15 +1,16 @@
 package media
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/pion/turn/v5"
+
+	"github.com/tgsip/tgsip/internal/stacks"
 )
 
 // TestOversizeDatagramDropped: a datagram larger than maxDatagram on the
@@ -119,16 +120,7 @@ func newTestTURN(t testing.TB) ICEServer {
 
 // goroutinesIn counts goroutines whose stack mentions fn.
 func goroutinesIn(fn string) int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
-	return strings.Count(string(buf), fn)
+	return bytes.Count(stacks.All(), []byte(fn))
 }
 
 // TestTURNRelayOnly: with P2P not allowed and no reflectors the call

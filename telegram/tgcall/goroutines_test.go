@@ -1,28 +1,20 @@
 package tgcall_test
 
 import (
-	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tgsip/tgsip/telegram/tgcall"
+
+	"github.com/tgsip/tgsip/internal/stacks"
 )
 
 // signalingGoroutines counts goroutines running code of signaling.go (the
 // signaling sender).
 func signalingGoroutines() int {
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if n < len(buf) {
-			buf = buf[:n]
-			break
-		}
-		buf = make([]byte, 2*len(buf))
-	}
 	count := 0
-	for _, g := range strings.Split(string(buf), "\n\n") {
+	for _, g := range strings.Split(string(stacks.All()), "\n\n") {
 		if strings.Contains(g, "telegram/tgcall/signaling.go") {
 			count++
 		}
