@@ -3,7 +3,6 @@ package b2bua
 import (
 	"context"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -11,6 +10,8 @@ import (
 
 	"github.com/tgsip/tgsip/sip/sdp"
 	"github.com/tgsip/tgsip/telegram/tgcall"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // benchWindow is how many packets the benchmarks keep in flight: enough to
@@ -121,7 +122,7 @@ func benchForward(b *testing.B, fromSIP bool) {
 	defer cancel()
 	var seq uint16
 	b.ReportAllocs()
-	cpu0 := processCPU()
+	cpu0 := cputime.Process()
 	n := 0
 	for b.Loop() {
 		select {
@@ -145,7 +146,7 @@ func benchForward(b *testing.B, fromSIP bool) {
 			b.Fatal("window not returned")
 		}
 	}
-	b.ReportMetric(float64(processCPU()-cpu0)/float64(n), "cpu-ns/pkt")
+	b.ReportMetric(float64(cputime.Process()-cpu0)/float64(n), "cpu-ns/pkt")
 	stop.Store(true)
 	seq++
 	if err := send(seq); err != nil {
@@ -177,13 +178,4 @@ func drainConn(c *tgcall.Conn) {
 			return
 		}
 	}
-}
-
-// processCPU is the CPU time (user+system) the process has used so far.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -28,7 +28,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"text/template"
 	"time"
@@ -37,6 +36,8 @@ import (
 	"github.com/tgsip/tgsip/internal/audiotest"
 	"github.com/tgsip/tgsip/internal/demo"
 	"github.com/tgsip/tgsip/telegram/emu"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // loadEnv reads the run's knobs from the environment.
@@ -155,15 +156,6 @@ func labelled(name string, start func() error) error {
 	var err error
 	pprof.Do(context.Background(), pprof.Labels("part", name), func(context.Context) { err = start() })
 	return err
-}
-
-// cpuTime is the process's CPU time so far (user + system).
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // goroutineStacks counts the process's goroutines by stack.
@@ -736,13 +728,13 @@ func TestLoadRun(t *testing.T) {
 	if t1 == 0 {
 		t1 = 500 * time.Millisecond // sip.Config's default
 	}
-	idleTrunk0, idleGen0, idleWall0 := tp.do(t, trunkCmd{Cmd: "stats"}).CPU, cpuTime(), time.Now()
+	idleTrunk0, idleGen0, idleWall0 := tp.do(t, trunkCmd{Cmd: "stats"}).CPU, cputime.Process(), time.Now()
 	time.Sleep(64*t1 + 2*time.Second)
 	// What the processes spend with no call (the accounts' keep-alives,
 	// timers): the per-call CPU below is also given above it.
 	idleWall := time.Since(idleWall0).Seconds()
 	idleTrunk := (tp.do(t, trunkCmd{Cmd: "stats"}).CPU - idleTrunk0).Seconds() / idleWall
-	idleGen := (cpuTime() - idleGen0).Seconds() / idleWall
+	idleGen := (cputime.Process() - idleGen0).Seconds() / idleWall
 	fmt.Printf("idle CPU (no call, %.0f s): trunk process %.3f cores, generator %.3f cores\n", idleWall, idleTrunk, idleGen)
 	stopProfile := func() {}
 	if profile != "" {
@@ -767,7 +759,7 @@ func TestLoadRun(t *testing.T) {
 
 	// 1. env.calls concurrent calls held env.hold.
 	{
-		gen0, trunk0, wall0 := cpuTime(), tp.do(t, trunkCmd{Cmd: "stats"}).CPU, time.Now()
+		gen0, trunk0, wall0 := cputime.Process(), tp.do(t, trunkCmd{Cmd: "stats"}).CPU, time.Now()
 		holdMS := strconv.Itoa(int(env.hold.Milliseconds()))
 		rate := strconv.Itoa(min(env.calls, 50))
 		type result struct {
@@ -804,7 +796,7 @@ func TestLoadRun(t *testing.T) {
 		tick.Stop()
 		wall := time.Since(wall0)
 		trunkCPU := tp.do(t, trunkCmd{Cmd: "stats"}).CPU - trunk0
-		genCPU := cpuTime() - gen0 + res.sipp
+		genCPU := cputime.Process() - gen0 + res.sipp
 		fmt.Printf("hold (ramp, hold, teardown) over %v: trunk process CPU %v (%.2f cores), generator CPU %v (%.2f cores, sipp %v of it)\n",
 			wall.Round(time.Millisecond), trunkCPU.Round(time.Millisecond), trunkCPU.Seconds()/wall.Seconds(),
 			genCPU.Round(time.Millisecond), genCPU.Seconds()/wall.Seconds(), res.sipp.Round(time.Millisecond))
@@ -852,12 +844,12 @@ func TestLoadRun(t *testing.T) {
 		best := 0.0
 		for _, r := range env.rates {
 			m := r * env.seconds
-			gen0, trunk0, wall0 := cpuTime(), tp.do(t, trunkCmd{Cmd: "stats"}).CPU, time.Now()
+			gen0, trunk0, wall0 := cputime.Process(), tp.do(t, trunkCmd{Cmd: "stats"}).CPU, time.Now()
 			sippCPU, err := sippRun(t, dir, scenario, target, freeSIPPort(t), sippMediaPort,
 				"-r", strconv.Itoa(r), "-l", strconv.Itoa(env.calls), "-m", strconv.Itoa(m), "-d", "200", "-timeout", "120s")
 			wall := time.Since(wall0)
 			trunkCPU := tp.do(t, trunkCmd{Cmd: "stats"}).CPU - trunk0
-			genCPU := cpuTime() - gen0 + sippCPU
+			genCPU := cputime.Process() - gen0 + sippCPU
 			calls := tp.steps(t)
 			var first, last time.Time
 			answered := 0

@@ -33,6 +33,8 @@ import (
 	"github.com/tgsip/tgsip/b2bua"
 	"github.com/tgsip/tgsip/sip"
 	"github.com/tgsip/tgsip/telegram/account"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // trunkSpec is what the generator tells the trunk process (a JSON file
@@ -248,7 +250,7 @@ func TestLoadRunTrunk(t *testing.T) {
 			idleG, idleFD, idleStacks = runtime.NumGoroutine(), openFDs(t), goroutineStacks()
 			reply(trunkReply{Goroutines: idleG, FDs: idleFD})
 		case "stats":
-			reply(trunkReply{SIPCalls: parts.SIP.Calls(), CPU: cpuTime(), Goroutines: runtime.NumGoroutine()})
+			reply(trunkReply{SIPCalls: parts.SIP.Calls(), CPU: cputime.Process(), Goroutines: runtime.NumGoroutine()})
 		case "steps":
 			var r trunkReply
 			for id, sc := range steps.take() {
@@ -270,7 +272,7 @@ func TestLoadRunTrunk(t *testing.T) {
 			err := closeTrunk()
 			cancel()
 			g, f, msg := settleCounts("after shutdown", nil, startG, startFD, startStacks, time.Minute)
-			r := trunkReply{Goroutines: g, FDs: f, Msg: msg, CPU: cpuTime()}
+			r := trunkReply{Goroutines: g, FDs: f, Msg: msg, CPU: cputime.Process()}
 			if err != nil {
 				r.Err = fmt.Sprintf("trunk close: %v", err)
 			} else if g > startG || f > startFD {

@@ -30,10 +30,11 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/tgsip/tgsip/sip"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 func main() {
@@ -209,7 +210,7 @@ func runRate(o options, dir string, addr netip.AddrPort, rate int, srv *sip.Serv
 	cmd.Stdout, cmd.Stderr = &out, &out
 
 	drops0 := socketDrops(addr)
-	cpu0 := selfCPU()
+	cpu0 := cputime.Process()
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return res, err
@@ -220,7 +221,7 @@ func runRate(o options, dir string, addr netip.AddrPort, rate int, srv *sip.Serv
 	for deadline := time.Now().Add(10 * time.Second); srv.Calls() > 0 && time.Now().Before(deadline); {
 		time.Sleep(10 * time.Millisecond)
 	}
-	res.serverCPU = selfCPU() - cpu0
+	res.serverCPU = cputime.Process() - cpu0
 	res.drops = socketDrops(addr) - drops0
 	if st := cmd.ProcessState; st != nil {
 		res.sippCPU = st.UserTime() + st.SystemTime()
@@ -325,15 +326,6 @@ func socketDrops(a netip.AddrPort) int {
 		}
 	}
 	return 0
-}
-
-// selfCPU is the CPU time (user and system) this process used so far.
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // freePorts returns a free UDP port of 127.0.0.1 for sipp's signalling

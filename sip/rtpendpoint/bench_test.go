@@ -12,6 +12,8 @@ import (
 	"github.com/pion/srtp/v3"
 
 	"github.com/tgsip/tgsip/sip/sdp"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // endpointPair makes two endpoints facing each other on loopback, a's send
@@ -76,7 +78,7 @@ func BenchmarkWriteReadRTP(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(pkt)))
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for i := 0; i < b.N; i++ {
 				seq++
 				ts += 960
@@ -90,7 +92,7 @@ func BenchmarkWriteReadRTP(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 			if s := r.Stats().Received; s.Packets != uint64(b.N) {

@@ -13,6 +13,8 @@ import (
 	"github.com/pion/rtcp"
 
 	"github.com/tgsip/tgsip/sip/sdp"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // pushed collects what PushRTP delivers, copied.
@@ -367,7 +369,7 @@ func BenchmarkPushReceive(b *testing.B) {
 			}
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for sent := 0; sent < b.N; {
 				n := min(burst, b.N-sent)
 				for i := sent; i < sent+n; i++ {
@@ -380,7 +382,7 @@ func BenchmarkPushReceive(b *testing.B) {
 				sent += n
 			}
 			b.StopTimer()
-			if cpu := processCPU() - cpu0; cpu > 0 {
+			if cpu := cputime.Process() - cpu0; cpu > 0 {
 				b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 			}
 		})

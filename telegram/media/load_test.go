@@ -9,9 +9,10 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // TestLoadPairs is the load measurement of docs/media-performance.md: N
@@ -204,9 +205,9 @@ func TestLoadPairs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	n0, s0, c0, w0 := received.Load(), sent.Load(), processCPU(), time.Now()
+	n0, s0, c0, w0 := received.Load(), sent.Load(), cputime.Process(), time.Now()
 	time.Sleep(window)
-	n1, s1, c1, w1 := received.Load(), sent.Load(), processCPU(), time.Now()
+	n1, s1, c1, w1 := received.Load(), sent.Load(), cputime.Process(), time.Now()
 	pprof.StopCPUProfile()
 	close(stop)
 	<-senderDone
@@ -268,13 +269,4 @@ func sharedName(ta, tb *Transport) string {
 		return "callers"
 	}
 	return "false"
-}
-
-// processCPU is the user+system CPU time of the process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tgsip/tgsip/internal/cputime"
 )
 
 // TestPublicFixedBase: Public (the table of powers of g) gives math/big's
@@ -131,11 +133,11 @@ func BenchmarkPublic(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			runtime.LockOSThread()
 			defer runtime.UnlockOSThread()
-			c0, ok := threadCPU()
+			c0, ok := cputime.Thread()
 			for b.Loop() {
 				bc.f()
 			}
-			if c1, ok1 := threadCPU(); ok && ok1 {
+			if c1, ok1 := cputime.Thread(); ok && ok1 {
 				b.ReportMetric(float64(c1-c0)/1e6/float64(b.N), "cpu-ms/op")
 			}
 		})

@@ -1,15 +1,15 @@
 //go:build unix
 
-package rtpendpoint
+package cputime
 
 import (
 	"syscall"
 	"time"
 )
 
-// processCPU is the CPU time (user+system) the process has used: on a
-// loaded machine it measures the cost of a packet better than wall time.
-func processCPU() time.Duration {
+// Process is the CPU time (user + system) the process has used so far
+// (getrusage RUSAGE_SELF); 0 if it cannot be read.
+func Process() time.Duration {
 	var ru syscall.Rusage
 	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
 		return 0
