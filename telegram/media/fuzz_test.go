@@ -2,8 +2,11 @@ package media
 
 import (
 	"bytes"
+	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/pion/stun/v4"
 
 	"github.com/tgsip/tgsip/telegram/wire"
 )
@@ -113,4 +116,47 @@ func TestReflectorPortRefusesOtherAddresses(t *testing.T) {
 	if _, err := p.WriteToAddrPort([]byte("x"), ref.addr); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzTURNIn feeds arbitrary datagrams from a TURN server to what the
+// Session's own TURN client parses (turn.go): ChannelData framing must keep
+// its data inside the datagram at the declared length; a STUN message's
+// XOR address must read as pion/stun reads it; LIFETIME must not panic.
+func FuzzTURNIn(f *testing.F) {
+	f.Add([]byte{0x40, 0x00, 0x00, 0x03, 'a', 'b', 'c', 0})
+	f.Add([]byte{0x40, 0x01, 0x00, 0x09, 'a'})
+	ok := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassSuccessResponse),
+		&stun.XORMappedAddress{IP: net.IPv4(192, 0, 2, 7), Port: 4242}, stun.Fingerprint)
+	f.Add(ok.Raw)
+	v6 := stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodRefresh, stun.ClassSuccessResponse),
+		&stun.XORMappedAddress{IP: net.ParseIP("2001:db8::1"), Port: 1})
+	f.Add(v6.Raw)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if channel, data, isCD := channelData(b); isCD {
+			if channel>>14 != 1 {
+				t.Fatalf("channel %#x taken as ChannelData", channel)
+			}
+			if data != nil && (len(data) != int(b[2])<<8|int(b[3]) || len(data) > len(b)-4) {
+				t.Fatalf("%d bytes of data from a %d-byte datagram declaring %d", len(data), len(b), int(b[2])<<8|int(b[3]))
+			}
+			return
+		}
+		if !stun.IsMessage(b) {
+			return
+		}
+		m := &stun.Message{Raw: append([]byte(nil), b...)}
+		if m.Decode() != nil {
+			return
+		}
+		_ = lifetimeOf(m)
+		ours, okOurs := xorAddr(m, stun.AttrXORMappedAddress)
+		var theirs stun.XORMappedAddress
+		if theirs.GetFrom(m) != nil || !okOurs {
+			return
+		}
+		want, _ := netip.AddrFromSlice(theirs.IP)
+		if ours.Addr() != want.Unmap() || int(ours.Port()) != theirs.Port {
+			t.Fatalf("XOR address %v, pion/stun reads %v:%d", ours, theirs.IP, theirs.Port)
+		}
+	})
 }

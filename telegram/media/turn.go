@@ -382,6 +382,22 @@ func lifetimeOf(m *stun.Message) time.Duration {
 	return time.Duration(binary.BigEndian.Uint32(v)) * time.Second
 }
 
+// channelData splits a ChannelData message (RFC 8656 §12.4: the first two
+// bits 01, a channel number, a length, the data): isChannelData says pkt
+// is one, and data is nil when its length runs past the datagram.
+// Padding after the data is ignored, as over UDP it may be absent.
+func channelData(pkt []byte) (channel uint16, data []byte, isChannelData bool) {
+	if len(pkt) < 4 || pkt[0]&0xC0 != 0x40 {
+		return 0, nil, false
+	}
+	channel = binary.BigEndian.Uint16(pkt)
+	length := int(binary.BigEndian.Uint16(pkt[2:]))
+	if 4+length > len(pkt) {
+		return channel, nil, true
+	}
+	return channel, pkt[4 : 4+length], true
+}
+
 // xorAddr reads an XOR address attribute (RFC 8489 §14.2) without
 // allocating.
 func xorAddr(m *stun.Message, t stun.AttrType) (netip.AddrPort, bool) {
@@ -651,13 +667,11 @@ func (p *turnPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			continue // the socket talks to the server only
 		}
 		pkt := b[:n]
-		if n >= 4 && pkt[0]&0xC0 == 0x40 { // ChannelData (RFC 8656 §12.4)
-			channel := binary.BigEndian.Uint16(pkt)
-			length := int(binary.BigEndian.Uint16(pkt[2:]))
-			if 4+length > n {
+		if channel, data, isCD := channelData(pkt); isCD {
+			if data == nil {
 				continue
 			}
-			if length > maxDatagram {
+			if len(data) > maxDatagram {
 				p.dropped.Add(1) // too large for us (maxDatagram)
 				continue
 			}
@@ -670,7 +684,7 @@ func (p *turnPort) ReadFromAddrPort(b []byte) (int, netip.AddrPort, error) {
 			if !peer.IsValid() {
 				continue
 			}
-			return copy(b, pkt[4:4+length]), peer, nil
+			return copy(b, data), peer, nil
 		}
 		if !stun.IsMessage(pkt) {
 			continue
