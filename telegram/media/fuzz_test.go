@@ -160,3 +160,39 @@ func FuzzTURNIn(f *testing.F) {
 		}
 	})
 }
+
+// FuzzRequestUfrag feeds arbitrary datagrams to the shared port's reading
+// of a binding request's USERNAME (mux.go), which routes a datagram from a
+// new address to its call: only binding requests yield a ufrag, it is the
+// part of USERNAME before the first colon, and a request we build with
+// "local:remote" gives back local.
+func FuzzRequestUfrag(f *testing.F) {
+	req := stun.MustBuild(stun.TransactionID, stun.BindingRequest, stun.NewUsername("abcd:efgh"), stun.Fingerprint)
+	f.Add(req.Raw, "abcd")
+	f.Add([]byte{0, 1, 0, 0}, "x")
+	f.Fuzz(func(t *testing.T, b []byte, local string) {
+		if ufrag, ok := requestUfrag(b); ok {
+			if !isBindingRequest(b) {
+				t.Fatal("a ufrag from a datagram that is not a binding request")
+			}
+			m := &stun.Message{Raw: append([]byte(nil), b...)}
+			var user stun.Username
+			if m.Decode() != nil || user.GetFrom(m) != nil || !bytes.HasPrefix([]byte(user), []byte(ufrag+":")) {
+				t.Fatalf("ufrag %q is not USERNAME's part before its first colon", ufrag)
+			}
+			if bytes.IndexByte([]byte(ufrag), ':') >= 0 {
+				t.Fatalf("ufrag %q holds a colon", ufrag)
+			}
+		}
+		if bytes.IndexByte([]byte(local), ':') >= 0 {
+			return
+		}
+		r, err := stun.Build(stun.TransactionID, stun.BindingRequest, stun.NewUsername(local+":remote"))
+		if err != nil {
+			return // too long for a STUN attribute
+		}
+		if got, ok := requestUfrag(r.Raw); !ok || got != local {
+			t.Fatalf("request with USERNAME %q: ufrag %q, %v", local+":remote", got, ok)
+		}
+	})
+}
