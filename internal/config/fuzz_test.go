@@ -23,12 +23,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		if ce, ok := err.(*Error); ok {
-			lines := 1
-			for _, b := range raw {
-				if b == '\n' {
-					lines++
-				}
-			}
+			lines := yamlLines(raw)
 			for _, p := range ce.Problems {
 				if p.Line < 0 || p.Line > lines || p.Msg == "" {
 					t.Fatalf("problem %+v outside a %d-line file", p, lines)
@@ -36,4 +31,17 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// yamlLines counts the lines of raw as YAML does (YAML 1.2 §5.4): a line
+// ends at LF, CR LF or a lone CR, so a file saved with CR line ends has as
+// many lines as its CRs and Parse places its problems on them.
+func yamlLines(raw []byte) int {
+	lines := 1
+	for i, b := range raw {
+		if b == '\n' || b == '\r' && (i+1 == len(raw) || raw[i+1] != '\n') {
+			lines++
+		}
+	}
+	return lines
 }
