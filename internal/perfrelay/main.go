@@ -8,9 +8,8 @@
 // and starts the relay: itself with -relay, pinned with taskset to another
 // core, GOMAXPROCS=1. The relay logs N trunk accounts in (one per call,
 // as the issue counts memory "with its Telegram account"), all on one
-// shared UDP port (media.NewSharedPort; serve does not set one up today),
-// and on the generator's request bridges
-// each call as b2bua.Media does: sip/rtpendpoint (SDES-SRTP) ⇄ rtpbridge ⇄
+// shared UDP port (media.NewSharedPort, as serve's telegram.media_port),
+// and on the generator's request bridges each call as b2bua.Media does: sip/rtpendpoint (SDES-SRTP) ⇄ rtpbridge ⇄
 // tgcall.Conn (DTLS-SRTP). Generator and relay talk JSON lines over the
 // relay's stdin/stdout.
 //
