@@ -36,7 +36,10 @@ import (
 // ReadRTP, which it wakes. A selected-pair change is therefore lossless: a
 // socket that is given back to pion's reader keeps its unread datagrams in
 // the kernel, and pion's reader delivers them through the agent's buffer
-// and the pump.
+// and the pump. It is not ordered: a datagram pion's reader had read just
+// before the take reaches ReadRTP through the agent's buffer and the pump,
+// after datagrams ReadRTP read directly meanwhile (a reorder of one or two
+// packets per change, which the jitter buffer or the far end's absorbs).
 //
 // Writes go straight to the selected remote (WriteToUDPAddrPort, or the
 // reflector's wrapping), skipping pion's per-write checks.
