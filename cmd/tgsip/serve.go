@@ -58,6 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	log := slog.New(c.Log.Handler(stderr))
+	sip.RouteLibraryLog(log.With("part", "sip"))
 	log.Info("tgsip starting", "version", version, "config", *path, "summary", c.Summary())
 	parts, err := buildTrunk(c, trunkOptions{Logger: log})
 	if err != nil {
