@@ -37,7 +37,18 @@ func newUAC(t testing.TB) *uac { return newUACOn(t, net.IPv4(127, 0, 0, 1)) }
 // newUACOn is a sipgo UAC on ip.
 func newUACOn(t testing.TB, ip net.IP) *uac {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"))
+	// The UAC closes as Server.Close does (sweep.go), or a request of ours
+	// read just before its close (an ACK to its re-INVITE's 200, a BYE)
+	// makes its sipgo open a socket for the response that nobody closes
+	// (goleak: TestRefreshDueDuringReoffer's ACK).
+	heard := newSenders()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgent("test-uac"), sipgo.WithUserAgentTransportLayerOptions(
+		sip.WithTransportLayerReadFilter(func(p sip.TransportReadProps, data []byte) ([]byte, error) {
+			if !heard.pass(p.RemoteAddr, true) {
+				return nil, nil
+			}
+			return data, nil
+		})))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +83,7 @@ func newUACOn(t testing.TB, ip net.IP) *uac {
 	})
 	served := make(chan struct{})
 	go func() { defer close(served); _ = srv.ServeUDP(conn) }()
-	t.Cleanup(func() { ua.Close(); conn.Close(); <-served })
+	t.Cleanup(func() { closeUAC(t, ua, conn, heard); <-served })
 	// sipgo registers the listener asynchronously; requests bound to its
 	// address fail until it has.
 	waitUntil(t, func() bool {
@@ -87,6 +98,28 @@ func newUACOn(t testing.TB, ip net.IP) *uac {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// closeUAC closes a test UAC's sipgo as Server.Close does (sweep.go):
+// deaf first, then its reader flushed with a datagram of its own, then a
+// dead connection under every recent sender in the UDP pool, which is not
+// cleared. A sipgo handler still running then finds the dead connection,
+// not an empty slot that makes it open a socket.
+func closeUAC(t testing.TB, ua *sipgo.UserAgent, conn *net.UDPConn, heard *senders) {
+	recent := heard.close()
+	if _, err := conn.WriteToUDP([]byte("\r\n\r\n"), conn.LocalAddr().(*net.UDPAddr)); err == nil {
+		select {
+		case <-heard.heard:
+		case <-time.After(5 * time.Second):
+			t.Error("the UAC's reader did not read its own datagram")
+		}
+	}
+	udp := ua.TransportLayer().Pool("udp")
+	for _, a := range recent {
+		udp.Add(a, newDeadConn())
+	}
+	ua.TransactionLayer().Close()
+	conn.Close()
 }
 
 func (u *uac) invite(s *Server, callID string) *sip.Request {
