@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/internal/sipptest"
 	"github.com/tgsip/tgsip/sip/sdp"
 )
 
@@ -119,7 +120,7 @@ type baresipUA struct {
 // target. Cleanup kills it if it still runs.
 func startBaresip(t *testing.T, bin, modules, dir, tone, target string) *baresipUA {
 	t.Helper()
-	sipPort := freeUDPPort(t)
+	sipPort := sipptest.SignalingPort(t)
 	if err := os.WriteFile(filepath.Join(dir, "config"), []byte(baresipConfig(dir, modules, sipPort, tone)), 0o600); err != nil {
 		t.Fatal(err)
 	}

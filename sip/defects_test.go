@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/tgsip/tgsip/internal/sipptest"
 )
 
 // startPBXSipp starts a sipp UAS scenario as the PBX on tp (udp or tcp)
@@ -22,7 +24,7 @@ func startPBXSipp(t *testing.T, tp Transport, r sippRun) (port int, wait func() 
 	if tp != TCP {
 		return startSipp(t, r)
 	}
-	r.Port = freeUDPPort(t) // sipp listens on TCP at the same number
+	r.Port = sipptest.SignalingPort(t) // sipp listens on TCP at the same number
 	r.Args = append(r.Args, "-t", "t1")
 	port, wait = startSipp(t, r)
 	waitUntil(t, func() bool {

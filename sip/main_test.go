@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -114,17 +113,6 @@ func start(t testing.TB, s *Server) {
 	}
 }
 
-// freeUDPPort returns a port that was free a moment ago.
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
-
 // sipp runs a committed scenario once against (or for) the server. It
 // returns sipp's error output and whether it succeeded.
 type sippRun struct {
@@ -151,7 +139,7 @@ func startSipp(t testing.TB, r sippRun) (port int, wait func() error) {
 	t.Helper()
 	bin := sippPath(t)
 	if r.Port == 0 {
-		r.Port = freeUDPPort(t)
+		r.Port = sipptest.SignalingPort(t)
 	}
 	if r.Timeout == 0 {
 		r.Timeout = 20 * time.Second

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tgsip/tgsip/internal/sipptest"
 )
 
 // calls returns a channel fed with every inbound call of s.
@@ -659,7 +661,7 @@ func TestSippConcurrentCalls(t *testing.T) {
 }
 
 func TestSippOutboundTCP(t *testing.T) {
-	port := freeUDPPort(t) // sipp listens on TCP at the same number
+	port := sipptest.SignalingPort(t) // sipp listens on TCP at the same number
 	_, wait := startSipp(t, sippRun{Scenario: "uas_busy.xml", Port: port, Args: []string{"-t", "t1"}})
 	// TCP is not retransmitted: wait until sipp accepts connections.
 	waitUntil(t, func() bool {

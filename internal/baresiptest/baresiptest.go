@@ -13,7 +13,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,6 +23,7 @@ import (
 	"time"
 
 	"github.com/tgsip/tgsip/internal/audiotest"
+	"github.com/tgsip/tgsip/internal/sipptest"
 )
 
 // moduleDirs are where Debian has put baresip's modules.
@@ -111,7 +111,7 @@ func Start(t testing.TB, opts Options) *UA {
 	if opts.RTPPorts == "" {
 		opts.RTPPorts = "31000-31999"
 	}
-	sipPort := freeUDPPort(t)
+	sipPort := sipptest.SignalingPort(t)
 	lines := []string{
 		"poll_method epoll",
 		fmt.Sprintf("sip_listen 127.0.0.1:%d", sipPort),
@@ -294,16 +294,6 @@ func ParseWAV(b []byte) (pcm []int16, rate int, err error) {
 		b = b[size:]
 	}
 	return nil, 0, errors.New("no data chunk")
-}
-
-func freeUDPPort(t testing.TB) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
 }
 
 type syncLog struct {

@@ -29,6 +29,30 @@ func MediaPort(t testing.TB) int {
 	return p
 }
 
+// SignalingPort returns a port number of 127.0.0.1 that was free a moment
+// ago for both UDP and TCP: sipp and baresip listen on both at one number,
+// and a number only UDP had free was at times a TCP port in use (sipp:
+// "Unable to bind main socket, errno = 98").
+func SignalingPort(t testing.TB) int {
+	t.Helper()
+	lo := net.IPv4(127, 0, 0, 1)
+	for range 50 {
+		l, err := net.ListenTCP("tcp", &net.TCPAddr{IP: lo})
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		c, err := net.ListenUDP("udp", &net.UDPAddr{IP: lo, Port: port})
+		l.Close()
+		if err == nil {
+			c.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both UDP and TCP")
+	return 0
+}
+
 // FreeMediaPort is MediaPort for callers outside the test goroutine: it
 // returns an error instead of failing the test.
 func FreeMediaPort() (int, error) {
