@@ -94,6 +94,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(c.Log.Handler(stderr))
 	sip.RouteLibraryLog(log.With("part", "sip"))
+	defer sip.RouteLibraryLog(nil)
 	if err := demoRun(ctx, c, *accounts, stdout, log); err != nil {
 		log.Error("tgsip demo", "err", err)
 		return 1

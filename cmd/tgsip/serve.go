@@ -59,6 +59,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log := slog.New(c.Log.Handler(stderr))
 	sip.RouteLibraryLog(log.With("part", "sip"))
+	defer sip.RouteLibraryLog(nil)
 	log.Info("tgsip starting", "version", version, "config", *path, "summary", c.Summary())
 	parts, err := buildTrunk(c, trunkOptions{Logger: log})
 	if err != nil {
