@@ -203,8 +203,28 @@ func newE2E(t *testing.T, mutate func(*TrunkOptions)) *e2e {
 		e.pbx.Close()
 		mediaUser.onIncoming.Store(nil)
 		checkNoOpenTelegramCalls(t)
+		checkAccountsFree(t)
 	})
 	return e
+}
+
+// checkAccountsFree waits until the trunk's and the user's engines carry
+// no call: a call stays on its engine until its discardCall RPC returns,
+// after its Done, and the next test's Dial on that account then failed
+// with tgcall.ErrBusy (TestTrunkPBXByeDuringTelegramSetup: "dial the
+// trunk: tgcall: account busy").
+func checkAccountsFree(t *testing.T) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for _, a := range []*tgAccount{mediaTrunk, mediaUser} {
+		for a.engine.ActiveCalls() > 0 {
+			if time.Now().After(deadline) {
+				t.Errorf("%s still carries %d calls after 10 s", a.user.FirstName, a.engine.ActiveCalls())
+				break
+			}
+			time.Sleep(2 * time.Millisecond) // no event marks the release
+		}
+	}
 }
 
 // checkNoOpenTelegramCalls fails if the emulator has a call that has not
