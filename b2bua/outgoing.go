@@ -173,7 +173,9 @@ func (t *Trunk) bridgeSIPToTelegram(c *call, in *sip.InboundCall) {
 				continue
 			}
 			answered = true
-			t.stepNow(Step200, in.CallID)
+			// The time the 200 went out, not now: this goroutine may run
+			// again only after the PBX has it.
+			t.step(Step200, in.CallID, "", in.AnsweredAt())
 		case <-c.sip.MediaChanged():
 			c.renegotiated()
 		case <-tgDone:

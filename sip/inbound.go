@@ -56,6 +56,10 @@ type InboundCall struct {
 	finalSent chan struct{}
 	confirmed chan struct{}
 
+	// answeredAt is when answer handed the 200 to the transport; written
+	// by the loop before Answer returns nil (AnsweredAt).
+	answeredAt time.Time
+
 	// Owned by the loop.
 	state     callState
 	cancelReq *sip.Request // the CANCEL of the INVITE, for its Reason
@@ -385,6 +389,11 @@ func (c *InboundCall) Answer(sdp []byte) error {
 	return c.do(func(reply chan<- error) { c.answer(sdp, reply) })
 }
 
+// AnsweredAt is when Answer handed the 200 to the transport, so before
+// the PBX can have received it (the time of a load run's "200" step).
+// Read it after Answer has returned nil; zero before.
+func (c *InboundCall) AnsweredAt() time.Time { return c.answeredAt }
+
 func (c *InboundCall) answer(sdp []byte, reply chan<- error) {
 	if c.over {
 		reply <- ErrCallEnded
@@ -416,6 +425,7 @@ func (c *InboundCall) answer(sdp []byte, reply chan<- error) {
 	if c.timer != nil {
 		c.timer.addHeaders(res)
 	}
+	at := time.Now()
 	if err := c.tx.Respond(res); err != nil {
 		if errors.Is(err, sip.ErrTransactionCanceled) {
 			// The CANCEL won the race: 487 went out instead (RFC 3261
@@ -428,6 +438,7 @@ func (c *InboundCall) answer(sdp []byte, reply chan<- error) {
 		reply <- err
 		return
 	}
+	c.answeredAt = at
 	c.state = stateAnswered
 	c.rel.finalSent() // a reliable 18x without SDP is not retransmitted any more
 	close(c.finalSent)
