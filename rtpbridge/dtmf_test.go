@@ -124,7 +124,7 @@ func TestDTMFRoundTrip(t *testing.T) {
 		reported = append(reported, e)
 		mu.Unlock()
 	}
-	running(t, cfg)
+	_, stop := running(t, cfg)
 	// The Telegram peer echoes what it hears.
 	stopEcho := make(chan struct{})
 	var wg sync.WaitGroup
@@ -208,6 +208,11 @@ func TestDTMFRoundTrip(t *testing.T) {
 	}
 	if string(got) != digits {
 		t.Fatalf("digits %q came back as %q", digits, got)
+	}
+	// A detected digit is reported after its end packets went out
+	// (endEvent): stop the bridge, then read the reports.
+	if err := stop(); err != nil {
+		t.Fatal(err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
