@@ -42,21 +42,29 @@ type libraryHandler struct {
 	with []func(slog.Handler) slog.Handler
 }
 
-func (h libraryHandler) target() slog.Handler {
-	l := libraryLog.Load()
-	if l == nil {
-		l = slog.Default()
+// logger is where records go now.
+func (h libraryHandler) logger() *slog.Logger {
+	if l := libraryLog.Load(); l != nil {
+		return l
 	}
-	var out slog.Handler = redactHandler{h: l.Handler()}
+	return slog.Default()
+}
+
+func (h libraryHandler) target() slog.Handler {
+	var out slog.Handler = redactHandler{h: h.logger().Handler()}
 	for _, w := range h.with {
 		out = w(out)
 	}
 	return out
 }
 
-// Enabled lets every record through to Handle, which knows its level only
-// after the demotion.
-func (h libraryHandler) Enabled(context.Context, slog.Level) bool { return true }
+// Enabled is the destination's answer for the record's own level: a
+// demotion only lowers a level, so what the destination drops at the
+// level given it drops demoted too. sipgo logs a debug record per
+// connection reference taken or released; they stop here.
+func (h libraryHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	return h.logger().Enabled(ctx, l)
+}
 
 func (h libraryHandler) Handle(ctx context.Context, rec slog.Record) error {
 	t := h.target()

@@ -2,6 +2,7 @@ package sip
 
 import (
 	"bytes"
+	"context"
 	"log/slog"
 	"strings"
 	"sync"
@@ -38,6 +39,9 @@ func TestLibraryLogRouted(t *testing.T) {
 
 	RouteLibraryLog(slog.New(slog.NewTextHandler(&info, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	lib := sipgo.DefaultLogger()
+	if lib.Enabled(context.Background(), slog.LevelDebug) {
+		t.Error("sipgo's debug records pass an info-level log")
+	}
 	lib.Warn("TCP ref went negative", "ip", "127.0.0.1:1", "ref", -1)
 	lib.Warn("UDP ref went negative on try close", "src", "127.0.0.1:2", "ref", -1)
 	lib.With("caller", "Transport<UDP>").Warn("something else", "msg", "INVITE sip:a@b a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:secret")
