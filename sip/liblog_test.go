@@ -1,40 +1,19 @@
 package sip
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	sipgo "github.com/emiago/sipgo/sip"
 )
 
-// lockedBuffer is a log destination read while sipgo's goroutines of other
-// tests may still write to it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestLibraryLogRouted: what sipgo logs through its package-wide logger
 // reaches the routed log, redacted, with the reference-count warnings at
 // debug, and the attributes sipgo adds with With.
 func TestLibraryLogRouted(t *testing.T) {
-	var info, debug lockedBuffer
+	var info, debug testLog // read while other tests' sipgo goroutines may write
 	t.Cleanup(func() { RouteLibraryLog(nil) })
 
 	RouteLibraryLog(slog.New(slog.NewTextHandler(&info, &slog.HandlerOptions{Level: slog.LevelInfo})))

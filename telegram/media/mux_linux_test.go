@@ -213,13 +213,7 @@ func TestSharedMuxListenAddresses(t *testing.T) {
 // timer's batched writes (transport-cc feedback and reports, held per
 // visit) reach the peer too.
 func TestHoldWrites(t *testing.T) {
-	mux, closer, err := NewSharedPort("127.0.0.1:0", testLogger())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = closer.Close() })
-	tr := loopbackTransport()
-	tr.UDPMux = mux
+	tr, mux := sharedTransport(t, newMisrouted())
 	a, b := connectedPair(t, Config{Transport: tr, P2PAllowed: true, RTCPInterval: 300 * time.Millisecond}, Config{P2PAllowed: true})
 	a.SetRTPExtensions(2, 3)
 	b.SetRTPExtensions(2, 3)
@@ -229,7 +223,7 @@ func TestHoldWrites(t *testing.T) {
 	// (direct.go). Media first, so that the held packets below are read
 	// in the order they were sent, and only SSRC 7 is looked at.
 	flow(t, a, rb, 9, "warm", 1)
-	w := &mux.(*sharedMux).w
+	w := &mux.w
 
 	tr.HoldWrites()
 	tr.HoldWrites() // nested: only the last release sends
